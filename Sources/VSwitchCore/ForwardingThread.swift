@@ -1,0 +1,148 @@
+// ForwardingThread: one poll-mode forwarding loop on its own pthread.
+//
+// Thread t of N receives from the ports whose index ≡ t (mod N) and may send
+// to any port (a TAP write is atomic per frame in the kernel). Each pass:
+// load the snapshot pointer once, poll the backend for ready ports (timeout 0
+// while traffic flows; up to `idleTimeoutMs` when idle, marked offline for
+// QSBR so configuration changes never wait on a sleeping thread), forward one
+// batch per ready port, then pass a quiescent point. Nothing here allocates
+// after start (the ready list and batch are preallocated).
+
+import Atomics
+import VSwitchPacket
+import CVSwitchShim
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public protocol PollingBackend: PortBackend {
+    /// Called (online, on the forwarding thread) whenever the snapshot generation changes: the thread
+    /// now receives from `ports[0..<count]`. The backend caches what it needs (e.g. a pollfd array);
+    /// `poll` must not read the snapshot, because it runs while the thread is offline.
+    mutating func prepare(ports: UnsafePointer<UInt16>, count: Int, view: UnsafeMutablePointer<ConfigView>)
+    /// Waits up to `timeoutMs` (0 = don't wait) for any prepared port to have frames; writes the ready
+    /// port indices to `ready` and returns how many.
+    mutating func poll(timeoutMs: Int32, ready: UnsafeMutablePointer<UInt16>) -> Int
+}
+
+public final class ForwardingThread<Backend: PollingBackend>: @unchecked Sendable {
+    public let index: Int
+    public let threadCount: Int
+    public let engine: ForwardingEngine
+    let publisher: SnapshotPublisher
+    var backend: Backend
+    var batch: FrameBatch
+    let running = ManagedAtomic<Bool>(false)
+    let clock: @Sendable () -> UInt32
+    let idleTimeoutMs: Int32
+    let cpu: Int?
+    var thread: pthread_t?
+
+    public init(index: Int, threadCount: Int, publisher: SnapshotPublisher, backend: Backend,
+                batchCapacity: Int = 64, dataRoom: Int = 2048, maxPorts: Int = 1024, idleTimeoutMs: Int32 = 50,
+                cpu: Int? = nil, clock: @escaping @Sendable () -> UInt32) {
+        self.index = index
+        self.threadCount = threadCount
+        self.publisher = publisher
+        self.backend = backend
+        self.batch = FrameBatch(capacity: batchCapacity, dataRoom: dataRoom)
+        self.engine = ForwardingEngine(maxPorts: maxPorts, batchCapacity: batchCapacity)
+        self.clock = clock
+        self.idleTimeoutMs = idleTimeoutMs
+        self.cpu = cpu
+    }
+
+    deinit {
+        batch.deallocate()
+        engine.deallocate()
+    }
+
+    public func start() {
+        running.store(true, ordering: .relaxed)
+        thread = spawnThread { [self] in self.run() }
+    }
+
+    /// Asks the loop to stop and waits for it.
+    public func stop() {
+        running.store(false, ordering: .relaxed)
+        if let t = thread { pthread_join(t, nil); thread = nil }
+    }
+
+    func run() {
+        if let cpu { pinCurrentThread(to: cpu) }
+        let qs = publisher.quiescence
+        let maxPorts = engine.tx.maxPorts
+        let mine = UnsafeMutablePointer<UInt16>.allocate(capacity: maxPorts)
+        let ready = UnsafeMutablePointer<UInt16>.allocate(capacity: maxPorts)
+        defer { mine.deallocate(); ready.deallocate(); qs.goOffline(index) }
+        var mineCount = 0
+        var generation = UInt64.max
+        var idlePasses = 0
+        qs.goOnline(index)
+        while running.load(ordering: .relaxed) {
+            let view = publisher.load()
+            if view.pointee.generation != generation {
+                generation = view.pointee.generation
+                mineCount = 0
+                let slots = min(view.pointee.portSlots, maxPorts)
+                var p = index
+                while p < slots {
+                    if view.pointee.ports[p].present { mine[mineCount] = UInt16(p); mineCount += 1 }
+                    p += threadCount
+                }
+                backend.prepare(ports: mine, count: mineCount, view: view)
+            }
+            let now = clock()
+            var nready: Int
+            if idlePasses >= 2 {
+                qs.goOffline(index)
+                nready = backend.poll(timeoutMs: idleTimeoutMs, ready: ready)
+                qs.goOnline(index)
+                // While offline the snapshot may have been replaced (and the old one freed):
+                // never touch `view` again; start the pass over with the current one.
+                idlePasses = 0
+                let current = publisher.load()
+                if nready == 0 || current != view || current.pointee.generation != generation { continue }
+            } else {
+                nready = backend.poll(timeoutMs: 0, ready: ready)
+            }
+            var got = 0
+            var r = 0
+            while r < nready {
+                let port = Int(ready[r])
+                let n = backend.receive(port: port, entry: view.pointee.ports + port, into: &batch)
+                if n > 0 {
+                    got &+= n
+                    engine.forward(batch, ingress: port, view: view, now: now, backend: &backend)
+                }
+                r &+= 1
+            }
+            idlePasses = got > 0 ? 0 : idlePasses &+ 1
+            qs.quiescent(index)
+        }
+    }
+}
+
+/// Pins the calling thread to one CPU (best effort).
+public func pinCurrentThread(to cpu: Int) { _ = vsw_pin_thread(Int32(cpu)) }
+
+/// Monotonic coarse clock in whole seconds (the MAC table's time base).
+@inline(__always) public func monotonicSeconds() -> UInt32 { UInt32(truncatingIfNeeded: vsw_now_coarse_ns() / 1_000_000_000) }
+
+final class ThreadBody {
+    let body: () -> Void
+    init(_ body: @escaping () -> Void) { self.body = body }
+}
+
+/// Runs `body` on a new pthread (not a Swift concurrency thread: forwarding and namespace work need a
+/// thread of their own).
+public func spawnThread(_ body: @escaping () -> Void) -> pthread_t {
+    let arg = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
+    var tid = pthread_t()
+    let rc = pthread_create(&tid, nil, { arg in
+        Unmanaged<ThreadBody>.fromOpaque(arg!).takeRetainedValue().body()
+        return nil
+    }, arg)
+    precondition(rc == 0, "pthread_create failed: \(rc)")
+    return tid
+}

@@ -1,0 +1,134 @@
+// PortPolicy: a port profile compiled into plain values for the forwarding
+// core (design.md point 4): a 4096-bit VLAN set, the ingress classification
+// rules and the egress tag rewrite, flags and limits. It is a POD value with
+// no references, built on the control thread and copied into an immutable
+// configuration snapshot; the per-frame path reads it and never sees XML.
+//
+// VLAN semantics (port-profile.md, "How a frame is treated"):
+//   access  untagged / priority-tagged ingress -> PortVID; tagged with PortVID
+//           admitted; any other VID dropped (vlan-not-allowed); egress untagged.
+//   trunk   tagged ingress admitted only if trunked; untagged -> PortVID unless
+//           tagged-only or no native VLAN (untagged-not-allowed); egress tagged,
+//           the native VLAN untagged unless NativeVLANEgressTagged.
+//   tunnel  every ingress frame joins PortVID with its own tags kept as payload
+//           (802.1ad outer tag on trunks); egress removes it.
+
+import VSwitchPacket
+
+/// A set of VLAN IDs 0...4095 as 64 inline words.
+public struct VLANSet: Equatable, Sendable {
+    public var words: InlineArray<64, UInt64>
+
+    public init() { words = InlineArray(repeating: 0) }
+    public init<S: Sequence>(_ vids: S) where S.Element == UInt16 {
+        self.init()
+        for v in vids { insert(v) }
+    }
+
+    @inlinable @inline(__always)
+    public func contains(_ vid: UInt16) -> Bool {
+        let v = Int(vid & 0xFFF)
+        return words[v &>> 6] & (1 &<< UInt64(v & 63)) != 0
+    }
+
+    public mutating func insert(_ vid: UInt16) {
+        let v = Int(vid & 0xFFF)
+        words[v >> 6] |= 1 << UInt64(v & 63)
+    }
+
+    public var members: [UInt16] { (0..<4096).compactMap { contains(UInt16($0)) ? UInt16($0) : nil } }
+    public var isEmpty: Bool { (0..<64).allSatisfy { words[$0] == 0 } }
+
+    public static func == (a: VLANSet, b: VLANSet) -> Bool { (0..<64).allSatisfy { a.words[$0] == b.words[$0] } }
+}
+
+public struct PortPolicy: Equatable, Sendable {
+    public enum Mode: UInt8, Sendable { case access = 0, trunk = 1, tunnel = 2 }
+
+    public var mode: Mode
+    /// Access VLAN, trunk native VLAN or tunnel S-VLAN; 0 = none (trunk without native VLAN).
+    public var pvid: UInt16
+    /// VLANs the port carries (access/tunnel: just PortVID; trunk: trunk list plus native).
+    public var vlans: VLANSet
+    /// Trunk: untagged ingress allowed (native VLAN present and not tagged-only).
+    public var acceptUntagged: Bool
+    /// Trunk: the native VLAN leaves tagged.
+    public var nativeEgressTagged: Bool
+    /// PCP given to frames the switch tags.
+    public var defaultPriority: UInt8
+    /// Bit p set = PCP p allowed on ingress.
+    public var allowedPriorityMask: UInt8
+    /// PCP violation: true = drop, false = remark to `defaultPriority`.
+    public var dropPriorityViolations: Bool
+    /// Learn source MACs on this port.
+    public var learning: Bool
+    /// Most MACs the port may own in the table (UInt32.max = switch default applies).
+    public var macLimit: UInt32
+    /// Over the limit: false = drop the frame (mac-limit), true = forward without learning.
+    public var forwardUnlearned: Bool
+
+    public init(mode: Mode, pvid: UInt16, vlans: VLANSet, acceptUntagged: Bool = true, nativeEgressTagged: Bool = false,
+                defaultPriority: UInt8 = 0, allowedPriorityMask: UInt8 = 0xFF, dropPriorityViolations: Bool = false,
+                learning: Bool = true, macLimit: UInt32 = .max, forwardUnlearned: Bool = false) {
+        self.mode = mode; self.pvid = pvid; self.vlans = vlans; self.acceptUntagged = acceptUntagged
+        self.nativeEgressTagged = nativeEgressTagged; self.defaultPriority = defaultPriority
+        self.allowedPriorityMask = allowedPriorityMask; self.dropPriorityViolations = dropPriorityViolations
+        self.learning = learning; self.macLimit = macLimit; self.forwardUnlearned = forwardUnlearned
+    }
+
+    public static func access(_ vid: UInt16) -> PortPolicy {
+        PortPolicy(mode: .access, pvid: vid, vlans: VLANSet([vid]))
+    }
+
+    public static func trunk(_ vids: [UInt16], native: UInt16? = nil, taggedOnly: Bool = false, nativeTagged: Bool = false) -> PortPolicy {
+        var set = VLANSet(vids)
+        if let n = native { set.insert(n) }
+        return PortPolicy(mode: .trunk, pvid: native ?? 0, vlans: set,
+                          acceptUntagged: native != nil && !taggedOnly, nativeEgressTagged: nativeTagged)
+    }
+
+    public static func tunnel(_ vid: UInt16) -> PortPolicy {
+        PortPolicy(mode: .tunnel, pvid: vid, vlans: VLANSet([vid]))
+    }
+
+    /// Egress tag for a frame of internal VLAN `vlan` with priority `pcp`:
+    /// 0 = send untagged, otherwise (TPID << 16 | TCI).
+    @inlinable @inline(__always)
+    public func egressTag(vlan: UInt16, pcp: UInt8) -> UInt32 {
+        if mode != .trunk || (vlan == pvid && !nativeEgressTagged) { return 0 }
+        return UInt32(EtherType.vlan) << 16 | UInt32(pcp & 7) << 13 | UInt32(vlan)
+    }
+}
+
+public enum PolicyCompiler {
+    /// Compiles a validated profile into the port's hot-path policy.
+    /// `switchMACLimit` applies when the profile has no MaxNumMACAddress.
+    public static func compile(_ p: PortProfile, switchMACLimit: UInt32? = nil) -> PortPolicy {
+        var policy: PortPolicy
+        switch p.mode {
+        case .access:
+            policy = .access(p.effectivePortVID ?? 1)
+        case .trunk:
+            policy = .trunk(p.trunkedVLANs, native: p.effectivePortVID,
+                            taggedOnly: p.effectiveAcceptableFrameTypes == .taggedOnly,
+                            nativeTagged: p.effectiveNativeVLANEgressTagged)
+        case .dot1qTunnel:
+            policy = .tunnel(p.effectivePortVID ?? 1)
+        }
+        policy.defaultPriority = p.effectiveDefaultPriority & 7
+        if !p.allowedPriorities.isEmpty {
+            var mask: UInt8 = 0
+            for pcp in p.allowedPriorities where pcp < 8 { mask |= 1 << pcp }
+            policy.allowedPriorityMask = mask
+        }
+        policy.dropPriorityViolations = p.priorityViolationAction == .drop
+        if let limit = p.maxNumMACAddress {
+            policy.macLimit = limit
+            policy.learning = limit > 0
+        } else if let limit = switchMACLimit {
+            policy.macLimit = limit
+        }
+        policy.forwardUnlearned = p.macLimitAction == .forwardUnlearned
+        return policy
+    }
+}

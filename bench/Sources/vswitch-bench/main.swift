@@ -1,0 +1,52 @@
+// vswitch-bench: measures VSwitch. `core` runs the forwarding core alone
+// (no I/O); the comparison against the Linux bridge and Open vSwitch through
+// real ports is issue 5's and will live beside it.
+
+import ArgumentParser
+import Foundation
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vswitch-bench",
+        abstract: "VSwitch benchmarks.",
+        subcommands: [Core.self])
+}
+
+struct Core: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The forwarding core alone: frames in memory, learning, lookup, VLAN rewrite; no I/O.")
+
+    @Option(help: "Frame size on the wire in bytes, FCS included (64...1518).") var size = 64
+    @Option(help: "Number of stations (source/destination MACs).") var macs = 1000
+    @Option(help: "Forwarding threads (each pinned to a core).") var threads = 1
+    @Option(help: "Port mode: access (untagged) or trunk (tagged in and out).") var mode = "access"
+    @Option(help: "Seconds to measure.") var seconds = 2.0
+    @Option(help: "Frames per batch.") var batch = 64
+    @Option(help: "Ports.") var ports = 8
+    @Option(help: "Output format: text or json.") var format = "text"
+
+    func validate() throws {
+        guard (64...1518).contains(size) else { throw ValidationError("--size must be 64...1518") }
+        guard macs >= 1, threads >= 1, threads <= 64, batch >= 1, batch <= 256, ports >= 2, ports <= 64 else {
+            throw ValidationError("out of range: --macs >= 1, --threads 1...64, --batch 1...256, --ports 2...64")
+        }
+        guard ["access", "trunk"].contains(mode) else { throw ValidationError("--mode must be access or trunk") }
+        guard ["text", "json"].contains(format) else { throw ValidationError("--format must be text or json") }
+    }
+
+    func run() throws {
+        let r = CoreBench.run(CoreBenchConfig(size: size, macs: macs, threads: threads, mode: mode, seconds: seconds,
+                                              batch: batch, ports: ports))
+        if format == "json" {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.sortedKeys]
+            print(String(decoding: try enc.encode(r), as: UTF8.self))
+        } else {
+            print(String(format: "core  size=%d macs=%d mode=%@ threads=%d batch=%d: %.2f Mpps total, %.2f Mpps/core, %.1f ns/frame, %.4f allocs/frame (%d mallocs)",
+                         r.size, r.macs, r.mode, r.threads, r.batch, r.mpps_total, r.mpps_per_core, r.ns_per_frame,
+                         r.allocs_per_frame, r.mallocs))
+        }
+    }
+}
+
+Bench.main()
