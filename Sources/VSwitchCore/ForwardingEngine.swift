@@ -1,14 +1,14 @@
 // ForwardingEngine: the per-frame pipeline of one forwarding thread
 // (dataplane.md "The life of a frame"), classify-then-act (design.md 3):
 //
-//   classify()  one pass over the batch: parse, VLAN classification and tag
-//               normalisation (the port's own tag is popped in place, VLAN and
-//               PCP go to FrameMeta), learning, lookup; writes one decision
+//   classify()  one pass over the batch: parse, VLAN classification (VLAN and
+//               PCP go to FrameMeta; the frame's own tag stays in place), learning, lookup; writes one decision
 //               per frame: an output port, flood, or drop with a reason.
 //   scatter     in the same pass: frame indices appended to per-port TX lists.
-//   transmit()  per output port: push the port's egress tag into the
-//               headroom when it wants one, send, pop it again (so a flooded
-//               frame goes out in each port's wire form without copies).
+//   transmit()  per output port: bring the frame to the port's wire form
+//               from whatever form it has now (rewrite the TCI in place, push
+//               a tag into the headroom, or pop it), then send. A flooded
+//               frame goes out in each port's form without copies.
 //
 // Threading: an engine belongs to exactly one forwarding thread; its
 // counters, TX plan and move log are that thread's. It shares only the
@@ -162,7 +162,8 @@ public struct ForwardingEngine {
                     counters.add(port: ingress, PortCounter.learnTableFull, 1)
                 }
             }
-            if hasTag { batch.popTag(i) }
+            // The tag stays where it is; transmit turns it into each output port's form.
+            meta.pointee.flags = hasTag ? FrameMeta.tagged : 0
             meta.pointee.vlan = vlan
             meta.pointee.pcp = pcp
 
@@ -214,16 +215,25 @@ public struct ForwardingEngine {
             var k = 0
             while k < n {
                 let i = Int(list[k])
-                let meta = batch.meta[i]
-                let tag = policy.egressTag(vlan: meta.vlan, pcp: meta.pcp)
-                if tag != 0 { batch.pushTag(i, tpid: UInt16(truncatingIfNeeded: tag >> 16), tci: UInt16(truncatingIfNeeded: tag)) }
-                let length = UInt64(batch.meta[i].length)
+                let meta = batch.meta + i
+                let tag = policy.egressTag(vlan: meta.pointee.vlan, pcp: meta.pointee.pcp)
+                let carries = meta.pointee.flags & FrameMeta.tagged != 0
+                if tag != 0 {
+                    let tpid = UInt16(truncatingIfNeeded: tag >> 16), tci = UInt16(truncatingIfNeeded: tag)
+                    if carries { batch.setTag(i, tpid: tpid, tci: tci) } else {
+                        batch.pushTag(i, tpid: tpid, tci: tci)
+                        meta.pointee.flags |= FrameMeta.tagged
+                    }
+                } else if carries {
+                    batch.popTag(i)
+                    meta.pointee.flags &= ~FrameMeta.tagged
+                }
+                let length = UInt64(meta.pointee.length)
                 switch backend.send(port: port, entry: entry, batch: batch, frame: i) {
                 case .sent: sent &+= 1; bytes &+= length
                 case .wouldBlock: counters.drop(port: port, DropReason.txQueueFull.rawValue)
                 case .failed: counters.drop(port: port, DropReason.txError.rawValue)
                 }
-                if tag != 0 { batch.popTag(i) }
                 k &+= 1
             }
             if sent > 0 {

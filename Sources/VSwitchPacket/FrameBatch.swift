@@ -24,7 +24,7 @@ public struct FrameMeta {
     public var vlan: UInt16
     /// 802.1p priority carried inside the switch.
     public var pcp: UInt8
-    /// Pipeline flags (see `FrameFlags`).
+    /// Pipeline flags: `FrameMeta.tagged` = the frame currently carries the switch's 802.1Q tag at offset 12.
     public var flags: UInt8
     /// Decision: an output port index, `FrameMeta.flood`, or `FrameMeta.drop`.
     public var output: UInt16
@@ -32,6 +32,7 @@ public struct FrameMeta {
     public var reason: UInt8
     public var reserved: UInt8 = 0
 
+    public static let tagged: UInt8 = 1
     public static let flood: UInt16 = 0xFFFF
     public static let drop: UInt16 = 0xFFFE
 }
@@ -153,6 +154,14 @@ public extension FrameBatch {
         (p + 4).copyMemory(from: p, byteCount: 12)   // overlapping move, dst > src: memmove semantics
         meta[i].head &+= 4
         meta[i].length &-= 4
+    }
+
+    /// Overwrites the tag that follows the MAC addresses (the caller checked it is there).
+    @inlinable @inline(__always)
+    func setTag(_ i: Int, tpid: UInt16, tci: UInt16) {
+        let p = data(i)
+        p.storeBytes(of: tpid.bigEndian, toByteOffset: 12, as: UInt16.self)
+        p.storeBytes(of: tci.bigEndian, toByteOffset: 14, as: UInt16.self)
     }
 
     /// Inserts a tag (TPID, TCI) after the MAC addresses, using the headroom.

@@ -1,0 +1,46 @@
+import VSwitchPolicy
+import XCTest
+
+final class VLANSetTests: XCTestCase {
+    func testMembership() {
+        var s = VLANSet([1, 63, 64, 4094])
+        XCTAssertTrue(s.contains(1) && s.contains(63) && s.contains(64) && s.contains(4094))
+        XCTAssertFalse(s.contains(2) || s.contains(65) || s.contains(4095) || s.contains(0))
+        s.insert(100)
+        XCTAssertEqual(s.members, [1, 63, 64, 100, 4094])
+        XCTAssertTrue(VLANSet().isEmpty)
+        XCTAssertEqual(VLANSet([5, 6]), VLANSet([6, 5]))
+    }
+}
+
+final class EgressTagTests: XCTestCase {
+    func testAccessAndTunnelNeverTag() {
+        XCTAssertEqual(PortPolicy.access(10).egressTag(vlan: 10, pcp: 5), 0)
+        XCTAssertEqual(PortPolicy.tunnel(10).egressTag(vlan: 10, pcp: 5), 0)
+    }
+
+    func testTrunkTagsAllButTheNativeVLAN() {
+        let t = PortPolicy.trunk([10, 20], native: 30)
+        XCTAssertEqual(t.egressTag(vlan: 10, pcp: 5), 0x8100_0000 | 5 << 13 | 10)
+        XCTAssertEqual(t.egressTag(vlan: 30, pcp: 5), 0)
+        let tagged = PortPolicy.trunk([10, 20], native: 30, nativeTagged: true)
+        XCTAssertEqual(tagged.egressTag(vlan: 30, pcp: 0), 0x8100_0000 | 30)
+        XCTAssertTrue(t.vlans.contains(30), "the native VLAN is carried")
+        XCTAssertTrue(t.acceptUntagged)
+        XCTAssertFalse(PortPolicy.trunk([10]).acceptUntagged, "no native VLAN")
+        XCTAssertFalse(PortPolicy.trunk([10], native: 30, taggedOnly: true).acceptUntagged)
+    }
+
+    func testMACLimitFromProfileAndSwitch() {
+        var p = PortProfile(id: "urn:p", elementName: "p", instanceID: "o:p")
+        XCTAssertEqual(PolicyCompiler.compile(p).macLimit, .max)
+        XCTAssertEqual(PolicyCompiler.compile(p, switchMACLimit: 100).macLimit, 100)
+        p.maxNumMACAddress = 0
+        XCTAssertFalse(PolicyCompiler.compile(p, switchMACLimit: 100).learning, "0 = learn nothing")
+        p.maxNumMACAddress = 5
+        p.macLimitAction = .forwardUnlearned
+        let c = PolicyCompiler.compile(p, switchMACLimit: 100)
+        XCTAssertEqual(c.macLimit, 5)
+        XCTAssertTrue(c.forwardUnlearned)
+    }
+}
