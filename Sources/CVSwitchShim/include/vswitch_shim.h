@@ -1,0 +1,104 @@
+// vswitch_shim.h — the few pieces of the Linux C API that Swift cannot import directly:
+// function-like ioctl macros (TUNSETIFF & co.), calls that need _GNU_SOURCE (setns, unshare,
+// pthread_setaffinity_np), and mount(2) flags. Everything else lives in Swift.
+//
+// Conventions: functions return 0 (or a file descriptor) on success and -1 with errno set
+// on failure, like the system calls they wrap; none of them retries on EINTR (the Swift
+// callers do). Nothing here allocates or keeps state.
+#ifndef VSWITCH_SHIM_H
+#define VSWITCH_SHIM_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// MARK: TUN/TAP ioctl request numbers (function-like macros in <linux/if_tun.h>)
+extern const unsigned long VSW_TUNSETIFF;
+extern const unsigned long VSW_TUNSETPERSIST;
+extern const unsigned long VSW_TUNSETOWNER;
+extern const unsigned long VSW_TUNGETIFF;
+extern const unsigned long VSW_TUNSETOFFLOAD;
+extern const unsigned long VSW_TUNSETVNETHDRSZ;
+
+// MARK: TUNSETIFF flags (same values as <linux/if_tun.h>; checked at compile time in the .c)
+enum {
+    VSW_IFF_TUN         = 0x0001,
+    VSW_IFF_TAP         = 0x0002,
+    VSW_IFF_NAPI        = 0x0010,
+    VSW_IFF_NO_PI       = 0x1000,
+    VSW_IFF_VNET_HDR    = 0x4000,
+    VSW_IFF_TUN_EXCL    = 0x8000,
+    VSW_IFF_MULTI_QUEUE = 0x0100,
+    VSW_IFF_PERSIST     = 0x0800,
+};
+
+/// Largest interface name in bytes, without the terminating NUL (IFNAMSIZ - 1).
+enum { VSW_IFNAME_MAX = 15 };
+
+/// Opens /dev/net/tun (O_RDWR | O_NONBLOCK | O_CLOEXEC) and attaches it with TUNSETIFF to the
+/// TAP `name` using IFF_TAP | IFF_NO_PI | `extra_flags` (e.g. VSW_IFF_TUN_EXCL to refuse an
+/// existing device, VSW_IFF_VNET_HDR, VSW_IFF_MULTI_QUEUE). On success returns the fd and, if
+/// `actual_name_out` is not NULL, copies the kernel's name for the device into it (it must
+/// hold VSW_IFNAME_MAX + 1 bytes). On failure returns -1 with errno from open() or ioctl();
+/// `*failed_step_out` (optional) is 1 when open() failed and 2 when TUNSETIFF failed.
+int vsw_tun_attach(const char *name, int extra_flags, char *actual_name_out, int *failed_step_out);
+
+/// TUNSETPERSIST: `on` != 0 keeps the netdev alive after the last fd closes.
+int vsw_tun_set_persist(int fd, int on);
+/// TUNSETOWNER.
+int vsw_tun_set_owner(int fd, uid_t owner);
+/// TUNGETIFF: the attached device's name (VSW_IFNAME_MAX + 1 bytes) and flags.
+int vsw_tun_get_iff(int fd, char *name_out, int *flags_out);
+
+// MARK: namespaces and threads (need _GNU_SOURCE)
+extern const int VSW_CLONE_NEWNET;
+/// setns(2) for the calling thread only.
+int vsw_setns(int fd, int nstype);
+/// unshare(2) for the calling thread only.
+int vsw_unshare(int flags);
+/// The kernel thread id of the caller.
+pid_t vsw_gettid(void);
+/// Pins the calling thread to one CPU. Returns 0, or an errno value (not -1).
+int vsw_pin_thread(int cpu);
+/// Names the calling thread (at most 15 bytes are kept). Returns 0 or an errno value.
+int vsw_set_thread_name(const char *name);
+
+// MARK: mounts (what `ip netns add/delete` does)
+/// mount("", path, "none", MS_SHARED | MS_REC, NULL)
+int vsw_mount_make_shared(const char *path);
+/// mount(src, dst, "none", MS_BIND | (recursive ? MS_REC : 0), NULL)
+int vsw_mount_bind(const char *src, const char *dst, int recursive);
+/// umount2(path, MNT_DETACH)
+int vsw_umount_detach(const char *path);
+
+// MARK: interfaces
+/// SIOCGIFFLAGS on `name` in the calling thread's network namespace: the IFF_* flags, or -1.
+int vsw_if_get_flags(const char *name);
+
+// MARK: time
+/// CLOCK_MONOTONIC_COARSE in nanoseconds (cheap, a few ms resolution: aging, rate limits).
+static inline uint64_t vsw_now_coarse_ns(void);
+/// CLOCK_MONOTONIC in nanoseconds.
+static inline uint64_t vsw_now_ns(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+// Inline definitions (kept out of the call path: no PLT hop for the per-batch clock read).
+#include <time.h>
+static inline uint64_t vsw_now_coarse_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+static inline uint64_t vsw_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+#endif // VSWITCH_SHIM_H

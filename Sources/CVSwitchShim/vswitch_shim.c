@@ -1,0 +1,109 @@
+// vswitch_shim.c — see include/vswitch_shim.h.
+#define _GNU_SOURCE
+#include "vswitch_shim.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <net/if.h>
+#include <linux/if_tun.h>
+
+_Static_assert(VSW_IFF_TUN == IFF_TUN, "IFF_TUN");
+_Static_assert(VSW_IFF_TAP == IFF_TAP, "IFF_TAP");
+_Static_assert(VSW_IFF_NAPI == IFF_NAPI, "IFF_NAPI");
+_Static_assert(VSW_IFF_NO_PI == IFF_NO_PI, "IFF_NO_PI");
+_Static_assert(VSW_IFF_VNET_HDR == IFF_VNET_HDR, "IFF_VNET_HDR");
+_Static_assert(VSW_IFF_TUN_EXCL == IFF_TUN_EXCL, "IFF_TUN_EXCL");
+_Static_assert(VSW_IFF_MULTI_QUEUE == IFF_MULTI_QUEUE, "IFF_MULTI_QUEUE");
+_Static_assert(VSW_IFF_PERSIST == IFF_PERSIST, "IFF_PERSIST");
+_Static_assert(VSW_IFNAME_MAX + 1 == IFNAMSIZ, "IFNAMSIZ");
+
+const unsigned long VSW_TUNSETIFF = TUNSETIFF;
+const unsigned long VSW_TUNSETPERSIST = TUNSETPERSIST;
+const unsigned long VSW_TUNSETOWNER = TUNSETOWNER;
+const unsigned long VSW_TUNGETIFF = TUNGETIFF;
+const unsigned long VSW_TUNSETOFFLOAD = TUNSETOFFLOAD;
+const unsigned long VSW_TUNSETVNETHDRSZ = TUNSETVNETHDRSZ;
+const int VSW_CLONE_NEWNET = CLONE_NEWNET;
+
+int vsw_tun_attach(const char *name, int extra_flags, char *actual_name_out, int *failed_step_out) {
+    int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        if (failed_step_out) *failed_step_out = 1;
+        return -1;
+    }
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    ifr.ifr_flags = (short)(IFF_TAP | IFF_NO_PI | extra_flags);
+    if (name) strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+    if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        if (failed_step_out) *failed_step_out = 2;
+        return -1;
+    }
+    if (actual_name_out) {
+        memcpy(actual_name_out, ifr.ifr_name, IFNAMSIZ);
+        actual_name_out[IFNAMSIZ - 1] = 0;
+    }
+    return fd;
+}
+
+int vsw_tun_set_persist(int fd, int on) { return ioctl(fd, TUNSETPERSIST, (unsigned long)(on ? 1 : 0)); }
+int vsw_tun_set_owner(int fd, uid_t owner) { return ioctl(fd, TUNSETOWNER, (unsigned long)owner); }
+
+int vsw_tun_get_iff(int fd, char *name_out, int *flags_out) {
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    if (ioctl(fd, TUNGETIFF, &ifr) < 0) return -1;
+    if (name_out) { memcpy(name_out, ifr.ifr_name, IFNAMSIZ); name_out[IFNAMSIZ - 1] = 0; }
+    if (flags_out) *flags_out = (unsigned short)ifr.ifr_flags;
+    return 0;
+}
+
+int vsw_setns(int fd, int nstype) { return setns(fd, nstype); }
+int vsw_unshare(int flags) { return unshare(flags); }
+pid_t vsw_gettid(void) { return (pid_t)syscall(SYS_gettid); }
+
+int vsw_pin_thread(int cpu) {
+    if (cpu < 0 || cpu >= CPU_SETSIZE) return EINVAL;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
+int vsw_set_thread_name(const char *name) {
+    char buf[16];
+    strncpy(buf, name, sizeof buf - 1);
+    buf[sizeof buf - 1] = 0;
+    return pthread_setname_np(pthread_self(), buf);
+}
+
+int vsw_mount_make_shared(const char *path) { return mount("", path, "none", MS_SHARED | MS_REC, NULL); }
+int vsw_mount_bind(const char *src, const char *dst, int recursive) {
+    return mount(src, dst, "none", MS_BIND | (recursive ? MS_REC : 0), NULL);
+}
+int vsw_umount_detach(const char *path) { return umount2(path, MNT_DETACH); }
+
+int vsw_if_get_flags(const char *name) {
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) return -1;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+    int rc = ioctl(s, SIOCGIFFLAGS, &ifr);
+    int saved = errno;
+    close(s);
+    if (rc < 0) { errno = saved; return -1; }
+    return (unsigned short)ifr.ifr_flags;
+}
