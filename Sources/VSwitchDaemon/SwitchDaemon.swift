@@ -156,7 +156,7 @@ public final class SwitchDaemon {
                 log.info("signal \(sig == SIGINT ? "SIGINT" : "SIGTERM"): stopping")
                 return
             case SIGUSR1:
-                print(report())
+                FileHandle.standardOutput.write(Data(report().utf8))
                 writeStatsJSON()
             case SIGHUP:
                 reloadProfiles()
@@ -289,7 +289,7 @@ public final class SwitchDaemon {
     public func shutdown() {
         for t in threads { t.stop() }
         if publisher != nil {
-            print(report())
+            FileHandle.standardOutput.write(Data(report().utf8))
             writeStatsJSON()
         }
         teardown()

@@ -1,0 +1,92 @@
+// The element tree handed out by `XMLParser`: plain Swift values copied out of libxml2's
+// DOM, so no C pointer outlives the parse. Only elements, attributes and their text are
+// kept (comments and processing instructions are dropped).
+
+public let xsiNamespace = "http://www.w3.org/2001/XMLSchema-instance"
+
+/// An attribute as written, with its position (1-based line and column of its name).
+public struct XMLAttribute: Sendable, Hashable {
+    public var name: String
+    public var namespaceURI: String?
+    public var prefix: String?
+    public var value: String
+    public var line: Int
+    public var column: Int
+
+    public init(name: String, namespaceURI: String? = nil, prefix: String? = nil, value: String, line: Int = 0, column: Int = 0) {
+        self.name = name; self.namespaceURI = namespaceURI; self.prefix = prefix; self.value = value
+        self.line = line; self.column = column
+    }
+
+    /// `prefix:name` as written.
+    public var qualifiedName: String { prefix.map { "\($0):\(name)" } ?? name }
+}
+
+/// An element: its name, namespace, attributes, direct text and child elements.
+public struct XMLElement: Sendable {
+    /// Local name (without prefix).
+    public var name: String
+    public var namespaceURI: String?
+    public var prefix: String?
+    public var attributes: [XMLAttribute]
+    public var children: [XMLElement]
+    /// The concatenated text and CDATA directly inside this element (not inside its children), untrimmed.
+    public var text: String
+    /// 1-based line and column of the `<` that opens the element.
+    public var line: Int
+    public var column: Int
+    /// Position in document order (the root is 0); `subtreeEnd` is one past the last descendant.
+    public var index: Int
+    public var subtreeEnd: Int
+
+    public init(name: String, namespaceURI: String? = nil, prefix: String? = nil, attributes: [XMLAttribute] = [],
+                children: [XMLElement] = [], text: String = "", line: Int = 0, column: Int = 0,
+                index: Int = 0, subtreeEnd: Int = 1) {
+        self.name = name; self.namespaceURI = namespaceURI; self.prefix = prefix; self.attributes = attributes
+        self.children = children; self.text = text; self.line = line; self.column = column
+        self.index = index; self.subtreeEnd = subtreeEnd
+    }
+
+    /// `prefix:name` as written.
+    public var qualifiedName: String { prefix.map { "\($0):\(name)" } ?? name }
+
+    /// The text with leading and trailing XML whitespace removed.
+    public var trimmedText: String { XMLElement.trim(text) }
+
+    /// The attribute `name` in no namespace (the usual case for unprefixed attributes).
+    public func attribute(_ name: String) -> XMLAttribute? {
+        attributes.first { $0.name == name && $0.namespaceURI == nil }
+    }
+
+    /// The attribute `name` in namespace `namespaceURI`.
+    public func attribute(_ name: String, namespace namespaceURI: String) -> XMLAttribute? {
+        attributes.first { $0.name == name && $0.namespaceURI == namespaceURI }
+    }
+
+    /// `xsi:nil="true"` (or `1`) is present: the WS-CIM encoding of NULL.
+    public var isNil: Bool {
+        guard let a = attribute("nil", namespace: xsiNamespace) else { return false }
+        let v = XMLElement.trim(a.value)
+        return v == "true" || v == "1"
+    }
+
+    /// Whether the element has non-whitespace text directly inside it.
+    public var hasText: Bool { !trimmedText.isEmpty }
+
+    /// Removes leading and trailing XML whitespace (space, tab, CR, LF).
+    public static func trim(_ s: String) -> String {
+        let ws: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" || $0 == "\r\n" }
+        guard let first = s.firstIndex(where: { !ws($0) }) else { return "" }
+        let last = s.lastIndex(where: { !ws($0) })!
+        return String(s[first...last])
+    }
+}
+
+/// A parsed document.
+public struct XMLDocument: Sendable {
+    /// The file name used in diagnostics.
+    public var fileName: String
+    public var root: XMLElement
+    /// Number of elements in the document.
+    public var elementCount: Int { root.subtreeEnd }
+}
