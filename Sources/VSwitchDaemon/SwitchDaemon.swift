@@ -43,6 +43,8 @@ public final class SwitchDaemon {
     let log: Logger
     var profiles: ProfileSet
     var taps: [TapDevice] = []
+    /// Ports whose device vanished (port index set); they stay in the snapshot as down.
+    var vanished: Set<Int> = []
     var namespaces: [String] = []
     var table: MACTable
     var publisher: SnapshotPublisher?
@@ -135,7 +137,7 @@ public final class SwitchDaemon {
                 throw DaemonError("port \(p.name) is bound to profile \(p.profileID), which is not loaded")
             }
             let policy = PolicyCompiler.compile(profile, switchMACLimit: topology.settings.maxMACsPerPort)
-            specs.append(PortSpec(index: i, up: true, handle: taps[i].fd, mtu: p.mtu, mac: p.mac?.rawValue ?? 0, policy: policy))
+            specs.append(PortSpec(index: i, up: !vanished.contains(i), handle: taps[i].fd, mtu: p.mtu, mac: p.mac?.rawValue ?? 0, policy: policy))
         }
         return ConfigSnapshot(generation: generation, ports: specs, macTable: table)
     }
@@ -172,6 +174,7 @@ public final class SwitchDaemon {
     }
 
     func housekeeping(now: UInt32) {
+        checkDevices()
         let aged = table.age(now: now, agingTime: UInt32(topology.settings.macAgingTime))
         if aged > 0 { log.debug("aged out \(aged) MAC entries") }
         // MAC moves: at most 10 log lines a second, the rest summarised.
@@ -199,6 +202,20 @@ public final class SwitchDaemon {
                 log.debug("MAC table compacted", metadata: ["entries": "\(fresh.liveCount)"])
             }
         }
+    }
+
+    /// A TAP whose netdev vanished (namespace deleted, `ip link delete`) takes its port down: no more
+    /// frames to or from it, its MAC entries flushed; the other ports keep forwarding.
+    func checkDevices() {
+        var changed = false
+        for (i, tap) in taps.enumerated() where !vanished.contains(i) && !tap.isAttached {
+            vanished.insert(i)
+            changed = true
+            log.error("port \(topology.ports[i].name): its device vanished; port down, MAC entries flushed")
+        }
+        guard changed, let publisher, let snap = try? makeSnapshot(profiles: profiles, table: table) else { return }
+        publisher.publish(snap)
+        for i in vanished { table.flush(port: i) }
     }
 
     /// SIGHUP: re-reads the topology's profile files; applies them only if all are valid and every bound profile exists.

@@ -38,7 +38,7 @@ public struct TapBackend: PollingBackend {
         for k in 0..<min(n, maxPorts) {
             let p = Int(ports[k])
             let e = view.pointee.ports[p]
-            guard e.present, e.handle >= 0 else { continue }
+            guard e.present, e.up, e.handle >= 0 else { continue }   // a down port is not read
             fds[count] = pollfd(fd: e.handle, events: Int16(POLLIN), revents: 0)
             portOf[count] = UInt16(p)
             count += 1

@@ -98,6 +98,12 @@ public final class TapDevice: @unchecked Sendable {
     /// Whether `close()` or `destroy()` has run.
     public var isClosed: Bool { lock.withLock { closed } }
 
+    /// False once the kernel detached the netdev from this fd (its namespace was deleted, or it was
+    /// removed with `ip link delete`): TUNGETIFF then fails with EBADFD. One ioctl, no allocation.
+    public var isAttached: Bool {
+        lock.withLock { !closed && vsw_tun_get_iff(fd, nil, nil) == 0 }
+    }
+
     /// Sets or clears TUNSETPERSIST: a persistent netdev stays after its last fd closes.
     public func setPersistent(_ on: Bool) throws {
         try lock.withLock {
