@@ -77,14 +77,18 @@ public struct ForwardingEngine {
     }
 
     /// Decides the fate of every frame of `batch`, all received on port `ingress`.
+    /// `now` is in seconds (MAC table), `nowNs` in nanoseconds (policers, storm control).
     @inlinable
-    public func classify(_ batch: FrameBatch, ingress: Int, view: UnsafeMutablePointer<ConfigView>, now: UInt32) {
+    public func classify(_ batch: FrameBatch, ingress: Int, view: UnsafeMutablePointer<ConfigView>, now: UInt32,
+                         nowNs: UInt64 = 0) {
         let cfg = view.pointee
         let entry = cfg.ports + ingress
         let policy = entry.pointee.policy
+        let checks = entry.pointee.ingressChecks
         let maxPayload = Int(entry.pointee.mtu)
         let table = cfg.macTable
         let portSlots = cfg.portSlots
+        let tunnel = policy.mode == .tunnel
         var rxBytes: UInt64 = 0
         var floods: UInt64 = 0
         let n = batch.count
@@ -98,26 +102,29 @@ public struct ForwardingEngine {
             if length < 14 { drop(batch, i, ingress, .malformed); continue }
             let et = batch.be16(i, at: 12)
             var tagged = false          // carries a tag with a VID (not just a priority tag)
-            var hasTag = false          // carries an 802.1Q tag (possibly priority-only)
+            var hasTag = false          // carries the port's tag (possibly priority-only)
+            var serviceTag = tunnel     // the frame travels in a Dot1Q-tunnel VLAN
             var vid: UInt16 = 0
             var pcp = policy.defaultPriority
             var headerLen = 14
             if et == EtherType.vlan || et == EtherType.qinq {
                 if length < 18 { drop(batch, i, ingress, .malformed); continue }
-                headerLen = 18
                 let inner = batch.be16(i, at: 16)
-                if inner == EtherType.vlan || inner == EtherType.qinq {
-                    if length < 22 { drop(batch, i, ingress, .malformed); continue }
+                if (inner == EtherType.vlan || inner == EtherType.qinq) && length < 22 {
+                    drop(batch, i, ingress, .malformed); continue
                 }
-                if et == EtherType.vlan && policy.mode != .tunnel {
+                if tunnel {
+                    if et == EtherType.vlan { headerLen = 18 }   // one customer tag is not payload
+                } else if et == EtherType.vlan || policy.mode == .trunk {
+                    // Access ports take 802.1Q tags; trunks take 802.1Q and 802.1ad (service) tags.
                     let tci = batch.be16(i, at: 14)
                     hasTag = true
+                    headerLen = 18
                     vid = tci & 0x0FFF
                     tagged = vid != 0
                     pcp = UInt8(truncatingIfNeeded: tci >> 13)
+                    serviceTag = et == EtherType.qinq
                     if vid == 0xFFF { drop(batch, i, ingress, .malformed); continue }
-                } else {
-                    headerLen = 14   // an S-tag (or a tunnel port's tags) is payload here
                 }
             }
             if length &- headerLen > maxPayload { drop(batch, i, ingress, .mtuExceeded); continue }
@@ -144,9 +151,33 @@ public struct ForwardingEngine {
                 if policy.dropPriorityViolations { drop(batch, i, ingress, .priorityNotAllowed); continue }
                 pcp = policy.defaultPriority
             }
-            // 4. Source check and learning.
             let src = batch.source(i)
             if src & 0x0100_0000_0000 != 0 || src == 0 { drop(batch, i, ingress, .invalidSource); continue }
+            // 4. The rest of the port's ingress policy (skipped in one branch when the profile has none).
+            if checks {
+                if let reason = ingressPolicy(batch, i, port: ingress, entry, cfg, src: src, vlan: vlan, pcp: pcp, nowNs: nowNs) {
+                    drop(batch, i, ingress, reason); continue
+                }
+            }
+            meta.pointee.flags = (hasTag ? FrameMeta.tagged : 0) | (serviceTag ? FrameMeta.serviceTag : 0)
+            meta.pointee.vlan = vlan
+            meta.pointee.pcp = pcp
+
+            // 5. Lookup; storm control on what will be flooded.
+            let dst = batch.destination(i)
+            var out = -1
+            if dst & 0x0100_0000_0000 == 0 { out = table.lookup(vlan: vlan, mac: dst) }
+            if out < 0 && checks {
+                let e = entry.pointee
+                let (cost, tol, which): (UInt64, UInt64, Int) =
+                    dst == 0xFFFF_FFFF_FFFF ? (e.bcastCostNs, e.bcastToleranceNs, PortRuntime.broadcast)
+                    : dst & 0x0100_0000_0000 != 0 ? (e.mcastCostNs, e.mcastToleranceNs, PortRuntime.multicast)
+                    : (e.unknownCostNs, e.unknownToleranceNs, PortRuntime.unknownUnicast)
+                if cost > 0 && !cfg.runtime.conform(port: ingress, which, now: nowNs, cost: cost, tolerance: tol) {
+                    drop(batch, i, ingress, .storm); continue
+                }
+            }
+            // 6. Learning.
             if policy.learning {
                 var previous = 0
                 switch table.learn(vlan: vlan, mac: src, port: ingress, now: now, portLimit: policy.macLimit,
@@ -162,25 +193,25 @@ public struct ForwardingEngine {
                     counters.add(port: ingress, PortCounter.learnTableFull, 1)
                 }
             }
-            // The tag stays where it is; transmit turns it into each output port's form.
-            meta.pointee.flags = hasTag ? FrameMeta.tagged : 0
-            meta.pointee.vlan = vlan
-            meta.pointee.pcp = pcp
-
-            // 5. Lookup and scatter.
-            let dst = batch.destination(i)
-            if dst & 0x0100_0000_0000 == 0 {
-                let out = table.lookup(vlan: vlan, mac: dst)
-                if out >= 0 {
-                    if out == ingress { drop(batch, i, ingress, .sameSegment); continue }
-                    if out >= portSlots { drop(batch, i, ingress, .noDestination); continue }
-                    let oe = cfg.ports + out
-                    if !oe.pointee.present || !oe.pointee.up { drop(batch, i, out, .portDown); continue }
-                    if !oe.pointee.policy.vlans.contains(vlan) { drop(batch, i, out, .vlanNotAllowed); continue }
-                    meta.pointee.output = UInt16(truncatingIfNeeded: out)
-                    tx.append(port: out, frame: i)
-                    continue
+            // 7. Scatter.
+            if out >= 0 {
+                if out == ingress { drop(batch, i, ingress, .sameSegment); continue }
+                if out >= portSlots { drop(batch, i, ingress, .noDestination); continue }
+                let oe = cfg.ports + out
+                if !oe.pointee.present || !oe.pointee.up { drop(batch, i, out, .portDown); continue }
+                if !oe.pointee.policy.vlans.contains(vlan) { drop(batch, i, out, .vlanNotAllowed); continue }
+                meta.pointee.output = UInt16(truncatingIfNeeded: out)
+                tx.append(port: out, frame: i)
+                if cfg.anyPromiscuous {
+                    var f = Int(cfg.promiscStart[Int(vlan)])
+                    let end = Int(cfg.promiscStart[Int(vlan) &+ 1])
+                    while f < end {
+                        let p = Int(cfg.promiscPorts[f])
+                        if p != ingress && p != out { tx.append(port: p, frame: i) }
+                        f &+= 1
+                    }
                 }
+                continue
             }
             meta.pointee.output = FrameMeta.flood
             floods &+= 1
@@ -198,9 +229,94 @@ public struct ForwardingEngine {
         if floods > 0 { counters.add(port: ingress, PortCounter.floods, floods) }
     }
 
+    /// Sorted-slice membership of `key`, or of the any-VLAN form of its MAC.
+    @inlinable @inline(__always)
+    func allowListed(_ keys: UnsafeMutablePointer<UInt64>, _ start: UInt32, _ count: UInt32, mac: UInt64, vlan: UInt16) -> Bool {
+        let exact = UInt64(vlan) << 48 | mac
+        var k = Int(start)
+        let end = k &+ Int(count)
+        while k < end {
+            let v = keys[k]
+            if v == mac || v == exact { return true }
+            k &+= 1
+        }
+        return false
+    }
+
+    /// First matching rule's verdict, else the default; `true` = allow.
+    @inlinable @inline(__always)
+    func aclAllows(_ rules: UnsafeMutablePointer<ACLMatchRule>, _ start: UInt32, _ count: UInt32, _ key: FlowKey,
+                   outbound: Bool, defaultDeny: Bool) -> Bool {
+        var r = Int(start)
+        let end = r &+ Int(count)
+        while r < end {
+            if rules[r].matches(key, outbound: outbound) { return rules[r].allow }
+            r &+= 1
+        }
+        return !defaultDeny
+    }
+
+    /// Anti-spoofing, DHCP and router guards, outbound ACL and the transmit policer. Nil = pass.
+    @inlinable
+    func ingressPolicy(_ batch: FrameBatch, _ i: Int, port: Int, _ entry: UnsafeMutablePointer<PortEntry>, _ cfg: ConfigView,
+                       src: UInt64, vlan: UInt16, pcp: UInt8, nowNs: UInt64) -> DropReason? {
+        let e = entry.pointee
+        let p = e.policy
+        if p.sourceMACFiltering && src != e.mac
+            && !allowListed(cfg.allowKeys, e.txAllowStart, e.txAllowCount, mac: src, vlan: vlan) {
+            return .spoofedSource
+        }
+        if p.dhcpGuard || p.routerGuard || e.aclOutCount > 0 || p.outboundDefaultDeny {
+            let k = batch.flowKey(i, vlan: vlan, pcp: pcp)
+            if p.dhcpGuard && k.hasL4 && k.proto == 17 && ((k.ipVersion == 4 && k.srcPort == 67) || (k.ipVersion == 6 && k.srcPort == 547)) {
+                return .dhcpGuard
+            }
+            if p.routerGuard && k.hasL4
+                && ((k.proto == 58 && (k.srcPort == 134 || k.srcPort == 137)) || (k.proto == 1 && k.ipVersion == 4 && k.srcPort == 5)) {
+                return .routerGuard
+            }
+            if (e.aclOutCount > 0 || p.outboundDefaultDeny)
+                && !aclAllows(cfg.aclRules, e.aclOutStart, e.aclOutCount, k, outbound: true, defaultDeny: p.outboundDefaultDeny) {
+                return .aclDeny
+            }
+        }
+        if e.txNsPerByteQ16 > 0 {
+            let cost = (UInt64(batch.meta[i].length) &* e.txNsPerByteQ16) >> 16
+            if !cfg.runtime.conform(port: port, PortRuntime.txPolicer,
+                                    now: nowNs, cost: cost, tolerance: e.txToleranceNs) {
+                return .policer
+            }
+        }
+        return nil
+    }
+
+    /// AllowedToReceive, inbound ACL and the receive policer of output port `port`. Nil = pass.
+    @inlinable
+    func egressPolicy(_ batch: FrameBatch, _ i: Int, port: Int, _ e: PortEntry, _ cfg: ConfigView, nowNs: UInt64) -> DropReason? {
+        let meta = batch.meta[i]
+        if e.rxAllowCount > 0
+            && !allowListed(cfg.allowKeys, e.rxAllowStart, e.rxAllowCount, mac: batch.destination(i), vlan: meta.vlan) {
+            return .noDestination
+        }
+        if e.aclInCount > 0 || e.policy.inboundDefaultDeny {
+            let k = batch.flowKey(i, vlan: meta.vlan, pcp: meta.pcp)
+            if !aclAllows(cfg.aclRules, e.aclInStart, e.aclInCount, k, outbound: false, defaultDeny: e.policy.inboundDefaultDeny) {
+                return .aclDeny
+            }
+        }
+        if e.rxNsPerByteQ16 > 0 {
+            let cost = (UInt64(meta.length) &* e.rxNsPerByteQ16) >> 16
+            if !cfg.runtime.conform(port: port, PortRuntime.rxPolicer, now: nowNs, cost: cost, tolerance: e.rxToleranceNs) {
+                return .policer
+            }
+        }
+        return nil
+    }
+
     /// Sends every frame `classify` scattered, in each output port's wire form, and clears the plan.
     @inlinable
-    public func transmit<B: PortBackend>(_ batch: FrameBatch, view: UnsafeMutablePointer<ConfigView>, backend: inout B) {
+    public func transmit<B: PortBackend>(_ batch: FrameBatch, view: UnsafeMutablePointer<ConfigView>, nowNs: UInt64 = 0,
+                                         backend: inout B) {
         let cfg = view.pointee
         let touchedN = tx.touchedCount.pointee
         var t = 0
@@ -210,14 +326,22 @@ public struct ForwardingEngine {
             let list = tx.lists + port &* tx.batchCapacity
             let entry = cfg.ports + port
             let policy = entry.pointee.policy
+            let checks = entry.pointee.egressChecks
             var sent: UInt64 = 0
             var bytes: UInt64 = 0
             var k = 0
             while k < n {
                 let i = Int(list[k])
+                k &+= 1
+                if checks, let reason = egressPolicy(batch, i, port: port, entry.pointee, cfg, nowNs: nowNs) {
+                    counters.drop(port: port, reason.rawValue)
+                    continue
+                }
                 let meta = batch.meta + i
-                let tag = policy.egressTag(vlan: meta.pointee.vlan, pcp: meta.pointee.pcp)
-                let carries = meta.pointee.flags & FrameMeta.tagged != 0
+                let flags = meta.pointee.flags
+                let tag = policy.egressTag(vlan: meta.pointee.vlan, pcp: meta.pointee.pcp,
+                                           serviceTag: flags & FrameMeta.serviceTag != 0)
+                let carries = flags & FrameMeta.tagged != 0
                 if tag != 0 {
                     let tpid = UInt16(truncatingIfNeeded: tag >> 16), tci = UInt16(truncatingIfNeeded: tag)
                     if carries { batch.setTag(i, tpid: tpid, tci: tci) } else {
@@ -234,7 +358,6 @@ public struct ForwardingEngine {
                 case .wouldBlock: counters.drop(port: port, DropReason.txQueueFull.rawValue)
                 case .failed: counters.drop(port: port, DropReason.txError.rawValue)
                 }
-                k &+= 1
             }
             if sent > 0 {
                 counters.add(port: port, PortCounter.txPackets, sent)
@@ -249,8 +372,8 @@ public struct ForwardingEngine {
     /// classify + transmit.
     @inlinable
     public func forward<B: PortBackend>(_ batch: FrameBatch, ingress: Int, view: UnsafeMutablePointer<ConfigView>,
-                                        now: UInt32, backend: inout B) {
-        classify(batch, ingress: ingress, view: view, now: now)
-        transmit(batch, view: view, backend: &backend)
+                                        now: UInt32, nowNs: UInt64 = 0, backend: inout B) {
+        classify(batch, ingress: ingress, view: view, now: now, nowNs: nowNs)
+        transmit(batch, view: view, nowNs: nowNs, backend: &backend)
     }
 }

@@ -33,14 +33,14 @@ public final class ForwardingThread<Backend: PollingBackend>: @unchecked Sendabl
     var backend: Backend
     var batch: FrameBatch
     let running = ManagedAtomic<Bool>(false)
-    let clock: @Sendable () -> UInt32
+    let clock: @Sendable () -> UInt64
     let idleTimeoutMs: Int32
     let cpu: Int?
     var thread: pthread_t?
 
     public init(index: Int, threadCount: Int, publisher: SnapshotPublisher, backend: Backend,
                 batchCapacity: Int = 64, dataRoom: Int = 2048, maxPorts: Int = 1024, idleTimeoutMs: Int32 = 50,
-                cpu: Int? = nil, clock: @escaping @Sendable () -> UInt32) {
+                cpu: Int? = nil, clock: @escaping @Sendable () -> UInt64) {
         self.index = index
         self.threadCount = threadCount
         self.publisher = publisher
@@ -92,7 +92,8 @@ public final class ForwardingThread<Backend: PollingBackend>: @unchecked Sendabl
                 }
                 backend.prepare(ports: mine, count: mineCount, view: view)
             }
-            let now = clock()
+            let nowNs = clock()
+            let now = UInt32(truncatingIfNeeded: nowNs / 1_000_000_000)
             var nready: Int
             if idlePasses >= 2 {
                 qs.goOffline(index)
@@ -113,7 +114,7 @@ public final class ForwardingThread<Backend: PollingBackend>: @unchecked Sendabl
                 let n = backend.receive(port: port, entry: view.pointee.ports + port, into: &batch)
                 if n > 0 {
                     got &+= n
-                    engine.forward(batch, ingress: port, view: view, now: now, backend: &backend)
+                    engine.forward(batch, ingress: port, view: view, now: now, nowNs: nowNs, backend: &backend)
                 }
                 r &+= 1
             }
@@ -125,6 +126,9 @@ public final class ForwardingThread<Backend: PollingBackend>: @unchecked Sendabl
 
 /// Pins the calling thread to one CPU (best effort).
 public func pinCurrentThread(to cpu: Int) { _ = vsw_pin_thread(Int32(cpu)) }
+
+/// Monotonic clock in nanoseconds (policers; the MAC table uses it in whole seconds).
+@inline(__always) public func monotonicNanoseconds() -> UInt64 { vsw_now_ns() }
 
 /// Monotonic coarse clock in whole seconds (the MAC table's time base).
 @inline(__always) public func monotonicSeconds() -> UInt32 { UInt32(truncatingIfNeeded: vsw_now_coarse_ns() / 1_000_000_000) }

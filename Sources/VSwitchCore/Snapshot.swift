@@ -32,6 +32,21 @@ public struct PortEntry {
     /// The port's own MAC binding (0 = none).
     public var mac: UInt64
     public var policy: PortPolicy
+    /// Any ingress check beyond VLAN/PCP (anti-spoofing, guards, outbound ACL, policer, storm).
+    public var ingressChecks: Bool = false
+    /// Any egress check (AllowedToReceive, inbound ACL, receive policer).
+    public var egressChecks: Bool = false
+    /// Slices of ConfigView.allowKeys / ConfigView.aclRules.
+    public var txAllowStart: UInt32 = 0, txAllowCount: UInt32 = 0
+    public var rxAllowStart: UInt32 = 0, rxAllowCount: UInt32 = 0
+    public var aclInStart: UInt32 = 0, aclInCount: UInt32 = 0
+    public var aclOutStart: UInt32 = 0, aclOutCount: UInt32 = 0
+    /// Policers and storm control as GCRA parameters: cost in ns (per byte in Q16 for policers), tolerance in ns.
+    public var txNsPerByteQ16: UInt64 = 0, txToleranceNs: UInt64 = 0
+    public var rxNsPerByteQ16: UInt64 = 0, rxToleranceNs: UInt64 = 0
+    public var bcastCostNs: UInt64 = 0, bcastToleranceNs: UInt64 = 0
+    public var mcastCostNs: UInt64 = 0, mcastToleranceNs: UInt64 = 0
+    public var unknownCostNs: UInt64 = 0, unknownToleranceNs: UInt64 = 0
 
     public init(present: Bool = false, up: Bool = false, handle: Int32 = -1, mtu: UInt32 = 1500, mac: UInt64 = 0,
                 policy: PortPolicy = .access(1)) {
@@ -48,6 +63,16 @@ public struct ConfigView {
     /// Flood list of VLAN v: floodPorts[floodStart[v] ..< floodStart[v+1]] (up ports carrying v).
     public let floodStart: UnsafeMutablePointer<UInt32>
     public let floodPorts: UnsafeMutablePointer<UInt16>
+    /// Promiscuous ports of VLAN v: promiscPorts[promiscStart[v] ..< promiscStart[v+1]]; `anyPromiscuous` short-cuts.
+    public let promiscStart: UnsafeMutablePointer<UInt32>
+    public let promiscPorts: UnsafeMutablePointer<UInt16>
+    public let anyPromiscuous: Bool
+    /// AllowedToTransmit / AllowedToReceive keys of all ports (sorted per port slice).
+    public let allowKeys: UnsafeMutablePointer<UInt64>
+    /// ACL rules of all ports (per port and direction, by decreasing weight).
+    public let aclRules: UnsafeMutablePointer<ACLMatchRule>
+    /// Per-port mutable state that outlives snapshots (policer buckets).
+    public let runtime: PortRuntime
     public let macTable: MACTable
 
     @inlinable @inline(__always)
@@ -61,9 +86,54 @@ public struct PortSpec: Sendable {
     public var handle: Int32
     public var mtu: Int
     public var mac: UInt64
-    public var policy: PortPolicy
+    public var compiled: CompiledPort
+    public var policy: PortPolicy {
+        get { compiled.policy }
+        set { compiled.policy = newValue }
+    }
     public init(index: Int, up: Bool = true, handle: Int32 = -1, mtu: Int = 1500, mac: UInt64 = 0, policy: PortPolicy) {
-        self.index = index; self.up = up; self.handle = handle; self.mtu = mtu; self.mac = mac; self.policy = policy
+        self.init(index: index, up: up, handle: handle, mtu: mtu, mac: mac, compiled: CompiledPort(policy: policy))
+    }
+    public init(index: Int, up: Bool = true, handle: Int32 = -1, mtu: Int = 1500, mac: UInt64 = 0, compiled: CompiledPort) {
+        self.index = index; self.up = up; self.handle = handle; self.mtu = mtu; self.mac = mac; self.compiled = compiled
+    }
+}
+
+/// Per-port state shared by all forwarding threads and kept across snapshots: GCRA
+/// "theoretical arrival times" (ns) of the policers and storm limiters, one cache line per port.
+public final class PortRuntime: @unchecked Sendable {
+    public static let wordsPerPort = 8
+    public static let txPolicer = 0, rxPolicer = 1, broadcast = 2, multicast = 3, unknownUnicast = 4
+    public let maxPorts: Int
+    @usableFromInline let words: UnsafeMutablePointer<UnsafeAtomic<UInt64>.Storage>
+
+    public init(maxPorts: Int = MACTable.maxPorts) {
+        self.maxPorts = maxPorts
+        words = .allocate(capacity: maxPorts * PortRuntime.wordsPerPort)
+        for i in 0..<(maxPorts * PortRuntime.wordsPerPort) { (words + i).initialize(to: .init(0)) }
+    }
+    deinit { words.deallocate() }
+
+    /// Resets a port's buckets (port index reuse, policy change).
+    public func reset(port: Int) {
+        for w in 0..<PortRuntime.wordsPerPort {
+            UnsafeAtomic<UInt64>(at: words + port * PortRuntime.wordsPerPort + w).store(0, ordering: .relaxed)
+        }
+    }
+
+    /// GCRA: true if a unit of `cost` ns conforms with burst `tolerance` ns at time `now`; charges it if so.
+    @inlinable @inline(__always)
+    public func conform(port: Int, _ which: Int, now: UInt64, cost: UInt64, tolerance: UInt64) -> Bool {
+        let w = UnsafeAtomic<UInt64>(at: words + (port &* PortRuntime.wordsPerPort &+ which))
+        var tat = w.load(ordering: .relaxed)
+        while true {
+            let base = tat > now ? tat : now
+            let next = base &+ cost
+            if next &- now > tolerance { return false }
+            let (done, seen) = w.compareExchange(expected: tat, desired: next, ordering: .relaxed)
+            if done { return true }
+            tat = seen
+        }
     }
 }
 
@@ -72,46 +142,99 @@ public final class ConfigSnapshot: @unchecked Sendable {
     public let view: UnsafeMutablePointer<ConfigView>
     let floodCount: Int
 
-    /// Builds a snapshot of `ports` sharing `macTable`.
-    public init(generation: UInt64, ports specs: [PortSpec], macTable: MACTable) {
+    let runtimeOwner: PortRuntime
+
+    /// Builds a snapshot of `ports` sharing `macTable` and the per-port `runtime` state.
+    public init(generation: UInt64, ports specs: [PortSpec], macTable: MACTable, runtime: PortRuntime = PortRuntime()) {
         let slots = max(1, (specs.map(\.index).max() ?? -1) + 1)
         precondition(slots <= MACTable.maxPorts, "too many ports")
         let ports = UnsafeMutablePointer<PortEntry>.allocate(capacity: slots)
         ports.initialize(repeating: PortEntry(), count: slots)
+        var allow: [UInt64] = []
+        var rules: [ACLMatchRule] = []
         for s in specs {
-            ports[s.index] = PortEntry(present: true, up: s.up, handle: s.handle, mtu: UInt32(s.mtu), mac: s.mac, policy: s.policy)
+            let c = s.compiled
+            let p = c.policy
+            var e = PortEntry(present: true, up: s.up, handle: s.handle, mtu: UInt32(s.mtu), mac: s.mac, policy: p)
+            e.txAllowStart = UInt32(allow.count); e.txAllowCount = UInt32(c.allowedTransmit.count); allow += c.allowedTransmit
+            e.rxAllowStart = UInt32(allow.count); e.rxAllowCount = UInt32(c.allowedReceive.count); allow += c.allowedReceive
+            e.aclInStart = UInt32(rules.count); e.aclInCount = UInt32(c.inboundACL.count); rules += c.inboundACL
+            e.aclOutStart = UInt32(rules.count); e.aclOutCount = UInt32(c.outboundACL.count); rules += c.outboundACL
+            func perByteQ16(_ rate: UInt64) -> UInt64 { rate == 0 ? 0 : (8_000_000_000 << 16) / rate }
+            func bytesNs(_ bytes: UInt64, _ rate: UInt64) -> UInt64 {
+                rate == 0 ? 0 : UInt64((Double(bytes) * 8e9 / Double(rate)).rounded())
+            }
+            if p.transmitRate > 0 { e.txNsPerByteQ16 = perByteQ16(p.transmitRate); e.txToleranceNs = bytesNs(p.transmitBurst, p.transmitRate) }
+            if p.receiveRate > 0 { e.rxNsPerByteQ16 = perByteQ16(p.receiveRate); e.rxToleranceNs = bytesNs(p.receiveBurst, p.receiveRate) }
+            // Storm limits: packets/s with a burst of 100 ms worth of packets (at least 1).
+            func storm(_ pps: UInt64) -> (UInt64, UInt64) {
+                guard pps > 0 else { return (0, 0) }
+                let cost = max(1, 1_000_000_000 / pps)
+                return (cost, cost * max(1, pps / 10))
+            }
+            (e.bcastCostNs, e.bcastToleranceNs) = storm(p.broadcastStormLimit)
+            (e.mcastCostNs, e.mcastToleranceNs) = storm(p.multicastStormLimit)
+            (e.unknownCostNs, e.unknownToleranceNs) = storm(p.unknownUnicastStormLimit)
+            e.ingressChecks = p.hasIngressPolicy || !c.outboundACL.isEmpty
+            e.egressChecks = !c.allowedReceive.isEmpty || !c.inboundACL.isEmpty || p.inboundDefaultDeny || p.receiveRate > 0
+            ports[s.index] = e
         }
-        // Flood lists in CSR form, ports in index order.
+        // Flood lists (and promiscuous lists) in CSR form, ports in index order.
         var lists = [[UInt16]](repeating: [], count: 4096)
+        var promisc = [[UInt16]](repeating: [], count: 4096)
         for s in specs.sorted(by: { $0.index < $1.index }) where s.up {
-            for v in s.policy.vlans.members where v >= 1 && v <= 4094 { lists[Int(v)].append(UInt16(s.index)) }
+            for v in s.policy.vlans.members where v >= 1 && v <= 4094 {
+                lists[Int(v)].append(UInt16(s.index))
+                if s.policy.promiscuous { promisc[Int(v)].append(UInt16(s.index)) }
+            }
         }
-        let total = lists.reduce(0) { $0 + $1.count }
-        let start = UnsafeMutablePointer<UInt32>.allocate(capacity: 4097)
-        let flood = UnsafeMutablePointer<UInt16>.allocate(capacity: max(1, total))
-        var off: UInt32 = 0
-        for v in 0..<4096 {
-            start[v] = off
-            for p in lists[v] { flood[Int(off)] = p; off += 1 }
+        func csr(_ lists: [[UInt16]]) -> (UnsafeMutablePointer<UInt32>, UnsafeMutablePointer<UInt16>, Int) {
+            let total = lists.reduce(0) { $0 + $1.count }
+            let start = UnsafeMutablePointer<UInt32>.allocate(capacity: 4097)
+            let items = UnsafeMutablePointer<UInt16>.allocate(capacity: max(1, total))
+            var off: UInt32 = 0
+            for v in 0..<4096 {
+                start[v] = off
+                for p in lists[v] { items[Int(off)] = p; off += 1 }
+            }
+            start[4096] = off
+            return (start, items, total)
         }
-        start[4096] = off
+        let (start, flood, total) = csr(lists)
+        let (pstart, pports, ptotal) = csr(promisc)
         floodCount = total
+        let allowKeys = UnsafeMutablePointer<UInt64>.allocate(capacity: max(1, allow.count))
+        allowKeys.initialize(from: allow, count: allow.count)
+        let aclRules = UnsafeMutablePointer<ACLMatchRule>.allocate(capacity: max(1, rules.count))
+        aclRules.initialize(from: rules, count: rules.count)
+        ruleCount = rules.count
+        runtimeOwner = runtime
         view = .allocate(capacity: 1)
         view.initialize(to: ConfigView(generation: generation, portSlots: slots, ports: ports, floodStart: start,
-                                       floodPorts: flood, macTable: macTable))
+                                       floodPorts: flood, promiscStart: pstart, promiscPorts: pports,
+                                       anyPromiscuous: ptotal > 0, allowKeys: allowKeys, aclRules: aclRules,
+                                       runtime: runtime, macTable: macTable))
     }
+
+    let ruleCount: Int
 
     deinit {
         view.pointee.ports.deinitialize(count: view.pointee.portSlots)
         view.pointee.ports.deallocate()
         view.pointee.floodStart.deallocate()
         view.pointee.floodPorts.deallocate()
+        view.pointee.promiscStart.deallocate()
+        view.pointee.promiscPorts.deallocate()
+        view.pointee.allowKeys.deallocate()
+        view.pointee.aclRules.deinitialize(count: ruleCount)
+        view.pointee.aclRules.deallocate()
         view.deinitialize(count: 1)
         view.deallocate()
     }
 
     public var generation: UInt64 { view.pointee.generation }
     public var macTable: MACTable { view.pointee.macTable }
+    public var runtime: PortRuntime { runtimeOwner }
 }
 
 /// Quiescent-state tracking for the forwarding threads.

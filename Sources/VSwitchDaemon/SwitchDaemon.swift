@@ -113,7 +113,7 @@ public final class SwitchDaemon {
             let th = ForwardingThread(index: t, threadCount: n, publisher: publisher, backend: TapBackend(),
                                       batchCapacity: options.batchSize,
                                       dataRoom: max(2048, (topology.ports.map(\.mtu).max() ?? 1500) + 64),
-                                      cpu: n <= cpus ? t : nil, clock: { monotonicSeconds() })
+                                      cpu: n <= cpus ? t : nil, clock: { monotonicNanoseconds() })
             threads.append(th)
             th.start()
         }

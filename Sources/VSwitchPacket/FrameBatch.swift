@@ -33,6 +33,8 @@ public struct FrameMeta {
     public var reserved: UInt8 = 0
 
     public static let tagged: UInt8 = 1
+    /// The frame belongs to a Dot1Q-tunnel (QinQ) VLAN: trunks carry it with an 802.1ad S-tag.
+    public static let serviceTag: UInt8 = 2
     public static let flood: UInt16 = 0xFFFF
     public static let drop: UInt16 = 0xFFFE
 }

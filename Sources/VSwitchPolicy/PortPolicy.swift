@@ -67,6 +67,38 @@ public struct PortPolicy: Equatable, Sendable {
     /// Over the limit: false = drop the frame (mac-limit), true = forward without learning.
     public var forwardUnlearned: Bool
 
+    // MARK: profile enforcement beyond VLANs (issue 3); all off by default
+
+    /// Only the port's own MAC and its AllowedToTransmit pairs may be source addresses.
+    public var sourceMACFiltering: Bool = false
+    /// Also receive known unicast of the port's VLANs addressed to others.
+    public var promiscuous: Bool = false
+    /// Drop DHCP server messages (UDP source port 67 / 547) sent by the virtual system.
+    public var dhcpGuard: Bool = false
+    /// Drop ICMPv6 router advertisements / redirects and ICMPv4 redirects sent by the virtual system.
+    public var routerGuard: Bool = false
+    /// Policer on traffic from the virtual system (bits/s, 0 = off) and its bucket depth in bytes.
+    public var transmitRate: UInt64 = 0
+    public var transmitBurst: UInt64 = 0
+    /// Policer on traffic to the virtual system.
+    public var receiveRate: UInt64 = 0
+    public var receiveBurst: UInt64 = 0
+    /// Flood policing of frames from the virtual system, packets/s (0 = off).
+    public var broadcastStormLimit: UInt64 = 0
+    public var multicastStormLimit: UInt64 = 0
+    public var unknownUnicastStormLimit: UInt64 = 0
+    /// ACL defaults: true = deny when no rule matches.
+    public var inboundDefaultDeny: Bool = false
+    public var outboundDefaultDeny: Bool = false
+    /// Index of the port's mirror session (0 = none); issue 4.
+    public var mirrorSession: UInt16 = 0
+
+    /// True when any ingress check beyond VLAN/PCP is on (one branch per frame when all are off).
+    public var hasIngressPolicy: Bool {
+        sourceMACFiltering || dhcpGuard || routerGuard || transmitRate > 0 || outboundDefaultDeny
+            || broadcastStormLimit > 0 || multicastStormLimit > 0 || unknownUnicastStormLimit > 0
+    }
+
     public init(mode: Mode, pvid: UInt16, vlans: VLANSet, acceptUntagged: Bool = true, nativeEgressTagged: Bool = false,
                 defaultPriority: UInt8 = 0, allowedPriorityMask: UInt8 = 0xFF, dropPriorityViolations: Bool = false,
                 learning: Bool = true, macLimit: UInt32 = .max, forwardUnlearned: Bool = false) {
@@ -74,6 +106,21 @@ public struct PortPolicy: Equatable, Sendable {
         self.nativeEgressTagged = nativeEgressTagged; self.defaultPriority = defaultPriority
         self.allowedPriorityMask = allowedPriorityMask; self.dropPriorityViolations = dropPriorityViolations
         self.learning = learning; self.macLimit = macLimit; self.forwardUnlearned = forwardUnlearned
+    }
+
+    public static func == (a: PortPolicy, b: PortPolicy) -> Bool {
+        a.mode == b.mode && a.pvid == b.pvid && a.vlans == b.vlans && a.acceptUntagged == b.acceptUntagged
+            && a.nativeEgressTagged == b.nativeEgressTagged && a.defaultPriority == b.defaultPriority
+            && a.allowedPriorityMask == b.allowedPriorityMask && a.dropPriorityViolations == b.dropPriorityViolations
+            && a.learning == b.learning && a.macLimit == b.macLimit && a.forwardUnlearned == b.forwardUnlearned
+            && a.sourceMACFiltering == b.sourceMACFiltering && a.promiscuous == b.promiscuous
+            && a.dhcpGuard == b.dhcpGuard && a.routerGuard == b.routerGuard
+            && a.transmitRate == b.transmitRate && a.transmitBurst == b.transmitBurst
+            && a.receiveRate == b.receiveRate && a.receiveBurst == b.receiveBurst
+            && a.broadcastStormLimit == b.broadcastStormLimit && a.multicastStormLimit == b.multicastStormLimit
+            && a.unknownUnicastStormLimit == b.unknownUnicastStormLimit
+            && a.inboundDefaultDeny == b.inboundDefaultDeny && a.outboundDefaultDeny == b.outboundDefaultDeny
+            && a.mirrorSession == b.mirrorSession
     }
 
     public static func access(_ vid: UInt16) -> PortPolicy {
@@ -93,10 +140,13 @@ public struct PortPolicy: Equatable, Sendable {
 
     /// Egress tag for a frame of internal VLAN `vlan` with priority `pcp`:
     /// 0 = send untagged, otherwise (TPID << 16 | TCI).
+    /// `serviceTag`: the frame belongs to a Dot1Q-tunnel VLAN, so a trunk carries it with an
+    /// 802.1ad S-tag (TPID 0x88A8) in front of the customer's own tags.
     @inlinable @inline(__always)
-    public func egressTag(vlan: UInt16, pcp: UInt8) -> UInt32 {
+    public func egressTag(vlan: UInt16, pcp: UInt8, serviceTag: Bool = false) -> UInt32 {
         if mode != .trunk || (vlan == pvid && !nativeEgressTagged) { return 0 }
-        return UInt32(EtherType.vlan) << 16 | UInt32(pcp & 7) << 13 | UInt32(vlan)
+        let tpid = serviceTag ? UInt32(EtherType.qinq) : UInt32(EtherType.vlan)
+        return tpid << 16 | UInt32(pcp & 7) << 13 | UInt32(vlan)
     }
 }
 

@@ -78,7 +78,7 @@ final class ConcurrencyStressTests: XCTestCase {
         let workers = (0..<threads).map { t in
             ForwardingThread(index: t, threadCount: threads, publisher: publisher,
                              backend: SyntheticBackend(stations: 300, seed: UInt64(t + 1), sentTotal: sentTotal),
-                             batchCapacity: 32, idleTimeoutMs: 1, clock: { clock.load(ordering: .relaxed) })
+                             batchCapacity: 32, idleTimeoutMs: 1, clock: { UInt64(clock.load(ordering: .relaxed)) * 1_000_000_000 })
         }
         workers.forEach { $0.start() }
         let deadline = Date().addingTimeInterval(3)

@@ -58,13 +58,17 @@ final class TestSwitch {
     let engine = ForwardingEngine(batchCapacity: 64)
     var batch = FrameBatch(capacity: 64)
     var now: UInt32 = 1000
+    /// Nanoseconds past `now` (policers and storm control).
+    var extraNs: UInt64 = 0
+    var nowNs: UInt64 { UInt64(now) * 1_000_000_000 + extraNs }
+    let runtime = PortRuntime()
     var generation: UInt64 = 1
     var specs: [PortSpec]
 
     init(_ specs: [PortSpec], macLimit: Int = 65_536) {
         self.specs = specs
         table = MACTable(limit: macLimit)
-        snapshot = ConfigSnapshot(generation: 1, ports: specs, macTable: table)
+        snapshot = ConfigSnapshot(generation: 1, ports: specs, macTable: table, runtime: runtime)
         backend = MemoryBackend(store: store)
     }
 
@@ -73,7 +77,7 @@ final class TestSwitch {
     func reconfigure(_ specs: [PortSpec]) {
         self.specs = specs
         generation += 1
-        snapshot = ConfigSnapshot(generation: generation, ports: specs, macTable: table)
+        snapshot = ConfigSnapshot(generation: generation, ports: specs, macTable: table, runtime: runtime)
     }
 
     /// Sends frames into `port` and forwards them; returns what each port sent.
@@ -82,10 +86,40 @@ final class TestSwitch {
         store.clearSent()
         for f in frames { store.enqueue(port, f) }
         while backend.receive(port: port, entry: snapshot.view.pointee.ports + port, into: &batch) > 0 {
-            engine.forward(batch, ingress: port, view: snapshot.view, now: now, backend: &backend)
+            engine.forward(batch, ingress: port, view: snapshot.view, now: now, nowNs: nowNs, backend: &backend)
         }
         return store.outbound
     }
 
     func counters(_ port: Int) -> PortCounters { PortCounters(port: port, blocks: [engine.counters]) }
+}
+
+/// IPv4 + UDP/TCP/ICMP payload builders (checksums are not checked by the switch).
+func ipv4(src: UInt32, dst: UInt32, proto: UInt8, l4: [UInt8], fragmentOffset: UInt16 = 0) -> [UInt8] {
+    let total = 20 + l4.count
+    var h: [UInt8] = [0x45, 0, UInt8(total >> 8), UInt8(total & 0xFF), 0, 0, UInt8(fragmentOffset >> 8), UInt8(fragmentOffset & 0xFF), 64, proto, 0, 0]
+    for s in [24, 16, 8, 0] { h.append(UInt8(truncatingIfNeeded: src >> UInt32(s))) }
+    for s in [24, 16, 8, 0] { h.append(UInt8(truncatingIfNeeded: dst >> UInt32(s))) }
+    return h + l4
+}
+
+func ipv6(src: [UInt8], dst: [UInt8], next: UInt8, l4: [UInt8]) -> [UInt8] {
+    let len = l4.count
+    return [0x60, 0, 0, 0, UInt8(len >> 8), UInt8(len & 0xFF), next, 255] + src + dst + l4
+}
+
+func ports(_ sport: UInt16, _ dport: UInt16) -> [UInt8] {
+    [UInt8(sport >> 8), UInt8(sport & 0xFF), UInt8(dport >> 8), UInt8(dport & 0xFF), 0, 8, 0, 0] + [UInt8](repeating: 0, count: 12)
+}
+
+/// An Ethernet frame carrying `l3` (tags optional).
+func l3frame(dst: UInt64, src: UInt64, tags: [(tpid: UInt16, vid: UInt16, pcp: UInt8)] = [], type: UInt16, _ l3: [UInt8]) -> [UInt8] {
+    var f = frame(dst: dst, src: src, tags: tags, type: type, payload: 0)
+    f += l3
+    while f.count < 60 { f.append(0) }
+    return f
+}
+
+func v6(_ last: UInt8, prefix: [UInt8] = [0x20, 0x01, 0x0d, 0xb8]) -> [UInt8] {
+    prefix + [UInt8](repeating: 0, count: 15 - prefix.count) + [last]
 }

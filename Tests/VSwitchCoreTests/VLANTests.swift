@@ -117,7 +117,7 @@ final class VLANTests: XCTestCase {
         let out = sw.inject(0, [customer])
         XCTAssertEqual(Set(out.keys), [1, 2])
         XCTAssertEqual(out[2]![0], customer, "tunnel to tunnel: identical")
-        XCTAssertEqual(Wire(out[1]![0]).tags, [tag(50), tag(100)], "outer S-VLAN pushed on the trunk")
+        XCTAssertEqual(Wire(out[1]![0]).tags, [tag(50, tpid: 0x88A8), tag(100)], "outer 802.1ad S-tag pushed on the trunk")
     }
 
     func testVLANIsolation() {

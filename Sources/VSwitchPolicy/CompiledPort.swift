@@ -1,0 +1,221 @@
+// CompiledPort: everything a port profile says, compiled for the forwarding
+// core. `PortPolicy` holds the fixed-size part (flags, VLAN set, rates); the
+// variable-size parts (allow-lists, ACL rules) are plain arrays here and are
+// flattened into the configuration snapshot's raw storage by VSwitchCore, so
+// the per-frame path only ever sees pointers and integers.
+//
+// ACL semantics (port-profile.md): rules of one direction are evaluated in
+// decreasing Weight, first match wins, then the direction's default action.
+// "Local" is the virtual system's side: for Outbound (from the VS) the local
+// side is the source, for Inbound (towards the VS) the destination. A rule
+// with Direction=Both is compiled into both lists.
+
+import VSwitchPacket
+
+/// One ACL rule as match fields over a frame's `FlowKey`. POD.
+public struct ACLMatchRule: Equatable, Sendable {
+    public struct Fields: OptionSet, Sendable, Equatable {
+        public let rawValue: UInt32
+        public init(rawValue: UInt32) { self.rawValue = rawValue }
+        public static let localMAC = Fields(rawValue: 1 << 0)
+        public static let remoteMAC = Fields(rawValue: 1 << 1)
+        public static let etherType = Fields(rawValue: 1 << 2)
+        public static let vlan = Fields(rawValue: 1 << 3)
+        public static let priority = Fields(rawValue: 1 << 4)
+        public static let localIP = Fields(rawValue: 1 << 5)
+        public static let remoteIP = Fields(rawValue: 1 << 6)
+        public static let ipFamily = Fields(rawValue: 1 << 7)
+        public static let proto = Fields(rawValue: 1 << 8)
+        public static let localPort = Fields(rawValue: 1 << 9)
+        public static let remotePort = Fields(rawValue: 1 << 10)
+        public static let icmpType = Fields(rawValue: 1 << 11)
+        public static let icmpCode = Fields(rawValue: 1 << 12)
+        /// Fields that need the L3/L4 part of the flow key.
+        public static let l3: Fields = [.localIP, .remoteIP, .ipFamily, .proto, .localPort, .remotePort, .icmpType, .icmpCode]
+    }
+
+    public var fields: Fields = []
+    public var allow: Bool = true
+    public var weight: Int32 = 0
+    public var localMAC: UInt64 = 0
+    public var remoteMAC: UInt64 = 0
+    public var etherType: UInt16 = 0
+    public var vlan: UInt16 = 0
+    public var priority: UInt8 = 0
+    /// 4 or 6 when an address or ANY-with-family is given.
+    public var ipVersion: UInt8 = 0
+    public var proto: UInt8 = 0
+    public var icmpType: UInt8 = 0
+    public var icmpCode: UInt8 = 0
+    /// Addresses as 128-bit values (IPv4 in the low 32 bits) with masks.
+    public var localIPHi: UInt64 = 0, localIPLo: UInt64 = 0, localMaskHi: UInt64 = 0, localMaskLo: UInt64 = 0
+    public var remoteIPHi: UInt64 = 0, remoteIPLo: UInt64 = 0, remoteMaskHi: UInt64 = 0, remoteMaskLo: UInt64 = 0
+    public var localPortLo: UInt16 = 0, localPortHi: UInt16 = 0
+    public var remotePortLo: UInt16 = 0, remotePortHi: UInt16 = 0
+
+    public init() {}
+}
+
+/// What the ACL matcher and the guards look at, extracted once per frame (only when needed).
+public struct FlowKey {
+    public var src: UInt64 = 0
+    public var dst: UInt64 = 0
+    public var etherType: UInt16 = 0
+    public var vlan: UInt16 = 0
+    public var pcp: UInt8 = 0
+    /// 0 = not IP, 4 or 6.
+    public var ipVersion: UInt8 = 0
+    public var proto: UInt8 = 0
+    /// L4 header present (not a non-first fragment, long enough).
+    public var hasL4: Bool = false
+    public var srcIPHi: UInt64 = 0, srcIPLo: UInt64 = 0
+    public var dstIPHi: UInt64 = 0, dstIPLo: UInt64 = 0
+    /// TCP/UDP ports, or ICMP type/code in `srcPort`/`dstPort`.
+    public var srcPort: UInt16 = 0
+    public var dstPort: UInt16 = 0
+    public init() {}
+}
+
+public extension ACLMatchRule {
+    /// Does the rule match a frame travelling `outbound` (from the virtual system) or inbound?
+    @inlinable @inline(__always)
+    func matches(_ k: FlowKey, outbound: Bool) -> Bool {
+        let f = fields.rawValue
+        if f == 0 { return true }
+        let localMACv = outbound ? k.src : k.dst
+        let remoteMACv = outbound ? k.dst : k.src
+        if f & Fields.localMAC.rawValue != 0 && localMACv != localMAC { return false }
+        if f & Fields.remoteMAC.rawValue != 0 && remoteMACv != remoteMAC { return false }
+        if f & Fields.etherType.rawValue != 0 && k.etherType != etherType { return false }
+        if f & Fields.vlan.rawValue != 0 && k.vlan != vlan { return false }
+        if f & Fields.priority.rawValue != 0 && k.pcp != priority { return false }
+        if f & Fields.l3.rawValue == 0 { return true }
+        if k.ipVersion == 0 { return false }
+        if f & Fields.ipFamily.rawValue != 0 && k.ipVersion != ipVersion { return false }
+        let (lHi, lLo, rHi, rLo) = outbound ? (k.srcIPHi, k.srcIPLo, k.dstIPHi, k.dstIPLo) : (k.dstIPHi, k.dstIPLo, k.srcIPHi, k.srcIPLo)
+        if f & Fields.localIP.rawValue != 0 && (lHi & localMaskHi != localIPHi || lLo & localMaskLo != localIPLo) { return false }
+        if f & Fields.remoteIP.rawValue != 0 && (rHi & remoteMaskHi != remoteIPHi || rLo & remoteMaskLo != remoteIPLo) { return false }
+        if f & Fields.proto.rawValue != 0 && k.proto != proto { return false }
+        let (lPort, rPort) = outbound ? (k.srcPort, k.dstPort) : (k.dstPort, k.srcPort)
+        if f & (Fields.localPort.rawValue | Fields.remotePort.rawValue | Fields.icmpType.rawValue | Fields.icmpCode.rawValue) != 0 {
+            if !k.hasL4 { return false }
+            if f & Fields.localPort.rawValue != 0 && (lPort < localPortLo || lPort > localPortHi) { return false }
+            if f & Fields.remotePort.rawValue != 0 && (rPort < remotePortLo || rPort > remotePortHi) { return false }
+            // ICMP: type travels in srcPort, code in dstPort (see FlowKey).
+            if f & Fields.icmpType.rawValue != 0 && k.srcPort != UInt16(icmpType) { return false }
+            if f & Fields.icmpCode.rawValue != 0 && k.dstPort != UInt16(icmpCode) { return false }
+        }
+        return true
+    }
+}
+
+public struct CompiledPort: Equatable, Sendable {
+    public var policy: PortPolicy
+    /// AllowedToTransmit keys `vlan << 48 | mac` (vlan 0 = any VLAN the port carries).
+    public var allowedTransmit: [UInt64] = []
+    /// AllowedToReceive keys, same encoding; empty = no restriction.
+    public var allowedReceive: [UInt64] = []
+    /// Rules for frames towards the virtual system, by decreasing weight.
+    public var inboundACL: [ACLMatchRule] = []
+    /// Rules for frames from the virtual system, by decreasing weight.
+    public var outboundACL: [ACLMatchRule] = []
+
+    public init(policy: PortPolicy) { self.policy = policy }
+}
+
+public extension PolicyCompiler {
+    /// Compiles every part of a validated profile.
+    static func compilePort(_ p: PortProfile, switchMACLimit: UInt32? = nil, mtu: Int = 1500) -> CompiledPort {
+        var policy = compile(p, switchMACLimit: switchMACLimit)
+        policy.sourceMACFiltering = p.effectiveSourceMACFiltering
+        policy.promiscuous = p.promiscuous ?? false
+        policy.dhcpGuard = p.enableDhcpGuard ?? false
+        policy.routerGuard = p.enableRouterGuard ?? false
+        // Burst default (port-profile.md): max(2 × MTU, 10 ms of the rate), in bytes.
+        func burst(_ rate: UInt64, _ given: UInt64?) -> UInt64 {
+            given ?? max(UInt64(2 * (mtu + 18)), rate / 8 / 100)
+        }
+        if let l = p.limit, l > 0 { policy.transmitRate = l; policy.transmitBurst = burst(l, p.transmitBurstSize) }
+        if let l = p.receiveBandwidthLimit, l > 0 { policy.receiveRate = l; policy.receiveBurst = burst(l, p.receiveBurstSize) }
+        policy.broadcastStormLimit = p.broadcastStormLimit ?? 0
+        policy.multicastStormLimit = p.multicastStormLimit ?? 0
+        policy.unknownUnicastStormLimit = p.unknownUnicastStormLimit ?? 0
+        policy.inboundDefaultDeny = p.inboundAclDefaultAction == .deny
+        policy.outboundDefaultDeny = p.outboundAclDefaultAction == .deny
+
+        var c = CompiledPort(policy: policy)
+        c.allowedTransmit = p.allowedToTransmit.map { UInt64($0.vlan ?? 0) << 48 | $0.mac.rawValue }.sorted()
+        c.allowedReceive = p.allowedToReceive.map { UInt64($0.vlan ?? 0) << 48 | $0.mac.rawValue }.sorted()
+        let ordered = p.acls.sorted { $0.weight > $1.weight }
+        for r in ordered {
+            let m = compileRule(r)
+            if r.direction != .outbound { c.inboundACL.append(m) }
+            if r.direction != .inbound { c.outboundACL.append(m) }
+        }
+        return c
+    }
+
+    static func compileRule(_ r: ACLRule) -> ACLMatchRule {
+        var m = ACLMatchRule()
+        m.allow = r.action == .allow
+        m.weight = Int32(clamping: r.weight)
+        if let v = r.localMAC { m.fields.insert(.localMAC); m.localMAC = v.rawValue }
+        if let v = r.remoteMAC { m.fields.insert(.remoteMAC); m.remoteMAC = v.rawValue }
+        if let v = r.etherType { m.fields.insert(.etherType); m.etherType = v }
+        if let v = r.vlanID { m.fields.insert(.vlan); m.vlan = v }
+        if let v = r.priority { m.fields.insert(.priority); m.priority = v }
+        func address(_ text: String?) -> (hi: UInt64, lo: UInt64, mhi: UInt64, mlo: UInt64, version: UInt8)? {
+            guard let text, text.uppercased() != "ANY", let ip = IPPrefix(text) else { return nil }
+            var hi: UInt64 = 0, lo: UInt64 = 0
+            let b = ip.masked
+            if ip.family == .ipv4 {
+                lo = b.reduce(0) { $0 << 8 | UInt64($1) }
+            } else {
+                hi = b[0..<8].reduce(0) { $0 << 8 | UInt64($1) }
+                lo = b[8..<16].reduce(0) { $0 << 8 | UInt64($1) }
+            }
+            let bits = ip.effectivePrefixLength
+            var mhi: UInt64 = 0, mlo: UInt64 = 0
+            if ip.family == .ipv4 {
+                mlo = bits == 0 ? 0 : (UInt64(0xFFFF_FFFF) << UInt64(32 - bits)) & 0xFFFF_FFFF
+            } else {
+                mhi = bits == 0 ? 0 : (bits >= 64 ? ~0 : ~UInt64(0) << UInt64(64 - bits))
+                mlo = bits <= 64 ? 0 : (bits == 128 ? ~0 : ~UInt64(0) << UInt64(128 - bits))
+            }
+            return (hi, lo, mhi, mlo, ip.family == .ipv4 ? 4 : 6)
+        }
+        if let a = address(r.localIP) {
+            m.fields.formUnion([.localIP, .ipFamily]); m.ipVersion = a.version
+            (m.localIPHi, m.localIPLo, m.localMaskHi, m.localMaskLo) = (a.hi, a.lo, a.mhi, a.mlo)
+        }
+        if let a = address(r.remoteIP) {
+            m.fields.formUnion([.remoteIP, .ipFamily]); m.ipVersion = a.version
+            (m.remoteIPHi, m.remoteIPLo, m.remoteMaskHi, m.remoteMaskLo) = (a.hi, a.lo, a.mhi, a.mlo)
+        }
+        if let p = r.proto {
+            let names: [String: UInt8] = ["TCP": 6, "UDP": 17, "ICMP": 1, "ICMPV6": 58]
+            if let n = names[p.uppercased()] ?? UInt8(p) { m.fields.insert(.proto); m.proto = n }
+        }
+        func range(_ text: String?) -> (UInt16, UInt16)? {
+            guard let text else { return nil }
+            let parts = text.split(separator: "-").compactMap { UInt16($0.trimmingCharacters(in: " ")) }
+            if parts.count == 1 { return (parts[0], parts[0]) }
+            if parts.count == 2 { return (parts[0], parts[1]) }
+            return nil
+        }
+        if let (lo, hi) = range(r.localPort) { m.fields.insert(.localPort); m.localPortLo = lo; m.localPortHi = hi }
+        if let (lo, hi) = range(r.remotePort) { m.fields.insert(.remotePort); m.remotePortLo = lo; m.remotePortHi = hi }
+        if let t = r.icmpType { m.fields.insert(.icmpType); m.icmpType = t }
+        if let c = r.icmpCode { m.fields.insert(.icmpCode); m.icmpCode = c }
+        return m
+    }
+}
+
+extension Substring {
+    func trimmingCharacters(in set: Character) -> Substring {
+        var s = self
+        while s.first == set { s = s.dropFirst() }
+        while s.last == set { s = s.dropLast() }
+        return s
+    }
+}
