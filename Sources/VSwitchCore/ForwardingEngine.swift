@@ -168,11 +168,11 @@ public struct ForwardingEngine {
             var out = -1
             if dst & 0x0100_0000_0000 == 0 { out = table.lookup(vlan: vlan, mac: dst) }
             if out < 0 && checks {
-                let e = entry.pointee
+                let e = entry
                 let (cost, tol, which): (UInt64, UInt64, Int) =
-                    dst == 0xFFFF_FFFF_FFFF ? (e.bcastCostNs, e.bcastToleranceNs, PortRuntime.broadcast)
-                    : dst & 0x0100_0000_0000 != 0 ? (e.mcastCostNs, e.mcastToleranceNs, PortRuntime.multicast)
-                    : (e.unknownCostNs, e.unknownToleranceNs, PortRuntime.unknownUnicast)
+                    dst == 0xFFFF_FFFF_FFFF ? (e.pointee.bcastCostNs, e.pointee.bcastToleranceNs, PortRuntime.broadcast)
+                    : dst & 0x0100_0000_0000 != 0 ? (e.pointee.mcastCostNs, e.pointee.mcastToleranceNs, PortRuntime.multicast)
+                    : (e.pointee.unknownCostNs, e.pointee.unknownToleranceNs, PortRuntime.unknownUnicast)
                 if cost > 0 && !cfg.runtime.conform(port: ingress, which, now: nowNs, cost: cost, tolerance: tol) {
                     drop(batch, i, ingress, .storm); continue
                 }
@@ -229,16 +229,32 @@ public struct ForwardingEngine {
         if floods > 0 { counters.add(port: ingress, PortCounter.floods, floods) }
     }
 
-    /// Sorted-slice membership of `key`, or of the any-VLAN form of its MAC.
+    /// Membership of (vlan, mac), or of the any-VLAN form of the MAC, in a sorted slice of allow keys.
     @inlinable @inline(__always)
     func allowListed(_ keys: UnsafeMutablePointer<UInt64>, _ start: UInt32, _ count: UInt32, mac: UInt64, vlan: UInt16) -> Bool {
         let exact = UInt64(vlan) << 48 | mac
-        var k = Int(start)
-        let end = k &+ Int(count)
-        while k < end {
-            let v = keys[k]
-            if v == mac || v == exact { return true }
-            k &+= 1
+        let begin = Int(start)
+        let end = begin &+ Int(count)
+        if count <= 8 {
+            var k = begin
+            while k < end {
+                let v = keys[k]
+                if v == mac || v == exact { return true }
+                k &+= 1
+            }
+            return false
+        }
+        return ForwardingEngine.sortedContains(keys, begin, end, mac) || ForwardingEngine.sortedContains(keys, begin, end, exact)
+    }
+
+    @inlinable @inline(__always)
+    static func sortedContains(_ keys: UnsafeMutablePointer<UInt64>, _ begin: Int, _ end: Int, _ key: UInt64) -> Bool {
+        var lo = begin, hi = end
+        while lo < hi {
+            let mid = (lo &+ hi) &>> 1
+            let v = keys[mid]
+            if v == key { return true }
+            if v < key { lo = mid &+ 1 } else { hi = mid }
         }
         return false
     }
@@ -257,33 +273,35 @@ public struct ForwardingEngine {
     }
 
     /// Anti-spoofing, DHCP and router guards, outbound ACL and the transmit policer. Nil = pass.
+    /// Reads the entry through its pointer field by field: copying a PortEntry (with its 512-byte
+    /// VLAN set) per frame cost more than everything else here.
     @inlinable
-    func ingressPolicy(_ batch: FrameBatch, _ i: Int, port: Int, _ entry: UnsafeMutablePointer<PortEntry>, _ cfg: ConfigView,
+    func ingressPolicy(_ batch: FrameBatch, _ i: Int, port: Int, _ e: UnsafeMutablePointer<PortEntry>, _ cfg: ConfigView,
                        src: UInt64, vlan: UInt16, pcp: UInt8, nowNs: UInt64) -> DropReason? {
-        let e = entry.pointee
-        let p = e.policy
-        if p.sourceMACFiltering && src != e.mac
-            && !allowListed(cfg.allowKeys, e.txAllowStart, e.txAllowCount, mac: src, vlan: vlan) {
+        if e.pointee.policy.sourceMACFiltering && src != e.pointee.mac
+            && !allowListed(cfg.allowKeys, e.pointee.txAllowStart, e.pointee.txAllowCount, mac: src, vlan: vlan) {
             return .spoofedSource
         }
-        if p.dhcpGuard || p.routerGuard || e.aclOutCount > 0 || p.outboundDefaultDeny {
+        let dhcpGuard = e.pointee.policy.dhcpGuard, routerGuard = e.pointee.policy.routerGuard
+        let aclCount = e.pointee.aclOutCount, defaultDeny = e.pointee.policy.outboundDefaultDeny
+        if dhcpGuard || routerGuard || aclCount > 0 || defaultDeny {
             let k = batch.flowKey(i, vlan: vlan, pcp: pcp)
-            if p.dhcpGuard && k.hasL4 && k.proto == 17 && ((k.ipVersion == 4 && k.srcPort == 67) || (k.ipVersion == 6 && k.srcPort == 547)) {
+            if dhcpGuard && k.hasL4 && k.proto == 17 && ((k.ipVersion == 4 && k.srcPort == 67) || (k.ipVersion == 6 && k.srcPort == 547)) {
                 return .dhcpGuard
             }
-            if p.routerGuard && k.hasL4
+            if routerGuard && k.hasL4
                 && ((k.proto == 58 && (k.srcPort == 134 || k.srcPort == 137)) || (k.proto == 1 && k.ipVersion == 4 && k.srcPort == 5)) {
                 return .routerGuard
             }
-            if (e.aclOutCount > 0 || p.outboundDefaultDeny)
-                && !aclAllows(cfg.aclRules, e.aclOutStart, e.aclOutCount, k, outbound: true, defaultDeny: p.outboundDefaultDeny) {
+            if (aclCount > 0 || defaultDeny)
+                && !aclAllows(cfg.aclRules, e.pointee.aclOutStart, aclCount, k, outbound: true, defaultDeny: defaultDeny) {
                 return .aclDeny
             }
         }
-        if e.txNsPerByteQ16 > 0 {
-            let cost = (UInt64(batch.meta[i].length) &* e.txNsPerByteQ16) >> 16
-            if !cfg.runtime.conform(port: port, PortRuntime.txPolicer,
-                                    now: nowNs, cost: cost, tolerance: e.txToleranceNs) {
+        let perByte = e.pointee.txNsPerByteQ16
+        if perByte > 0 {
+            let cost = (UInt64(batch.meta[i].length) &* perByte) >> 16
+            if !cfg.runtime.conform(port: port, PortRuntime.txPolicer, now: nowNs, cost: cost, tolerance: e.pointee.txToleranceNs) {
                 return .policer
             }
         }
@@ -292,21 +310,24 @@ public struct ForwardingEngine {
 
     /// AllowedToReceive, inbound ACL and the receive policer of output port `port`. Nil = pass.
     @inlinable
-    func egressPolicy(_ batch: FrameBatch, _ i: Int, port: Int, _ e: PortEntry, _ cfg: ConfigView, nowNs: UInt64) -> DropReason? {
-        let meta = batch.meta[i]
-        if e.rxAllowCount > 0
-            && !allowListed(cfg.allowKeys, e.rxAllowStart, e.rxAllowCount, mac: batch.destination(i), vlan: meta.vlan) {
+    func egressPolicy(_ batch: FrameBatch, _ i: Int, port: Int, _ e: UnsafeMutablePointer<PortEntry>, _ cfg: ConfigView,
+                      nowNs: UInt64) -> DropReason? {
+        let meta = batch.meta + i
+        if e.pointee.rxAllowCount > 0
+            && !allowListed(cfg.allowKeys, e.pointee.rxAllowStart, e.pointee.rxAllowCount, mac: batch.destination(i), vlan: meta.pointee.vlan) {
             return .noDestination
         }
-        if e.aclInCount > 0 || e.policy.inboundDefaultDeny {
-            let k = batch.flowKey(i, vlan: meta.vlan, pcp: meta.pcp)
-            if !aclAllows(cfg.aclRules, e.aclInStart, e.aclInCount, k, outbound: false, defaultDeny: e.policy.inboundDefaultDeny) {
+        let aclCount = e.pointee.aclInCount, defaultDeny = e.pointee.policy.inboundDefaultDeny
+        if aclCount > 0 || defaultDeny {
+            let k = batch.flowKey(i, vlan: meta.pointee.vlan, pcp: meta.pointee.pcp)
+            if !aclAllows(cfg.aclRules, e.pointee.aclInStart, aclCount, k, outbound: false, defaultDeny: defaultDeny) {
                 return .aclDeny
             }
         }
-        if e.rxNsPerByteQ16 > 0 {
-            let cost = (UInt64(meta.length) &* e.rxNsPerByteQ16) >> 16
-            if !cfg.runtime.conform(port: port, PortRuntime.rxPolicer, now: nowNs, cost: cost, tolerance: e.rxToleranceNs) {
+        let perByte = e.pointee.rxNsPerByteQ16
+        if perByte > 0 {
+            let cost = (UInt64(meta.pointee.length) &* perByte) >> 16
+            if !cfg.runtime.conform(port: port, PortRuntime.rxPolicer, now: nowNs, cost: cost, tolerance: e.pointee.rxToleranceNs) {
                 return .policer
             }
         }
@@ -333,7 +354,7 @@ public struct ForwardingEngine {
             while k < n {
                 let i = Int(list[k])
                 k &+= 1
-                if checks, let reason = egressPolicy(batch, i, port: port, entry.pointee, cfg, nowNs: nowNs) {
+                if checks, let reason = egressPolicy(batch, i, port: port, entry, cfg, nowNs: nowNs) {
                     counters.drop(port: port, reason.rawValue)
                     continue
                 }

@@ -16,22 +16,22 @@ import VSwitchPacket
 public struct ACLMatchRule: Equatable, Sendable {
     public struct Fields: OptionSet, Sendable, Equatable {
         public let rawValue: UInt32
-        public init(rawValue: UInt32) { self.rawValue = rawValue }
-        public static let localMAC = Fields(rawValue: 1 << 0)
-        public static let remoteMAC = Fields(rawValue: 1 << 1)
-        public static let etherType = Fields(rawValue: 1 << 2)
-        public static let vlan = Fields(rawValue: 1 << 3)
-        public static let priority = Fields(rawValue: 1 << 4)
-        public static let localIP = Fields(rawValue: 1 << 5)
-        public static let remoteIP = Fields(rawValue: 1 << 6)
-        public static let ipFamily = Fields(rawValue: 1 << 7)
-        public static let proto = Fields(rawValue: 1 << 8)
-        public static let localPort = Fields(rawValue: 1 << 9)
-        public static let remotePort = Fields(rawValue: 1 << 10)
-        public static let icmpType = Fields(rawValue: 1 << 11)
-        public static let icmpCode = Fields(rawValue: 1 << 12)
+        @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
+        @inlinable public static var localMAC: Fields { Fields(rawValue: 1 << 0) }
+        @inlinable public static var remoteMAC: Fields { Fields(rawValue: 1 << 1) }
+        @inlinable public static var etherType: Fields { Fields(rawValue: 1 << 2) }
+        @inlinable public static var vlan: Fields { Fields(rawValue: 1 << 3) }
+        @inlinable public static var priority: Fields { Fields(rawValue: 1 << 4) }
+        @inlinable public static var localIP: Fields { Fields(rawValue: 1 << 5) }
+        @inlinable public static var remoteIP: Fields { Fields(rawValue: 1 << 6) }
+        @inlinable public static var ipFamily: Fields { Fields(rawValue: 1 << 7) }
+        @inlinable public static var proto: Fields { Fields(rawValue: 1 << 8) }
+        @inlinable public static var localPort: Fields { Fields(rawValue: 1 << 9) }
+        @inlinable public static var remotePort: Fields { Fields(rawValue: 1 << 10) }
+        @inlinable public static var icmpType: Fields { Fields(rawValue: 1 << 11) }
+        @inlinable public static var icmpCode: Fields { Fields(rawValue: 1 << 12) }
         /// Fields that need the L3/L4 part of the flow key.
-        public static let l3: Fields = [.localIP, .remoteIP, .ipFamily, .proto, .localPort, .remotePort, .icmpType, .icmpCode]
+        @inlinable public static var l3: Fields { Fields(rawValue: 0b1_1111_1110_0000) }
     }
 
     public var fields: Fields = []

@@ -39,6 +39,9 @@ struct CoreBenchConfig {
     var seconds = 2.0
     var batch = 64
     var ports = 8
+    /// vlan: VLAN classification only; realistic: anti-spoofing, 16 ACL rules (8 per direction),
+    /// transmit and receive policers on every port (issue 3's benchmark profile).
+    var profile = "vlan"
 }
 
 struct CoreBenchResult: Codable {
@@ -47,6 +50,7 @@ struct CoreBenchResult: Codable {
     var macs: Int
     var threads: Int
     var mode: String
+    var profile: String
     var batch: Int
     var ports: Int
     var frames: UInt64
@@ -105,12 +109,20 @@ final class CoreWorker: @unchecked Sendable {
             }
         }
         for i in 0..<cfg.batch {
-            // Payload bytes stay in place between batches (only headers are rewritten).
-            batch.receiveBuffer(i).initializeMemory(as: UInt8.self, repeating: 0x5A, count: 2048)
+            // Payload bytes stay in place between batches (only headers are rewritten): IPv4/UDP
+            // 10.0.0.1:4000 -> 10.0.0.2:4789 after the L2 header.
+            let b = batch.receiveBuffer(i)
+            b.initializeMemory(as: UInt8.self, repeating: 0x5A, count: 2048)
+            let l3 = cfg.mode == "trunk" ? 18 : 14
+            let ip: [UInt8] = [0x45, 0, 0, 46, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+                               0x0F, 0xA0, 0x12, 0xB5, 0, 26, 0, 0]
+            for (k, v) in ip.enumerated() { b.storeBytes(of: v, toByteOffset: l3 + k, as: UInt8.self) }
         }
     }
 
     deinit { batch.deallocate(); engine.deallocate(); headers.deallocate() }
+
+    var headerBytes: Int { cfg.mode == "trunk" ? 18 : 14 }
 
     @inline(__always)
     func runBatch(slot: Int, port: Int, cursor: inout Int, now: UInt32) {
@@ -120,7 +132,7 @@ final class CoreWorker: @unchecked Sendable {
         while i < n {
             let h = headers + (slot * headerCount + (cursor & (headerCount - 1))) * 20
             let dst = batch.receiveBuffer(i)
-            dst.copyMemory(from: h, byteCount: 18)
+            dst.copyMemory(from: h, byteCount: headerBytes)
             batch.setReceived(i, length: length)
             cursor &+= 1
             i &+= 1
@@ -152,7 +164,12 @@ enum CoreBench {
         let stations = (0..<stationCount).map { UInt64(0x0200_0000_0000) | UInt64($0 + 1) }
         let table = MACTable(limit: max(65_536, stationCount * 2))
         let policy: PortPolicy = cfg.mode == "trunk" ? .trunk([10, 20]) : .access(10)
-        let specs = (0..<cfg.ports).map { PortSpec(index: $0, handle: Int32($0), mtu: 1500, policy: policy) }
+        let specs = (0..<cfg.ports).map { port -> PortSpec in
+            guard cfg.profile == "realistic" else { return PortSpec(index: port, handle: Int32(port), mtu: 1500, policy: policy) }
+            let mine = stations.indices.filter { $0 % cfg.ports == port }.map { stations[$0] }
+            return PortSpec(index: port, handle: Int32(port), mtu: 1500, mac: mine.first ?? 0,
+                            compiled: realisticProfile(base: policy, stations: mine))
+        }
         let snapshot = ConfigSnapshot(generation: 1, ports: specs, macTable: table)
         let now = UInt32(truncatingIfNeeded: vsw_now_coarse_ns() / 1_000_000_000)
         var prev = 0
@@ -207,16 +224,52 @@ enum CoreBench {
             acc + (0..<cfg.ports).reduce(UInt64(0)) { $0 + PortCounters(port: $1, blocks: [w.engine.counters]).totalDrops }
         }
         if sunk != frames || dropped > 0 {
-            FileHandleErr.write("warning: \(frames) frames in, \(sunk) out, \(dropped) dropped\n")
+            var reasons: [String: UInt64] = [:]
+            for w in workers { for port in 0..<cfg.ports { for (r, v) in PortCounters(port: port, blocks: [w.engine.counters]).drops { reasons[r.name, default: 0] += v } } }
+            FileHandleErr.write("warning: \(frames) frames in, \(sunk) out, \(dropped) dropped \(reasons)\n")
         }
         _ = snapshot
-        return CoreBenchResult(size: cfg.size, macs: cfg.macs, threads: cfg.threads, mode: cfg.mode, batch: cfg.batch,
+        return CoreBenchResult(size: cfg.size, macs: cfg.macs, threads: cfg.threads, mode: cfg.mode, profile: cfg.profile, batch: cfg.batch,
                                ports: cfg.ports, frames: frames, seconds: secs, mpps_total: total,
                                mpps_per_core: total / Double(min(cfg.threads, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))),
                                ns_per_frame: secs * 1e9 * Double(cfg.threads) / Double(max(1, frames)),
                                mallocs: stats.mallocCount,
                                allocs_per_frame: counting ? Double(stats.mallocCount) / Double(max(1, frames)) : -1,
                                cpu_model: cpuModel())
+    }
+
+    /// Anti-spoofing (the port's stations), 8 outbound + 8 inbound ACL rules that the benchmark traffic
+    /// (IPv4/UDP 10.0.0.0/8 → port 4789) walks through before the last one allows it, and both policers
+    /// at 100 Gbit/s (evaluated on every frame, never limiting).
+    static func realisticProfile(base: PortPolicy, stations: [UInt64]) -> CompiledPort {
+        var p = PortProfile(id: "urn:bench", elementName: "bench", instanceID: "bench:1")
+        p.desiredVLANEndpointMode = base.mode == .trunk ? .trunk : .access
+        p.portVID = base.mode == .trunk ? nil : base.pvid
+        p.trunkedVLANs = base.mode == .trunk ? base.vlans.members : []
+        p.sourceMACFilteringEnabled = true
+        p.allowedToTransmit = stations.dropFirst().map { MACVLANPair(mac: MACAddress(rawValue: $0)) }
+        p.limit = 100_000_000_000
+        p.receiveBandwidthLimit = 100_000_000_000
+        var rules: [ACLRule] = []
+        for d in [ACLDirection.outbound, .inbound] {
+            for k in 0..<7 {
+                var r = ACLRule(name: "\(d)-\(k)", direction: d, action: .deny, weight: 100 - k)
+                switch k % 4 {
+                case 0: r.proto = "TCP"; r.remotePort = "\(22 + k)"
+                case 1: r.remoteIP = "192.168.\(k).0/24"
+                case 2: r.proto = "UDP"; r.localPort = "\(5000 + k)-\(5100 + k)"
+                default: r.etherType = 0x86DD
+                }
+                rules.append(r)
+            }
+            var allow = ACLRule(name: "\(d)-udp", direction: d, action: .allow, weight: 1)
+            allow.proto = "UDP"; allow.remoteIP = "10.0.0.0/8"
+            rules.append(allow)
+        }
+        p.acls = rules
+        p.inboundAclDefaultAction = .deny
+        p.outboundAclDefaultAction = .deny
+        return PolicyCompiler.compilePort(p)
     }
 
     static func cpuModel() -> String {
