@@ -8,7 +8,9 @@
 //   VSwitchTopology    topology documents: switch settings, ports, virtual systems
 //   VSwitchCore        lock-free forwarding: MAC table, snapshots + QSBR, pipeline, counters, threads
 //   VSwitchIO          TAP devices, network namespaces, rtnetlink (libnl) link configuration
-//   VSwitchDaemon      wires a topology into a running switch (used by vswitchd)
+//   VSwitchControl     control protocol (JSON lines over a Unix socket), blocking client, Prometheus text
+//   VSwitchDaemon      the running switch: dynamic model, control server, link monitor, state (used by vswitchd)
+//   vswitchctl         the operator's CLI (VSwitchControl only)
 import PackageDescription
 
 let optimise: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"], .when(configuration: .release))]
@@ -19,15 +21,19 @@ let package = Package(
     products: [
         .executable(name: "vswitchd", targets: ["vswitchd"]),
         .executable(name: "vswitch-bench", targets: ["vswitch-bench"]),
+        .executable(name: "vswitchctl", targets: ["vswitchctl"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/ordo-one/malloc-interposer.git", from: "1.6.1"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         .target(name: "CVSwitchShim", path: "Sources/CVSwitchShim"),
+        .target(name: "CVSwitchCtlShim", path: "Sources/CVSwitchCtlShim"),
+        .target(name: "VSwitchControl"),
         .systemLibrary(name: "CLibXML2", path: "Sources/CLibXML2", pkgConfig: "libxml-2.0",
                        providers: [.apt(["libxml2-dev"])]),
         .systemLibrary(name: "CLibNL", path: "Sources/CLibNL", pkgConfig: "libnl-route-3.0",
@@ -45,17 +51,22 @@ let package = Package(
                 dependencies: ["CVSwitchShim", "CLibNL", "VSwitchPacket", "VSwitchCore"],
                 swiftSettings: optimise),
         .target(name: "VSwitchDaemon",
-                dependencies: ["VSwitchCore", "VSwitchIO", "VSwitchTopology", "VSwitchProfiles",
+                dependencies: ["VSwitchCore", "VSwitchIO", "VSwitchTopology", "VSwitchProfiles", "VSwitchControl",
+                               "CVSwitchCtlShim",
                                .product(name: "Logging", package: "swift-log"),
                                .product(name: "Atomics", package: "swift-atomics")]),
         .executableTarget(name: "vswitchd",
-                          dependencies: ["VSwitchDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                          dependencies: ["VSwitchDaemon", "VSwitchControl",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "Logging", package: "swift-log")]),
+        .executableTarget(name: "vswitchctl",
+                          dependencies: ["VSwitchControl", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "vswitch-bench",
                           dependencies: ["VSwitchCore", "VSwitchPacket", "VSwitchPolicy", "CVSwitchShim",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "Atomics", package: "swift-atomics"),
-                                         .product(name: "MallocInterposerSwift", package: "malloc-interposer")],
+                                         .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
+                                         .product(name: "Histogram", package: "hdrhistogram-swift")],
                           path: "bench/Sources/vswitch-bench", swiftSettings: optimise),
         .testTarget(name: "VSwitchPacketTests", dependencies: ["VSwitchPacket"]),
         .testTarget(name: "VSwitchPolicyTests", dependencies: ["VSwitchPolicy"]),
@@ -63,6 +74,9 @@ let package = Package(
                                                              .product(name: "Atomics", package: "swift-atomics")]),
         .testTarget(name: "VSwitchProfilesTests", dependencies: ["VSwitchProfiles", "VSwitchTopology"],
                     resources: [.copy("Fixtures")]),
+        .testTarget(name: "VSwitchControlTests", dependencies: ["VSwitchControl", "VSwitchDaemon", "VSwitchCore",
+                                                                "VSwitchPacket", "VSwitchProfiles",
+                                                                .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "VSwitchIOTests", dependencies: ["VSwitchIO", "VSwitchCore", "VSwitchPacket"]),
     ]
 )

@@ -1,19 +1,27 @@
-// VSwitchDaemon: turns a validated Topology into a running switch and keeps it running.
+// VSwitchDaemon: runs the switch — the dynamic model (SwitchModel), the forwarding threads,
+// the control socket (ControlServer + ControlCommands), link monitoring and persistent state.
 //
-// Start-up is two-phase: every check that can fail without side effects runs
-// first (root, /dev/net/tun, interface and namespace names free), then the
-// system is changed step by step with an undo list, so a failure leaves
-// nothing half-created. The forwarding threads (VSwitchCore) then run on their
-// own pthreads; this module's control thread owns everything else:
-// housekeeping once a second (aging, MAC-move log, table compaction), the
-// signals (SIGINT/SIGTERM stop, SIGUSR1 prints counters and the MAC table,
-// SIGHUP reloads the profile files), and every snapshot publication.
+// Start-up: `--topology FILE` turns the topology into the initial configuration (every check
+// that needs no change to the system runs first; then ports are created one by one, and a
+// failure removes everything created). Without a topology, the state directory's state file is
+// restored (ports adopted where their persistent TAPs survived, created again where not); a
+// corrupt state file is refused whole. The forwarding threads (VSwitchCore) run on their own
+// pthreads; this module's control thread owns everything else, in one poll() loop over a
+// signalfd (SIGINT/SIGTERM stop, SIGUSR1 prints counters and the MAC table, SIGHUP reloads the
+// profile files), the control socket and its clients, the rtnetlink link monitor, and a 1 s
+// housekeeping tick (aging, MAC-move log, TAP presence check, table compaction).
+//
+// State mode (`--state-dir`, or restoring): TAPs are made persistent, every accepted change is
+// saved atomically, and a stop leaves the virtual systems and their TAPs in place for the next
+// start to adopt. Topology mode without `--state-dir` is ephemeral: a stop removes everything.
 //
 // Threading: all methods of SwitchDaemon run on the control (main) thread.
 
 import Atomics
+import CVSwitchCtlShim
 import Foundation
 import Logging
+import VSwitchControl
 import VSwitchCore
 import VSwitchIO
 import VSwitchPacket
@@ -26,6 +34,14 @@ public struct DaemonOptions: Sendable {
     public var statsJSONPath: String?
     public var readyFile: String?
     public var batchSize: Int = 64
+    /// The topology to start from (nil: restore from the state directory).
+    public var topology: Topology?
+    /// Where state is kept; nil: no persistence (topology mode without --state-dir).
+    public var stateDirectory: String?
+    /// Control socket path; nil: no control socket.
+    public var controlSocket: String? = ControlProtocol.defaultSocketPath
+    /// The control socket was not asked for explicitly: if another daemon holds it, run without one.
+    public var controlSocketOptional = false
     public init(threads: Int? = nil, statsJSONPath: String? = nil, readyFile: String? = nil) {
         self.threads = threads; self.statsJSONPath = statsJSONPath; self.readyFile = readyFile
     }
@@ -37,109 +53,136 @@ public struct DaemonError: Error, CustomStringConvertible {
     public init(_ d: String) { description = d }
 }
 
+extension SwitchConfig {
+    /// A topology as the initial configuration (profile documents read from their files).
+    public init(topology t: Topology) throws {
+        self.init()
+        name = t.name
+        settings = SettingsConfig(macAgingTime: t.settings.macAgingTime, macTableSize: t.settings.macTableSize,
+                                  forwardingThreads: t.settings.forwardingThreads, maxMACsPerPort: t.settings.maxMACsPerPort)
+        profiles = try t.profileFiles.map { path in
+            guard let d = FileManager.default.contents(atPath: path), let s = String(data: d, encoding: .utf8) else {
+                throw DaemonError("cannot read profile file \(path)")
+            }
+            return ProfileSource(path: path, xml: s)
+        }
+        ports = t.ports.enumerated().map { i, p in
+            PortConfig(index: i, name: p.name, type: p.kind.rawValue, profile: p.profileID,
+                       mac: (p.virtualSystem?.mac ?? p.mac)?.description, mtu: p.mtu,
+                       namespace: p.virtualSystem?.namespace, interface: p.virtualSystem?.interfaceName,
+                       addresses: p.virtualSystem?.addresses ?? [], adopt: p.adopt)
+        }
+    }
+}
+
 public final class SwitchDaemon {
-    public let topology: Topology
     let options: DaemonOptions
     let log: Logger
-    var profiles: ProfileSet
-    var taps: [TapDevice] = []
-    /// Ports whose device vanished (port index set); they stay in the snapshot as down.
-    var vanished: Set<Int> = []
-    var namespaces: [String] = []
-    var table: MACTable
-    var publisher: SnapshotPublisher?
+    let system = TapPortSystem()
+    var model: SwitchModel!
+    var store: StateStore?
+    var server: ControlServer?
+    var commands: ControlCommands!
+    var monitor: LinkMonitor?
+    var signalFD: Int32 = -1
     var threads: [ForwardingThread<TapBackend>] = []
-    var generation: UInt64 = 0
-    var moveLogBudget = 0
     var movesSuppressed = 0
-    let startedAt = monotonicSeconds()
 
-    public init(topology: Topology, options: DaemonOptions, logger: Logger) {
-        self.topology = topology
+    public init(options: DaemonOptions, logger: Logger) {
         self.options = options
         self.log = logger
-        self.profiles = topology.profiles
-        self.table = MACTable(limit: topology.settings.macTableSize)
     }
 
     // MARK: - start-up
 
-    /// Checks everything that can be checked without touching the system.
-    public func preflight() throws {
+    /// Brings the switch up. On failure undoes everything and throws one line.
+    public func start() throws {
         if geteuid() != 0 { throw DaemonError("vswitchd must run as root (it needs CAP_NET_ADMIN to create TAP devices and namespaces)") }
         if access("/dev/net/tun", R_OK | W_OK) != 0 { throw DaemonError("/dev/net/tun is missing or not accessible: load the tun module (modprobe tun)") }
-        for p in topology.ports {
-            if p.adopt {
-                if !Netlink.linkExists(p.name) { throw DaemonError("port \(p.name): Adopt=\"true\" but no interface \(p.name) exists") }
-            } else if Netlink.linkExists(p.name) {
-                throw DaemonError("port \(p.name): an interface named \(p.name) already exists (remove it, or set Adopt=\"true\" for a persistent TAP)")
-            }
-            if let vs = p.virtualSystem, NetworkNamespace.exists(vs.namespace) {
-                throw DaemonError("port \(p.name): network namespace \(vs.namespace) already exists (ip netns delete \(vs.namespace), or pick another name)")
-            }
-        }
-    }
 
-    /// Creates the TAPs and virtual systems and starts forwarding. On failure undoes everything and throws.
-    public func start() throws {
-        try preflight()
-        do {
-            for p in topology.ports {
-                let tap = p.adopt ? try TapDevice.adopt(name: p.name) : try TapDevice.create(name: p.name)
-                taps.append(tap)
-                if let vs = p.virtualSystem {
-                    try VirtualSystemProvisioner.attach(
-                        tapName: p.name,
-                        to: VirtualSystemSpec(namespace: vs.namespace, interfaceName: vs.interfaceName, mac: vs.mac,
-                                              mtu: p.mtu, addresses: vs.addresses))
-                    namespaces.append(vs.namespace)
-                    log.info("virtual system up", metadata: ["port": "\(p.name)", "namespace": "\(vs.namespace)",
-                                                             "mac": "\(vs.mac)", "addresses": "\(vs.addresses.joined(separator: ","))"])
-                } else {
-                    try Netlink.configure(LinkConfig(name: p.name, mtu: p.mtu, up: true))
-                }
-            }
-        } catch {
-            teardown()
-            throw DaemonError("start-up failed, everything created was removed: \(error)")
+        // 1. The initial configuration, checked before anything is created.
+        var initial: SwitchConfig
+        var restoring = false
+        if let dir = options.stateDirectory {
+            let s = StateStore(directory: dir)
+            try s.prepare()
+            store = s
         }
-        let snapshot = try makeSnapshot(profiles: profiles, table: table)
-        let publisher = SnapshotPublisher(initial: snapshot)
-        self.publisher = publisher
-        let n = threadCount()
+        if let t = options.topology {
+            initial = try SwitchConfig(topology: t)
+            for p in initial.ports { try system.check(p) }
+        } else if let store, let saved = try store.load() {
+            initial = saved
+            restoring = true
+            log.info("restoring state", metadata: ["file": "\(store.path)", "ports": "\(saved.ports.count)",
+                                                   "profile-files": "\(saved.profiles.count)", "static-fdb": "\(saved.fdb.count)"])
+        } else {
+            initial = SwitchConfig()
+            log.info("no state to restore: starting an empty switch")
+        }
+        _ = try SwitchModel.merge(initial.profiles)   // a broken profile document refuses the start
+
+        // 2. The control socket (refused before touching the system if another daemon has it).
+        if let path = options.controlSocket {
+            do {
+                server = try ControlServer(path: path)
+            } catch {
+                if !options.controlSocketOptional { throw error }
+                log.warning("running without a control socket: \(error)")
+            }
+        }
+        monitor = try? LinkMonitor()
+        if monitor == nil { log.warning("rtnetlink link monitor unavailable; link state is checked once a second only") }
+
+        // 3. The model and the forwarding threads (forwarding an empty switch at first).
+        let model = SwitchModel(settings: initial.settings, system: system, logger: log)
+        model.persistentPorts = store != nil
+        self.model = model
+        commands = ControlCommands(model: model)
+        let publisher = model.publisher
+        let n = threadCount(initial.settings)
         publisher.setThreadCount(n)
         let cpus = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         for t in 0..<n {
-            let th = ForwardingThread(index: t, threadCount: n, publisher: publisher, backend: TapBackend(),
-                                      batchCapacity: options.batchSize,
-                                      dataRoom: max(2048, (topology.ports.map(\.mtu).max() ?? 1500) + 64),
-                                      cpu: n <= cpus ? t : nil, clock: { monotonicNanoseconds() })
+            let th = ForwardingThread(index: t, threadCount: n, publisher: publisher, backend: TapBackend(maxPorts: SwitchModel.maxPorts),
+                                      batchCapacity: options.batchSize, dataRoom: SwitchModel.maxMTU + 64,
+                                      maxPorts: SwitchModel.maxPorts, cpu: n <= cpus ? t : nil, clock: { monotonicNanoseconds() })
             threads.append(th)
             th.start()
         }
-        log.info("switch ready", metadata: ["topology": "\(topology.name)", "ports": "\(topology.ports.count)",
-                                            "threads": "\(n)", "mac-aging-time": "\(topology.settings.macAgingTime)",
-                                            "mac-table-size": "\(topology.settings.macTableSize)"])
+        model.counterBlocks = { [unowned self] in self.threads.map(\.engine.counters) }
+
+        // 4. Apply the configuration.
+        do {
+            try model.apply(initial, restore: restoring)
+        } catch {
+            for t in threads { t.stop() }
+            threads = []
+            model.releaseAll(destroy: !restoring)
+            server = nil
+            throw DaemonError("start-up failed, everything created was removed: \(error)")
+        }
+        if let store {
+            model.onChange = { [log] c in
+                do { try store.save(c) } catch {
+                    log.error("\(error)")
+                    throw DaemonError("the change is applied but could not be saved: \(error)")
+                }
+            }
+            try store.save(model.config)
+        }
+        log.info("switch ready", metadata: ["name": "\(initial.name)", "ports": "\(initial.ports.count)", "threads": "\(n)",
+                                            "mac-aging-time": "\(initial.settings.macAgingTime)",
+                                            "mac-table-size": "\(initial.settings.macTableSize)",
+                                            "control-socket": "\(server?.path ?? "none")",
+                                            "state-dir": "\(store?.directory ?? "none")"])
         if let ready = options.readyFile { FileManager.default.createFile(atPath: ready, contents: Data("ready\n".utf8)) }
     }
 
-    func threadCount() -> Int {
+    func threadCount(_ s: SettingsConfig) -> Int {
         if let t = options.threads, t > 0 { return t }
-        if topology.settings.forwardingThreads > 0 { return topology.settings.forwardingThreads }
+        if s.forwardingThreads > 0 { return s.forwardingThreads }
         return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
-    }
-
-    func makeSnapshot(profiles: ProfileSet, table: MACTable) throws -> ConfigSnapshot {
-        generation += 1
-        var specs: [PortSpec] = []
-        for (i, p) in topology.ports.enumerated() {
-            guard let profile = profiles.profile(id: p.profileID) else {
-                throw DaemonError("port \(p.name) is bound to profile \(p.profileID), which is not loaded")
-            }
-            let policy = PolicyCompiler.compile(profile, switchMACLimit: topology.settings.maxMACsPerPort)
-            specs.append(PortSpec(index: i, up: !vanished.contains(i), handle: taps[i].fd, mtu: p.mtu, mac: p.mac?.rawValue ?? 0, policy: policy))
-        }
-        return ConfigSnapshot(generation: generation, ports: specs, macTable: table)
     }
 
     // MARK: - running
@@ -149,106 +192,114 @@ public final class SwitchDaemon {
         var set = sigset_t()
         sigemptyset(&set)
         for s in [SIGINT, SIGTERM, SIGUSR1, SIGHUP] { sigaddset(&set, s) }
-        var lastAging = monotonicSeconds()
+        signalFD = vsw_signalfd(&set)
+        if signalFD < 0 { log.critical("signalfd failed: \(String(cString: strerror(errno)))"); return }
+        defer { close(signalFD) }
+        var lastTick = monotonicSeconds()
         while true {
-            var ts = timespec(tv_sec: 1, tv_nsec: 0)
-            let sig = sigtimedwait(&set, nil, &ts)
-            switch sig {
-            case SIGINT, SIGTERM:
-                log.info("signal \(sig == SIGINT ? "SIGINT" : "SIGTERM"): stopping")
-                return
-            case SIGUSR1:
-                FileHandle.standardOutput.write(Data(report().utf8))
-                writeStatsJSON()
-            case SIGHUP:
-                reloadProfiles()
-            default:
-                break
+            var fds = [pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0)]
+            if let monitor { fds.append(pollfd(fd: monitor.fd, events: Int16(POLLIN), revents: 0)) }
+            if let server { fds += server.pollFDs() }
+            let nowNs = vsw_now_ns_ctl()
+            let msToTick = Int32(max(1, 1000 - Int((nowNs / 1_000_000) % 1000)))
+            let rc = poll(&fds, nfds_t(fds.count), msToTick)
+            if rc > 0 {
+                for p in fds where p.revents != 0 {
+                    if p.fd == signalFD {
+                        while true {
+                            let sig = vsw_signalfd_read(signalFD)
+                            if sig <= 0 { break }
+                            switch sig {
+                            case SIGINT, SIGTERM:
+                                log.info("signal \(sig == SIGINT ? "SIGINT" : "SIGTERM"): stopping")
+                                return
+                            case SIGUSR1:
+                                FileHandle.standardOutput.write(Data(report().utf8))
+                                writeStatsJSON()
+                            case SIGHUP:
+                                reloadProfiles()
+                            default: break
+                            }
+                        }
+                    } else if let monitor, p.fd == monitor.fd {
+                        linkEvents(monitor.drain())
+                    } else if let server, server.owns(p.fd) {
+                        server.service(p) { line in commands.handle(line: line) }
+                    }
+                }
             }
             let now = monotonicSeconds()
-            if now != lastAging {
-                lastAging = now
+            if now != lastTick {
+                lastTick = now
                 housekeeping(now: now)
             }
         }
     }
 
+    func linkEvents(_ batch: (events: [LinkEvent], overrun: Bool)) {
+        if batch.overrun {
+            log.warning("rtnetlink overrun: link notifications were lost; resynchronising every port")
+            model.recheckLinks()
+            return
+        }
+        var names: [String] = []
+        for e in batch.events {
+            log.trace("link event", metadata: ["ifindex": "\(e.ifindex)", "name": "\(e.name)", "up": "\(e.isUp)",
+                                               "carrier": "\(e.hasCarrier)", "deleted": "\(e.deleted)"])
+            for n in model.ports(withIfindex: e.ifindex) where !names.contains(n) { names.append(n) }
+        }
+        if !names.isEmpty { model.recheckLinks(names) }
+    }
+
     func housekeeping(now: UInt32) {
         checkDevices()
-        let aged = table.age(now: now, agingTime: UInt32(topology.settings.macAgingTime))
-        if aged > 0 { log.debug("aged out \(aged) MAC entries") }
+        model.housekeeping(now: now)
         // MAC moves: at most 10 log lines a second, the rest summarised.
-        moveLogBudget = 10
+        var budget = 10
         for th in threads {
             for m in th.engine.moves.drain() {
-                if moveLogBudget > 0 {
-                    moveLogBudget -= 1
+                if budget > 0 {
+                    budget -= 1
                     log.warning("MAC move", metadata: ["mac": "\(MACAddress(rawValue: m.mac))", "vlan": "\(m.vlan)",
-                                                       "from": "\(portName(m.from))", "to": "\(portName(m.to))"])
+                                                       "from": "\(model.portName(m.from))", "to": "\(model.portName(m.to))"])
                 } else {
                     movesSuppressed += 1
                 }
             }
         }
-        if movesSuppressed > 0 && moveLogBudget > 0 {
+        if movesSuppressed > 0 && budget > 0 {
             log.warning("\(movesSuppressed) further MAC moves not logged (rate limit)")
             movesSuppressed = 0
         }
-        if table.needsCompaction, let publisher {
-            let fresh = table.compacted()
-            table = fresh
-            if let s = try? makeSnapshot(profiles: profiles, table: fresh) {
-                publisher.publish(s)
-                log.debug("MAC table compacted", metadata: ["entries": "\(fresh.liveCount)"])
-            }
-        }
     }
 
-    /// A TAP whose netdev vanished (namespace deleted, `ip link delete`) takes its port down: no more
+    /// A TAP whose netdev vanished (namespace deleted, `ip link delete`) detaches its port: no more
     /// frames to or from it, its MAC entries flushed; the other ports keep forwarding.
     func checkDevices() {
-        var changed = false
-        for (i, tap) in taps.enumerated() where !vanished.contains(i) && !tap.isAttached {
-            vanished.insert(i)
-            changed = true
-            log.error("port \(topology.ports[i].name): its device vanished; port down, MAC entries flushed")
+        for (i, _) in model.ports where model.ports[i]!.link != .gone {
+            guard let a = model.ports[i]!.attachment, !system.isAttached(a) else { continue }
+            let name = model.ports[i]!.config.name
+            log.error("port \(name): its device vanished; port down, MAC entries flushed")
+            model.setLink(name, .gone)
         }
-        guard changed, let publisher, let snap = try? makeSnapshot(profiles: profiles, table: table) else { return }
-        publisher.publish(snap)
-        for i in vanished { table.flush(port: i) }
     }
 
-    /// SIGHUP: re-reads the topology's profile files; applies them only if all are valid and every bound profile exists.
+    /// SIGHUP: re-reads the profile files; applies them only if all are valid and every bound profile exists.
     func reloadProfiles() {
         do {
-            var merged: [PortProfile] = []
-            var warnings: [String] = []
-            for f in topology.profileFiles {
-                let set = try ProfileLoader.load(path: f)
-                merged += set.profiles
-                warnings += set.warnings.map(\.description)
-            }
-            let next = ProfileSet(profiles: merged, warnings: [])
-            for p in topology.ports where next.profile(id: p.profileID) == nil {
-                throw DaemonError("reload refused: port \(p.name) is bound to \(p.profileID), which the new files no longer define")
-            }
-            let snap = try makeSnapshot(profiles: next, table: table)
-            publisher?.publish(snap)
-            profiles = next
-            for w in warnings { log.warning("\(w)") }
-            log.info("profiles reloaded", metadata: ["profiles": "\(merged.count)", "generation": "\(generation)"])
+            let set = try model.reloadProfiles(read: commands.readFile)
+            for w in set.warnings where !w.isError { log.warning("\(w)") }
+            log.info("profiles reloaded", metadata: ["profiles": "\(set.profiles.count)", "generation": "\(model.generation)"])
         } catch {
             log.error("profile reload failed; the running configuration is unchanged: \(error)")
         }
     }
 
-    func portName(_ i: Int) -> String { i < topology.ports.count ? topology.ports[i].name : "#\(i)" }
-
     // MARK: - reporting
 
     public func counters() -> [(String, PortCounters)] {
         let blocks = threads.map(\.engine.counters)
-        return topology.ports.indices.map { (topology.ports[$0].name, PortCounters(port: $0, blocks: blocks)) }
+        return model.sortedPorts.map { ($0.config.name, PortCounters(port: $0.index, blocks: blocks)) }
     }
 
     public func report() -> String {
@@ -261,10 +312,11 @@ public final class SwitchDaemon {
             let reasons = c.drops.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.name)=\($0.value)" }
             if !reasons.isEmpty { s += "      drops: " + reasons.joined(separator: " ") + "\n" }
         }
-        s += "MAC table (\(table.liveCount) entries, limit \(table.limit), aging \(topology.settings.macAgingTime)s):\n"
+        let table = model.table
+        s += "MAC table (\(table.liveCount) entries, limit \(table.limit), aging \(model.config.settings.macAgingTime)s):\n"
         s += "  port        vlan  mac                age  type\n"
         for e in table.entries(now: monotonicSeconds()) {
-            s += "  " + portName(e.port).padding(toLength: 12, withPad: " ", startingAt: 0)
+            s += "  " + model.portName(e.port).padding(toLength: 12, withPad: " ", startingAt: 0)
                 + String(e.vlan).padding(toLength: 6, withPad: " ", startingAt: 0)
                 + MACAddress(rawValue: e.mac).description.padding(toLength: 19, withPad: " ", startingAt: 0)
                 + String(e.age).padding(toLength: 5, withPad: " ", startingAt: 0)
@@ -281,11 +333,11 @@ public final class SwitchDaemon {
                     "tx_bytes": c.txBytes, "floods": c.floods, "mac_moves": c.macMoves,
                     "learn_table_full": c.learnTableFull, "drops": drops]
         }
-        let fdb: [[String: Any]] = table.entries(now: monotonicSeconds()).map {
-            ["port": portName($0.port), "vlan": Int($0.vlan), "mac": MACAddress(rawValue: $0.mac).description,
+        let fdb: [[String: Any]] = model.table.entries(now: monotonicSeconds()).map {
+            ["port": model.portName($0.port), "vlan": Int($0.vlan), "mac": MACAddress(rawValue: $0.mac).description,
              "age": Int($0.age), "static": $0.isStatic]
         }
-        return ["ports": ports, "mac_table": fdb, "mac_table_size": table.limit, "generation": Int(generation)]
+        return ["ports": ports, "mac_table": fdb, "mac_table_size": model.table.limit, "generation": Int(model.generation)]
     }
 
     func writeStatsJSON() {
@@ -302,21 +354,29 @@ public final class SwitchDaemon {
 
     // MARK: - shutdown
 
-    /// Stops forwarding, prints the final counters, removes everything the daemon created.
+    /// Stops forwarding, prints the final counters, then releases the ports: in state mode the
+    /// virtual systems and their persistent TAPs stay for the next start; otherwise everything the
+    /// daemon created is removed.
     public func shutdown() {
         for t in threads { t.stop() }
-        if publisher != nil {
-            FileHandle.standardOutput.write(Data(report().utf8))
-            writeStatsJSON()
+        guard let model else { return }
+        FileHandle.standardOutput.write(Data(report().utf8))
+        writeStatsJSON()
+        let n = model.sortedPorts.count
+        let namespaces = model.sortedPorts.filter { $0.config.namespace != nil }.count
+        server = nil
+        if store != nil {
+            model.releaseAll(destroy: false)
+            log.info("stopped; \(n) ports kept for the next start (state in \(store!.path))")
+        } else {
+            model.releaseAll(destroy: true)
+            log.info("stopped; removed \(namespaces) namespaces and \(n) TAP devices")
         }
-        teardown()
-        log.info("stopped; removed \(namespaces.count) namespaces and \(taps.count) TAP devices")
     }
+}
 
-    func teardown() {
-        for ns in namespaces.reversed() { VirtualSystemProvisioner.teardown(namespace: ns) }
-        for (i, tap) in taps.enumerated().reversed() {
-            if topology.ports[i].adopt { tap.close() } else { tap.destroy() }
-        }
-    }
+@inline(__always) func vsw_now_ns_ctl() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }

@@ -3,6 +3,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import VSwitchControl
 import VSwitchDaemon
 import VSwitchTopology
 #if canImport(Glibc)
@@ -12,9 +13,17 @@ import Glibc
 struct VSwitchd: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vswitchd",
-        abstract: "VSwitch daemon: a userspace virtual Ethernet switch with TAP ports, VLANs and port profiles.")
+        abstract: "VSwitch daemon: a userspace virtual Ethernet switch with TAP ports, VLANs and port profiles.",
+        discussion: """
+            With --topology, the switch starts from a topology file (ephemeral unless --state-dir is given).
+            Without it, the switch restores the state saved in the state directory (default /var/lib/vswitch),
+            or starts empty. Drive it with vswitchctl through the control socket.
+            """)
 
-    @Option(name: .long, help: "Topology file (XML, see topologies/).") var topology: String
+    @Option(name: .long, help: "Topology file (XML, see topologies/): the initial configuration.") var topology: String?
+    @Option(name: .long, help: "State directory: every accepted change is saved there and restored at start (default /var/lib/vswitch when no --topology is given).") var stateDir: String?
+    @Option(name: .long, help: "Control socket path (default \(ControlProtocol.defaultSocketPath)).") var controlSocket: String?
+    @Flag(name: .long, help: "Run without a control socket.") var noControlSocket = false
     @Option(name: .long, help: "Forwarding threads (default: the topology's setting, else one per core).") var threads: Int?
     @Option(name: .long, help: "Also write counters and the MAC table as JSON to this file on SIGUSR1 and at exit.") var statsJson: String?
     @Option(name: .long, help: "Create this file once the switch forwards.") var readyFile: String?
@@ -29,24 +38,36 @@ struct VSwitchd: ParsableCommand {
             return h
         }
         let log = Logger(label: "vswitchd")
-        let topo: Topology
-        do {
-            topo = try TopologyLoader.load(path: topology)
-        } catch {
-            FileHandle.standardError.write(Data("vswitchd: \(error)\n".utf8))
-            throw ExitCode(2)
+        var topo: Topology?
+        if let topology {
+            do {
+                topo = try TopologyLoader.load(path: topology)
+            } catch {
+                FileHandle.standardError.write(Data("vswitchd: \(error)\n".utf8))
+                throw ExitCode(2)
+            }
         }
         if check {
+            guard let topo else {
+                FileHandle.standardError.write(Data("vswitchd: --check needs --topology\n".utf8))
+                throw ExitCode(2)
+            }
             print("topology \(topo.name): \(topo.ports.count) ports, \(topo.profiles.profiles.count) profiles: OK")
             return
         }
-        // Signals are handled synchronously by the control loop: block them in every thread.
+        // Signals are handled by the control loop through a signalfd: block them in every thread.
         var set = sigset_t()
         sigemptyset(&set)
         for s in [SIGINT, SIGTERM, SIGUSR1, SIGHUP] { sigaddset(&set, s) }
         pthread_sigmask(SIG_BLOCK, &set, nil)
-        let daemon = SwitchDaemon(topology: topo, options: DaemonOptions(threads: threads, statsJSONPath: statsJson,
-                                                                        readyFile: readyFile), logger: log)
+        signal(SIGPIPE, SIG_IGN)
+        var options = DaemonOptions(threads: threads, statsJSONPath: statsJson, readyFile: readyFile)
+        options.topology = topo
+        options.stateDirectory = stateDir ?? (topo == nil ? "/var/lib/vswitch" : nil)
+        options.controlSocket = noControlSocket ? nil : (controlSocket ?? ProcessInfo.processInfo.environment["VSWITCH_CONTROL_SOCKET"] ?? ControlProtocol.defaultSocketPath)
+        // An ephemeral topology run without an explicit socket does not fail because another daemon has the default one.
+        options.controlSocketOptional = controlSocket == nil && topo != nil && stateDir == nil
+        let daemon = SwitchDaemon(options: options, logger: log)
         do {
             try daemon.start()
         } catch {

@@ -1,0 +1,228 @@
+// ControlCommands: one control request → one change or query of the SwitchModel → one response
+// (docs/control-protocol.md). Every error is one line; a refused request changes nothing.
+//
+// Threading: control thread only.
+
+import Foundation
+import VSwitchControl
+import VSwitchCore
+import VSwitchPacket
+import VSwitchPolicy
+import VSwitchProfiles
+
+public final class ControlCommands {
+    let model: SwitchModel
+    /// Reads a profile file (the daemon reads paths itself, so `profile reload` can re-read them).
+    var readFile: (String) throws -> String = { path in
+        guard let d = FileManager.default.contents(atPath: path) else {
+            throw DaemonError("cannot read profile file \(path): \(String(cString: strerror(errno)))")
+        }
+        guard let s = String(data: d, encoding: .utf8) else { throw DaemonError("profile file \(path) is not UTF-8") }
+        return s
+    }
+
+    public init(model: SwitchModel) { self.model = model }
+
+    public func handle(_ req: ControlRequest) -> ControlResponse {
+        do {
+            return .success(try dispatch(req), id: req.id)
+        } catch let e as ControlError {
+            return .failure(e.description, id: req.id)
+        } catch let e as DaemonError {
+            return .failure(e.description, id: req.id)
+        } catch {
+            return .failure("\(error)".replacingOccurrences(of: "\n", with: "; "), id: req.id)
+        }
+    }
+
+    /// Handles one raw request line.
+    public func handle(line: Data) -> ControlResponse {
+        do {
+            return handle(try ControlRequest.parse(line))
+        } catch {
+            return .failure(error.description)
+        }
+    }
+
+    func dispatch(_ r: ControlRequest) throws -> JSON {
+        switch r.command {
+        case "ping":
+            try r.allowOnly([])
+            return ["pong": true]
+        case "show":
+            try r.allowOnly([])
+            return show()
+        case "add-port":
+            try r.allowOnly(["name", "type", "profile", "mac", "mtu", "namespace", "interface", "addresses"])
+            let p = PortConfig(name: try r.string("name"), type: try r.optionalString("type") ?? "tap",
+                               profile: try r.string("profile"), mac: try r.optionalString("mac")?.lowercased(),
+                               mtu: try r.optionalInt("mtu") ?? 1500, namespace: try r.optionalString("namespace"),
+                               interface: try r.optionalString("interface"), addresses: try r.stringArray("addresses"))
+            if p.interface != nil && p.namespace == nil { throw DaemonError("add-port: --interface needs --namespace") }
+            if let m = p.mac, MACAddress(m) == nil { throw DaemonError("port \(p.name): invalid MAC address \(m)") }
+            let i = try model.addPort(p)
+            return ["name": .string(p.name), "index": .int(i)]
+        case "del-port":
+            try r.allowOnly(["name"])
+            try model.deletePort(try r.string("name"))
+            return ["deleted": .string(try r.string("name"))]
+        case "set-port":
+            try r.allowOnly(["name", "profile"])
+            try model.setPortProfile(try r.string("name"), profile: try r.string("profile"))
+            return ["name": .string(try r.string("name")), "profile": .string(try r.string("profile"))]
+        case "profile-load":
+            try r.allowOnly(["path"])
+            let path = try r.string("path")
+            let set = try model.loadProfileFile(path: path, xml: try readFile(path))
+            return ["loaded": .array(set.ids.map { .string($0) }), "warnings": warnings(set)]
+        case "profile-reload":
+            try r.allowOnly([])
+            let set = try model.reloadProfiles(read: readFile)
+            return ["loaded": .array(set.ids.map { .string($0) }), "warnings": warnings(set)]
+        case "profile-validate":
+            try r.allowOnly(["path"])
+            let path = try r.string("path")
+            let set = try model.validateProfileFile(path: path, xml: try readFile(path))
+            return ["valid": true, "profiles": .array(set.ids.map { .string($0) }), "warnings": warnings(set)]
+        case "profile-export":
+            try r.allowOnly([])
+            return ["xml": .string(ProfileWriter.write(model.profiles.profiles))]
+        case "profile-show":
+            try r.allowOnly([])
+            return profileShow()
+        case "fdb-show":
+            try r.allowOnly(["port", "vlan"])
+            return try fdbShow(port: try r.optionalString("port"), vlan: try r.optionalInt("vlan"))
+        case "fdb-flush":
+            try r.allowOnly(["port", "vlan"])
+            let n = try model.fdbFlush(port: try r.optionalString("port"), vlan: try r.optionalInt("vlan"))
+            return ["flushed": .int(n)]
+        case "fdb-add":
+            try r.allowOnly(["port", "vlan", "mac"])
+            try model.fdbAdd(port: try r.string("port"), vlan: try r.int("vlan"), mac: try r.string("mac"))
+            return ["added": true]
+        case "fdb-del":
+            try r.allowOnly(["vlan", "mac"])
+            try model.fdbDelete(vlan: try r.int("vlan"), mac: try r.string("mac"))
+            return ["deleted": true]
+        case "fdb-stats":
+            try r.allowOnly([])
+            return fdbStats()
+        case "port-stats":
+            try r.allowOnly(["port"])
+            return try portStats(port: try r.optionalString("port"))
+        case "set-switch":
+            try r.allowOnly(["mac-aging-time", "mac-table-size"])
+            try model.setSwitch(macAgingTime: try r.optionalInt("mac-aging-time"), macTableSize: try r.optionalInt("mac-table-size"))
+            return settingsJSON()
+        case "metrics":
+            try r.allowOnly([])
+            return ["text": .string(PrometheusText.render(portStats: try portStats(port: nil), fdbStats: fdbStats()))]
+        default:
+            throw DaemonError("unknown command \"\(r.command)\" (known: \(ControlProtocol.commands.joined(separator: ", ")))")
+        }
+    }
+
+    func warnings(_ set: ProfileSet) -> JSON {
+        .array(set.warnings.filter { !$0.isError }.map { .string($0.description) })
+    }
+
+    // MARK: - results
+
+    func settingsJSON() -> JSON {
+        let s = model.config.settings
+        return ["mac-aging-time": .int(s.macAgingTime), "mac-table-size": .int(s.macTableSize),
+                "forwarding-threads": .int(s.forwardingThreads),
+                "max-macs-per-port": s.maxMACsPerPort.map { .int(Int($0)) } ?? .null]
+    }
+
+    func portJSON(_ p: (index: Int, config: PortConfig, link: LinkStatus, handle: Int32?)) -> JSON {
+        let c = p.config
+        var o: [String: JSON] = ["index": .int(p.index), "name": .string(c.name), "type": .string(c.type),
+                                 "profile": .string(c.profile), "mtu": .int(c.mtu), "mac": .optional(c.mac),
+                                 "link": .string(p.link.rawValue), "adopted": .bool(c.adopt)]
+        if let ns = c.namespace {
+            o["namespace"] = .string(ns)
+            o["interface"] = .string(c.interface ?? "eth0")
+            o["addresses"] = .array(c.addresses.map { .string($0) })
+        }
+        return .object(o)
+    }
+
+    public func show() -> JSON {
+        ["switch": ["name": .string(model.config.name), "generation": .int(Int(model.generation)),
+                    "protocol": .int(ControlProtocol.version), "settings": settingsJSON(),
+                    "mac-table-entries": .int(model.table.liveCount)],
+         "ports": .array(model.sortedPorts.map(portJSON)),
+         "profiles": .array(model.profiles.ids.map { .string($0) })]
+    }
+
+    func profileShow() -> JSON {
+        let bound = Dictionary(grouping: model.sortedPorts, by: { ProfileSet.normalizedID($0.config.profile) })
+        let source: [String: String] = {
+            var d: [String: String] = [:]
+            for s in model.config.profiles {
+                if let set = try? SwitchModel.merge([s]) { for id in set.ids { d[ProfileSet.normalizedID(id)] = s.path } }
+            }
+            return d
+        }()
+        return ["profiles": .array(model.profiles.profiles.map { p in
+            let key = ProfileSet.normalizedID(p.networkPortProfileID)
+            let mode: String = switch p.mode { case .access: "access"; case .trunk: "trunk"; case .dot1qTunnel: "dot1q-tunnel" }
+            return ["id": .string(p.networkPortProfileID), "name": .string(p.elementName), "mode": .string(mode),
+                    "pvid": p.effectivePortVID.map { .int(Int($0)) } ?? .null,
+                    "trunked-vlans": .array(p.trunkedVLANs.map { .int(Int($0)) }),
+                    "file": .optional(source[key]),
+                    "ports": .array((bound[key] ?? []).map { .string($0.config.name) })]
+        }), "files": .array(model.config.profiles.map { .string($0.path) })]
+    }
+
+    func fdbShow(port: String?, vlan: Int?) throws -> JSON {
+        var filterPort: Int?
+        if let port {
+            guard let i = model.index(of: port) else { throw DaemonError("no such port: \(port)") }
+            filterPort = i
+        }
+        let entries = model.table.entries(now: model.clock())
+        var rows: [JSON] = []
+        rows.reserveCapacity(entries.count)
+        for e in entries {
+            if let fp = filterPort, e.port != fp { continue }
+            if let v = vlan, Int(e.vlan) != v { continue }
+            rows.append(["port": .string(model.portName(e.port)), "vlan": .int(Int(e.vlan)),
+                         "mac": .string(MACAddress(rawValue: e.mac).description), "age": .int(Int(e.age)),
+                         "static": .bool(e.isStatic)])
+        }
+        return ["entries": .array(rows)]
+    }
+
+    func fdbStats() -> JSON {
+        let t = model.table
+        let all = t.entries(now: model.clock())
+        let st = all.filter(\.isStatic).count
+        var perPort: [String: JSON] = [:]
+        for p in model.sortedPorts { perPort[p.config.name] = .int(t.count(port: p.index)) }
+        var full: UInt64 = 0
+        for p in model.sortedPorts { full &+= PortCounters(port: p.index, blocks: model.counterBlocks()).learnTableFull }
+        return ["entries": .int(all.count), "static": .int(st), "dynamic": .int(all.count - st), "limit": .int(t.limit),
+                "aging_time": .int(model.config.settings.macAgingTime), "per_port": .object(perPort),
+                "learn_table_full": .count(full), "capacity_slots": .int(t.capacity), "used_slots": .int(t.usedSlots)]
+    }
+
+    func portStats(port: String?) throws -> JSON {
+        if let port, model.index(of: port) == nil { throw DaemonError("no such port: \(port)") }
+        let blocks = model.counterBlocks()
+        let rows: [JSON] = model.sortedPorts.filter { port == nil || $0.config.name == port }.map { p in
+            let c = PortCounters(port: p.index, blocks: blocks)
+            var drops: [String: JSON] = [:]
+            for r in DropReason.allCases { drops[r.name] = .count(c.drops(r)) }
+            return ["name": .string(p.config.name), "index": .int(p.index), "up": .bool(p.link == .up),
+                    "link": .string(p.link.rawValue),
+                    "rx_packets": .count(c.rxPackets), "rx_bytes": .count(c.rxBytes), "tx_packets": .count(c.txPackets),
+                    "tx_bytes": .count(c.txBytes), "floods": .count(c.floods), "mac_moves": .count(c.macMoves),
+                    "learn_table_full": .count(c.learnTableFull), "drops_total": .count(c.totalDrops),
+                    "drops": .object(drops)]
+        }
+        return ["ports": .array(rows)]
+    }
+}

@@ -1,0 +1,196 @@
+// SwitchConfig: everything an operator configured, as one Codable value — the switch
+// settings, the loaded profile documents (their XML text, so a restart needs no file), the
+// ports with their stable indices and bindings, and the static FDB entries. It is what the
+// state file holds (StateStore) and what a topology file is turned into at start-up.
+//
+// StateStore writes it atomically: a temporary file in the state directory is written and
+// fsync'd, renamed over `state.json`, and the directory is fsync'd. The file is a header line
+// `vswitch-state 1 length=N crc32=XXXXXXXX` followed by exactly N bytes of JSON; a truncated
+// or corrupted file fails the length or CRC-32 check and is refused whole (never half-applied).
+//
+// Threading: control thread only.
+
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public struct PortConfig: Codable, Equatable, Sendable {
+    /// Stable port index (the forwarding tables' port number).
+    public var index: Int
+    public var name: String
+    /// "tap" (created or adopted by the switch).
+    public var type: String
+    public var profile: String
+    /// The port's MAC binding (the virtual system's MAC), "aa:bb:cc:dd:ee:ff".
+    public var mac: String?
+    public var mtu: Int
+    /// Virtual system: a network namespace the TAP's netdev is moved into.
+    public var namespace: String?
+    public var interface: String?
+    public var addresses: [String]
+    /// Attach to an existing TAP the switch did not create (left in place on del-port).
+    public var adopt: Bool
+
+    public init(index: Int = -1, name: String, type: String = "tap", profile: String, mac: String? = nil, mtu: Int = 1500,
+                namespace: String? = nil, interface: String? = nil, addresses: [String] = [], adopt: Bool = false) {
+        self.index = index; self.name = name; self.type = type; self.profile = profile; self.mac = mac; self.mtu = mtu
+        self.namespace = namespace; self.interface = interface; self.addresses = addresses; self.adopt = adopt
+    }
+}
+
+public struct ProfileSource: Codable, Equatable, Sendable {
+    /// Where the document was loaded from (used by `profile reload`).
+    public var path: String
+    /// Its text when it was (re)loaded.
+    public var xml: String
+    public init(path: String, xml: String) { self.path = path; self.xml = xml }
+}
+
+public struct StaticFDBEntry: Codable, Hashable, Sendable {
+    public var port: String
+    public var vlan: Int
+    public var mac: String
+    public init(port: String, vlan: Int, mac: String) { self.port = port; self.vlan = vlan; self.mac = mac }
+}
+
+public struct SettingsConfig: Codable, Equatable, Sendable {
+    public var macAgingTime: Int
+    public var macTableSize: Int
+    public var forwardingThreads: Int
+    public var maxMACsPerPort: UInt32?
+    public init(macAgingTime: Int = 300, macTableSize: Int = 65536, forwardingThreads: Int = 0, maxMACsPerPort: UInt32? = nil) {
+        self.macAgingTime = macAgingTime; self.macTableSize = macTableSize
+        self.forwardingThreads = forwardingThreads; self.maxMACsPerPort = maxMACsPerPort
+    }
+    public static let macAgingTimeRange = 10...3600
+    public static let macTableSizeRange = 1...4_000_000
+}
+
+public struct SwitchConfig: Codable, Equatable, Sendable {
+    public var version: Int = 1
+    public var name: String = "vswitch"
+    public var settings = SettingsConfig()
+    public var profiles: [ProfileSource] = []
+    public var ports: [PortConfig] = []
+    public var fdb: [StaticFDBEntry] = []
+    public init() {}
+}
+
+/// The state file of one state directory.
+public final class StateStore {
+    public let directory: String
+    public var path: String { directory + "/state.json" }
+    var lockFD: Int32 = -1
+
+    public init(directory: String) { self.directory = directory }
+
+    deinit { if lockFD >= 0 { Glibc.close(lockFD) } }
+
+    /// Creates the directory (0700) and takes its lock: one daemon per state directory.
+    public func prepare() throws {
+        var path = ""
+        for part in directory.split(separator: "/") {
+            path += "/" + part
+            if mkdir(path, 0o755) != 0 && errno != EEXIST {
+                throw DaemonError("state directory \(directory): cannot create \(path): \(String(cString: strerror(errno)))")
+            }
+        }
+        _ = chmod(directory, 0o700)
+        let fd = open(directory + "/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw DaemonError("state directory \(directory): cannot open its lock file: \(String(cString: strerror(errno)))") }
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            Glibc.close(fd)
+            throw DaemonError("state directory \(directory) is in use by another vswitchd (its lock is held)")
+        }
+        lockFD = fd
+    }
+
+    /// The stored configuration; nil when there is none. Throws when the file is corrupt or truncated.
+    public func load() throws -> SwitchConfig? {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            if access(path, F_OK) == 0 { throw DaemonError("state file \(path) cannot be read") }
+            return nil
+        }
+        return try StateStore.decode(data, path: path)
+    }
+
+    public static func encode(_ config: SwitchConfig) throws -> Data {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys, .prettyPrinted]
+        let body = try enc.encode(config)
+        let header = "vswitch-state 1 length=\(body.count) crc32=\(hex8(CRC32.checksum(body)))\n"
+        return Data(header.utf8) + body
+    }
+
+    public static func decode(_ data: Data, path: String) throws -> SwitchConfig {
+        func corrupt(_ why: String) -> DaemonError {
+            DaemonError("state file \(path) is corrupt (\(why)); nothing was restored — fix or remove it, or start with --topology")
+        }
+        guard let nl = data.firstIndex(of: 0x0A) else { throw corrupt("no header line") }
+        let header = String(decoding: data[data.startIndex..<nl], as: UTF8.self).split(separator: " ")
+        guard header.count == 4, header[0] == "vswitch-state", header[1] == "1",
+              header[2].hasPrefix("length="), let length = Int(header[2].dropFirst(7)),
+              header[3].hasPrefix("crc32="), let crc = UInt32(header[3].dropFirst(6), radix: 16) else {
+            throw corrupt("bad header line")
+        }
+        let body = data[(nl + 1)...]
+        guard body.count == length else { throw corrupt("truncated: \(body.count) of \(length) bytes") }
+        guard CRC32.checksum(Data(body)) == crc else { throw corrupt("checksum mismatch") }
+        do {
+            return try JSONDecoder().decode(SwitchConfig.self, from: Data(body))
+        } catch {
+            throw corrupt("not a valid configuration: \(error)")
+        }
+    }
+
+    /// Writes `config` atomically: temp file, fsync, rename, fsync of the directory.
+    public func save(_ config: SwitchConfig) throws {
+        let data = try StateStore.encode(config)
+        let tmp = directory + "/.state.json.tmp"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw DaemonError("cannot write state file \(tmp): \(String(cString: strerror(errno)))") }
+        var ok = data.withUnsafeBytes { raw -> Bool in
+            var off = 0
+            while off < raw.count {
+                let n = write(fd, raw.baseAddress! + off, raw.count - off)
+                if n < 0 { if errno == EINTR { continue }; return false }
+                off += n
+            }
+            return true
+        }
+        ok = ok && fsync(fd) == 0
+        let err = errno
+        Glibc.close(fd)
+        guard ok else { unlink(tmp); throw DaemonError("cannot write state file \(tmp): \(String(cString: strerror(err)))") }
+        guard rename(tmp, path) == 0 else {
+            let e = errno
+            unlink(tmp)
+            throw DaemonError("cannot rename \(tmp) to \(path): \(String(cString: strerror(e)))")
+        }
+        let dfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dfd >= 0 { _ = fsync(dfd); Glibc.close(dfd) }
+    }
+}
+
+func hex8(_ v: UInt32) -> String {
+    let s = String(v, radix: 16)
+    return String(repeating: "0", count: 8 - s.count) + s
+}
+
+/// CRC-32 (IEEE 802.3, as zlib), table-driven.
+public enum CRC32 {
+    static let table: [UInt32] = (0..<256).map { i -> UInt32 in
+        var c = UInt32(i)
+        for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+        return c
+    }
+
+    public static func checksum(_ data: Data) -> UInt32 {
+        var c: UInt32 = 0xFFFF_FFFF
+        data.withUnsafeBytes { raw in
+            for b in raw { c = table[Int((c ^ UInt32(b)) & 0xFF)] ^ (c >> 8) }
+        }
+        return c ^ 0xFFFF_FFFF
+    }
+}

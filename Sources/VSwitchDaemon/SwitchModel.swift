@@ -1,0 +1,447 @@
+// SwitchModel: the dynamic switch — ports added and removed at runtime, profile bindings,
+// profile documents, switch settings, static FDB entries — and the one place that turns the
+// configuration into a ConfigSnapshot for the forwarding threads.
+//
+// Design
+// - Every accepted change follows the same path: validate everything first (so a refused
+//   change leaves nothing changed), change the system (create/attach a TAP, …), rebuild the
+//   snapshot and publish it (publish waits for the QSBR grace period; forwarding never
+//   stops), then tell `onChange` (the daemon persists the configuration there).
+// - Port indices are stable. Removing a port publishes a snapshot without it, flushes its MAC
+//   entries (static ones too), waits another grace period, resets its counters and only then
+//   frees the index; the lowest free index is reused first.
+// - The system side (TAPs, namespaces, netlink) is behind `PortSystem`, so the whole model is
+//   unit-tested with a fake system and no root.
+//
+// Threading: control thread only (the daemon's poll loop). Forwarding threads only ever see
+// published snapshots and the shared MACTable.
+
+import Foundation
+import Logging
+import VSwitchCore
+import VSwitchPacket
+import VSwitchPolicy
+import VSwitchProfiles
+
+public enum LinkStatus: String, Equatable, Sendable {
+    case up, down
+    /// The interface is gone (deleted, its namespace removed): the port is detached.
+    case gone = "detached"
+}
+
+/// What attaching a port produced: the forwarding handle (TAP fd) and how to find its link.
+public final class PortAttachment {
+    public let handle: Int32
+    /// Interface index of the netdev (in its namespace), for matching link events.
+    public var ifindex: Int32?
+    /// Opaque owner of the OS resources (e.g. a TapDevice).
+    public let resource: AnyObject?
+    public init(handle: Int32, ifindex: Int32? = nil, resource: AnyObject? = nil) {
+        self.handle = handle; self.ifindex = ifindex; self.resource = resource
+    }
+}
+
+/// The OS side of ports.
+public protocol PortSystem: AnyObject {
+    /// Checks, without changing anything, that `port` can be created (names free, …).
+    func check(_ port: PortConfig) throws
+    /// Creates (or, when `restore`, adopts if it still exists) the port's device and virtual system.
+    func attach(_ port: PortConfig, persistent: Bool, restore: Bool) throws -> PortAttachment
+    /// Releases the port's device: `destroy` removes what the switch created; otherwise it is left in place.
+    func detach(_ port: PortConfig, _ attachment: PortAttachment, destroy: Bool)
+    /// The port's link as the kernel sees it now.
+    func linkStatus(_ port: PortConfig, _ attachment: PortAttachment) -> LinkStatus
+}
+
+struct PortState {
+    var config: PortConfig
+    var attachment: PortAttachment?
+    var link: LinkStatus
+    var macBinding: MACAddress?
+}
+
+public final class SwitchModel {
+    public private(set) var config: SwitchConfig
+    public private(set) var profiles: ProfileSet
+    var ports: [Int: PortState] = [:]
+    var byName: [String: Int] = [:]
+    public private(set) var table: MACTable
+    public let publisher: SnapshotPublisher
+    /// Per-port state shared by every snapshot (policer buckets); reset when an index is reused.
+    let portRuntime = PortRuntime(maxPorts: MACTable.maxPorts)
+    public private(set) var generation: UInt64 = 1
+    let system: PortSystem
+    let log: Logger
+    /// TAPs created persistent (state mode: they survive a crash and are adopted again).
+    public var persistentPorts = false
+    /// Called after every accepted change (persistence). A throw is reported to the requester.
+    public var onChange: ((SwitchConfig) throws -> Void)?
+    /// The forwarding threads' counter blocks.
+    public var counterBlocks: () -> [CounterBlock] = { [] }
+    public var clock: () -> UInt32 = { monotonicSeconds() }
+    public static let maxPorts = 1024
+    /// Largest MTU a port may have (the forwarding threads' frame room is sized for it).
+    public static let maxMTU = 9000
+
+    public init(settings: SettingsConfig, system: PortSystem, logger: Logger) {
+        var c = SwitchConfig()
+        c.settings = settings
+        config = c
+        profiles = ProfileSet()
+        self.system = system
+        log = logger
+        table = MACTable(limit: settings.macTableSize)
+        publisher = SnapshotPublisher(initial: ConfigSnapshot(generation: 1, ports: [], macTable: table, runtime: portRuntime))
+    }
+
+    // MARK: - queries
+
+    public var portNames: [String] { ports.keys.sorted().map { ports[$0]!.config.name } }
+    public func portConfig(_ name: String) -> PortConfig? { byName[name].map { ports[$0]!.config } }
+    public func index(of name: String) -> Int? { byName[name] }
+    public func linkStatus(_ name: String) -> LinkStatus? { byName[name].map { ports[$0]!.link } }
+    public func portName(_ i: Int) -> String { ports[i]?.config.name ?? "#\(i)" }
+    public var sortedPorts: [(index: Int, config: PortConfig, link: LinkStatus, handle: Int32?)] {
+        ports.keys.sorted().map { (index: $0, config: ports[$0]!.config, link: ports[$0]!.link, handle: ports[$0]!.attachment?.handle) }
+    }
+    /// Ports whose link events may concern interface index `ifindex`.
+    public func ports(withIfindex ifindex: Int32) -> [String] {
+        ports.values.filter { $0.attachment?.ifindex == ifindex }.map(\.config.name)
+    }
+
+    func resolve(_ name: String) throws -> Int {
+        guard let i = byName[name] else { throw DaemonError("no such port: \(name)") }
+        return i
+    }
+
+    func profile(_ id: String) throws -> PortProfile {
+        guard let p = profiles.profile(id: id) else {
+            throw DaemonError("unknown profile ID \(id) (loaded: \(profiles.ids.isEmpty ? "none" : profiles.ids.joined(separator: ", ")))")
+        }
+        return p
+    }
+
+    // MARK: - snapshot
+
+    func specs() -> [PortSpec] {
+        ports.keys.sorted().compactMap { i in
+            let r = ports[i]!
+            guard let p = profiles.profile(id: r.config.profile) else { return nil }
+            let compiled = PolicyCompiler.compilePort(p, switchMACLimit: config.settings.maxMACsPerPort, mtu: r.config.mtu)
+            return PortSpec(index: i, up: r.link == .up && r.attachment != nil, handle: r.attachment?.handle ?? -1,
+                            mtu: r.config.mtu, mac: r.macBinding?.rawValue ?? 0, compiled: compiled)
+        }
+    }
+
+    /// Rebuilds the snapshot from the model and publishes it (waits for the grace period).
+    public func publish() {
+        generation += 1
+        publisher.publish(ConfigSnapshot(generation: generation, ports: specs(), macTable: table, runtime: portRuntime))
+    }
+
+    func committed() throws {
+        try onChange?(config)
+    }
+
+    // MARK: - profiles
+
+    /// Parses and merges profile documents; IDs must be unique across documents.
+    public static func merge(_ sources: [ProfileSource]) throws -> ProfileSet {
+        var merged = ProfileSet()
+        var owner: [String: String] = [:]
+        for s in sources {
+            let set: ProfileSet
+            do {
+                set = try ProfileLoader.load(data: Array(s.xml.utf8), fileName: s.path)
+            } catch let e as ProfileLoadError {
+                let errors = e.errors
+                let more = errors.count > 1 ? " (and \(errors.count - 1) more errors)" : ""
+                throw DaemonError("profile file \(s.path) refused: \(errors.first?.description ?? e.description)\(more)")
+            }
+            for p in set.profiles {
+                let key = ProfileSet.normalizedID(p.networkPortProfileID)
+                if let other = owner[key] {
+                    throw DaemonError("profile ID \(p.networkPortProfileID) in \(s.path) is also defined in \(other); IDs must be unique")
+                }
+                owner[key] = s.path
+                merged.profiles.append(p)
+            }
+            merged.warnings += set.warnings
+        }
+        return merged
+    }
+
+    /// Replaces the profile documents (load, reload, start-up). Refused if a bound profile would disappear.
+    public func setProfileSources(_ sources: [ProfileSource]) throws -> ProfileSet {
+        let next = try SwitchModel.merge(sources)
+        for i in ports.keys.sorted() where next.profile(id: ports[i]!.config.profile) == nil {
+            let p = ports[i]!.config
+            throw DaemonError("refused: port \(p.name) is bound to profile \(p.profile), which the new profile set does not define")
+        }
+        config.profiles = sources
+        profiles = next
+        publish()
+        try committed()
+        return next
+    }
+
+    /// `profile load FILE`: adds the document (or replaces the one loaded from the same path).
+    public func loadProfileFile(path: String, xml: String) throws -> ProfileSet {
+        var sources = config.profiles
+        if let k = sources.firstIndex(where: { $0.path == path }) { sources[k].xml = xml } else { sources.append(ProfileSource(path: path, xml: xml)) }
+        return try setProfileSources(sources)
+    }
+
+    /// `profile reload`: re-reads every document from its path.
+    public func reloadProfiles(read: (String) throws -> String) throws -> ProfileSet {
+        var sources = config.profiles
+        for k in sources.indices { sources[k].xml = try read(sources[k].path) }
+        return try setProfileSources(sources)
+    }
+
+    /// `profile validate FILE`: what loading it would give; changes nothing.
+    public func validateProfileFile(path: String, xml: String) throws -> ProfileSet {
+        var sources = config.profiles.filter { $0.path != path }
+        sources.append(ProfileSource(path: path, xml: xml))
+        _ = try SwitchModel.merge(sources)
+        return try SwitchModel.merge([ProfileSource(path: path, xml: xml)])
+    }
+
+    // MARK: - ports
+
+    /// Validates a new port's configuration against the model (not the system).
+    func validateNew(_ p: PortConfig) throws {
+        if byName[p.name] != nil { throw DaemonError("port \(p.name) already exists") }
+        guard p.type == "tap" else { throw DaemonError("port \(p.name): unsupported port type \(p.type) (supported: tap)") }
+        _ = try profile(p.profile)
+        guard (68...SwitchModel.maxMTU).contains(p.mtu) else { throw DaemonError("port \(p.name): MTU \(p.mtu) out of range 68–\(SwitchModel.maxMTU)") }
+        if let m = p.mac {
+            guard let mac = MACAddress(m) else { throw DaemonError("port \(p.name): invalid MAC address \(m)") }
+            if mac.isMulticast || mac.isZero { throw DaemonError("port \(p.name): MAC \(m) is not a unicast address") }
+        }
+        if let ns = p.namespace, ports.values.contains(where: { $0.config.namespace == ns }) {
+            throw DaemonError("port \(p.name): namespace \(ns) is already used by another port")
+        }
+        if p.namespace == nil, !p.addresses.isEmpty {
+            throw DaemonError("port \(p.name): addresses need a virtual system (--namespace)")
+        }
+        if ports.count >= SwitchModel.maxPorts { throw DaemonError("the switch has the maximum of \(SwitchModel.maxPorts) ports") }
+    }
+
+    func freeIndex() -> Int {
+        var i = 0
+        while ports[i] != nil { i += 1 }
+        return i
+    }
+
+    /// `add-port`: creates the port (and its virtual system), publishes, persists. Returns its index.
+    @discardableResult
+    public func addPort(_ new: PortConfig, restore: Bool = false) throws -> Int {
+        var p = new
+        try validateNew(p)
+        if p.index >= 0 {
+            if ports[p.index] != nil { throw DaemonError("port \(p.name): index \(p.index) is taken") }
+            if p.index >= SwitchModel.maxPorts { throw DaemonError("port \(p.name): index \(p.index) out of range") }
+        } else {
+            p.index = freeIndex()
+        }
+        if !restore { try system.check(p) }
+        let attachment = try system.attach(p, persistent: persistentPorts && !p.adopt, restore: restore)
+        let link = system.linkStatus(p, attachment)
+        ports[p.index] = PortState(config: p, attachment: attachment, link: link, macBinding: p.mac.flatMap(MACAddress.init))
+        byName[p.name] = p.index
+        config.ports.append(p)
+        config.ports.sort { $0.index < $1.index }
+        publish()
+        log.info("port added", metadata: ["port": "\(p.name)", "index": "\(p.index)", "profile": "\(p.profile)",
+                                          "link": "\(link.rawValue)"])
+        try committed()
+        return p.index
+    }
+
+    /// Restores a port whose device could not be attached: kept in the configuration, detached.
+    func addDetached(_ p: PortConfig) {
+        ports[p.index] = PortState(config: p, attachment: nil, link: .gone, macBinding: p.mac.flatMap(MACAddress.init))
+        byName[p.name] = p.index
+        config.ports.append(p)
+        config.ports.sort { $0.index < $1.index }
+    }
+
+    /// `del-port`: removes the port, flushes its MAC entries, resets its counters, frees the index.
+    public func deletePort(_ name: String, destroy: Bool = true) throws {
+        let i = try resolve(name)
+        let r = ports.removeValue(forKey: i)!
+        byName[name] = nil
+        config.ports.removeAll { $0.index == i }
+        config.fdb.removeAll { $0.port == name }
+        publish()                                   // no thread receives from or floods to it any more
+        table.flush(port: i, includingStatic: true)
+        publish()                                   // no thread still holds a lookup result naming it
+        for b in counterBlocks() { b.reset(port: i) }
+        portRuntime.reset(port: i)
+        if let a = r.attachment { system.detach(r.config, a, destroy: destroy && !r.config.adopt) }
+        log.info("port deleted", metadata: ["port": "\(name)", "index": "\(i)"])
+        try committed()
+    }
+
+    /// `set-port PORT profile=ID`: rebinds; the port's dynamic MAC entries are flushed (its VLANs may change).
+    public func setPortProfile(_ name: String, profile id: String) throws {
+        let i = try resolve(name)
+        let p = try profile(id)
+        ports[i]!.config.profile = p.networkPortProfileID
+        if let k = config.ports.firstIndex(where: { $0.index == i }) { config.ports[k].profile = p.networkPortProfileID }
+        publish()
+        table.flush(port: i)
+        log.info("port rebound", metadata: ["port": "\(name)", "profile": "\(id)"])
+        try committed()
+    }
+
+    /// A link event (or the periodic check) found the port's link in `status`.
+    /// Down or detached: no frames to or from it, its dynamic MAC entries flushed. Returns true if it changed.
+    @discardableResult
+    public func setLink(_ name: String, _ status: LinkStatus) -> Bool {
+        guard let i = byName[name], ports[i]!.link != status else { return false }
+        if ports[i]!.link == .gone && ports[i]!.attachment != nil && status != .gone {
+            return false   // a detached device does not come back on the same fd
+        }
+        let old = ports[i]!.link
+        ports[i]!.link = status
+        publish()
+        if status != .up { table.flush(port: i) }
+        let meta: Logger.Metadata = ["port": "\(name)", "from": "\(old.rawValue)", "to": "\(status.rawValue)"]
+        if status == .up { log.info("port link up: forwarding resumes", metadata: meta) }
+        else { log.warning("port link \(status.rawValue): no forwarding to or from it, MAC entries flushed", metadata: meta) }
+        return true
+    }
+
+    /// Rechecks the links of `names` (all ports when nil) with the system.
+    public func recheckLinks(_ names: [String]? = nil) {
+        for name in names ?? portNames {
+            guard let i = byName[name], let a = ports[i]!.attachment else { continue }
+            setLink(name, system.linkStatus(ports[i]!.config, a))
+        }
+    }
+
+    /// Releases every port's device (shutdown): `destroy` removes what the switch created.
+    public func releaseAll(destroy: Bool) {
+        for i in ports.keys.sorted().reversed() {
+            let r = ports[i]!
+            if let a = r.attachment { system.detach(r.config, a, destroy: destroy && !r.config.adopt) }
+            ports[i]!.attachment = nil
+        }
+    }
+
+    // MARK: - settings
+
+    public func setSwitch(macAgingTime: Int?, macTableSize: Int?) throws {
+        if let a = macAgingTime, !SettingsConfig.macAgingTimeRange.contains(a) {
+            throw DaemonError("mac-aging-time \(a) out of range \(SettingsConfig.macAgingTimeRange.lowerBound)–\(SettingsConfig.macAgingTimeRange.upperBound) seconds")
+        }
+        if let s = macTableSize, !SettingsConfig.macTableSizeRange.contains(s) {
+            throw DaemonError("mac-table-size \(s) out of range \(SettingsConfig.macTableSizeRange.lowerBound)–\(SettingsConfig.macTableSizeRange.upperBound)")
+        }
+        if macAgingTime == nil && macTableSize == nil { throw DaemonError("set switch: nothing to set (mac-aging-time=N, mac-table-size=N)") }
+        if let a = macAgingTime { config.settings.macAgingTime = a }
+        if let s = macTableSize, s != table.limit {
+            config.settings.macTableSize = s
+            replaceTable(table.compacted(limit: s))
+        }
+        try committed()
+    }
+
+    /// Publishes `fresh` in place of the current table; the publisher frees the old one after the grace period.
+    func replaceTable(_ fresh: MACTable) {
+        table = fresh
+        publish()
+    }
+
+    /// Housekeeping: ages entries, compacts the table when dead keys pile up.
+    public func housekeeping(now: UInt32) {
+        let aged = table.age(now: now, agingTime: UInt32(config.settings.macAgingTime))
+        if aged > 0 { log.debug("aged out \(aged) MAC entries") }
+        if table.needsCompaction {
+            replaceTable(table.compacted())
+            log.debug("MAC table compacted", metadata: ["entries": "\(table.liveCount)"])
+        }
+    }
+
+    // MARK: - FDB
+
+    static func parseMAC(_ s: String) throws -> MACAddress {
+        guard let m = MACAddress(s) else { throw DaemonError("invalid MAC address \(s)") }
+        return m
+    }
+
+    static func checkVLAN(_ v: Int) throws {
+        guard (1...4094).contains(v) else { throw DaemonError("VLAN \(v) out of range 1–4094") }
+    }
+
+    public func fdbAdd(port name: String, vlan: Int, mac text: String) throws {
+        let i = try resolve(name)
+        try SwitchModel.checkVLAN(vlan)
+        let mac = try SwitchModel.parseMAC(text)
+        if mac.isMulticast || mac.isZero { throw DaemonError("static entries need a unicast MAC address (got \(text))") }
+        guard table.addStatic(vlan: UInt16(vlan), mac: mac.rawValue, port: i) else {
+            throw DaemonError("the MAC table has no room for \(mac) in VLAN \(vlan)")
+        }
+        config.fdb.removeAll { $0.vlan == vlan && MACAddress($0.mac) == mac }
+        config.fdb.append(StaticFDBEntry(port: name, vlan: vlan, mac: mac.description))
+        try committed()
+    }
+
+    public func fdbDelete(vlan: Int, mac text: String) throws {
+        try SwitchModel.checkVLAN(vlan)
+        let mac = try SwitchModel.parseMAC(text)
+        guard table.remove(vlan: UInt16(vlan), mac: mac.rawValue) else {
+            throw DaemonError("no MAC table entry for \(mac) in VLAN \(vlan)")
+        }
+        let had = config.fdb.count
+        config.fdb.removeAll { $0.vlan == vlan && MACAddress($0.mac) == mac }
+        if config.fdb.count != had { try committed() }
+    }
+
+    /// Flushes dynamic entries: all, of one port, or of one VLAN. Returns how many were removed.
+    public func fdbFlush(port: String?, vlan: Int?) throws -> Int {
+        if port != nil && vlan != nil { throw DaemonError("fdb flush: give --port or --vlan, not both") }
+        if let port { return table.flush(port: try resolve(port)) }
+        if let vlan { try SwitchModel.checkVLAN(vlan); return table.flush(vlan: UInt16(vlan)) }
+        return table.flushAll()
+    }
+
+    /// Re-adds the configured static entries (restore, or after a table replacement lost them).
+    func applyStaticEntries() {
+        for e in config.fdb {
+            guard let i = byName[e.port], let mac = MACAddress(e.mac) else { continue }
+            table.addStatic(vlan: UInt16(e.vlan), mac: mac.rawValue, port: i)
+        }
+    }
+
+    // MARK: - restore / initial configuration
+
+    /// Applies a whole configuration to an empty model (topology start-up or state restore).
+    /// Profiles and ports are applied in order; with `restore`, ports are adopted when their
+    /// devices still exist and a port that cannot be attached is kept, detached.
+    public func apply(_ c: SwitchConfig, restore: Bool) throws {
+        let save = onChange
+        onChange = nil
+        defer { onChange = save }
+        config.name = c.name
+        config.settings = c.settings
+        if table.limit != c.settings.macTableSize { replaceTable(MACTable(limit: c.settings.macTableSize)) }
+        _ = try setProfileSources(c.profiles)
+        for p in c.ports.sorted(by: { $0.index < $1.index }) {
+            if restore {
+                do { try addPort(p, restore: true) } catch {
+                    log.error("port \(p.name) could not be restored; kept detached: \(error)")
+                    addDetached(p)
+                }
+            } else {
+                try addPort(p)
+            }
+        }
+        for e in c.fdb { try fdbAdd(port: e.port, vlan: e.vlan, mac: e.mac) }
+        publish()
+        onChange = save
+        try committed()
+    }
+}

@@ -1,0 +1,273 @@
+// Tests of the control plane without root: the protocol (VSwitchControl), the state file, and the
+// dynamic switch model + command handler (VSwitchDaemon) over a fake PortSystem.
+
+import Foundation
+import Logging
+import VSwitchControl
+import VSwitchCore
+@testable import VSwitchDaemon
+import XCTest
+
+let profilesXML = try! String(contentsOfFile: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("topologies/profiles/tenants.xml").path,
+    encoding: .utf8)
+
+final class FakeSystem: PortSystem {
+    var attached: [String: Int32] = [:]
+    var destroyed: [String] = []
+    var links: [String: LinkStatus] = [:]
+    var failAttach: Set<String> = []
+    var nextFD: Int32 = 100
+    func check(_ port: PortConfig) throws {
+        if port.name == "taken" { throw DaemonError("port taken: an interface named taken already exists") }
+    }
+    func attach(_ port: PortConfig, persistent: Bool, restore: Bool) throws -> PortAttachment {
+        if failAttach.contains(port.name) { throw DaemonError("cannot create TAP \(port.name)") }
+        nextFD += 1
+        attached[port.name] = nextFD
+        return PortAttachment(handle: nextFD, ifindex: nextFD)
+    }
+    func detach(_ port: PortConfig, _ a: PortAttachment, destroy: Bool) {
+        attached[port.name] = nil
+        if destroy { destroyed.append(port.name) }
+    }
+    func linkStatus(_ port: PortConfig, _ a: PortAttachment) -> LinkStatus { links[port.name] ?? .up }
+}
+
+final class ProtocolTests: XCTestCase {
+    func testJSONRoundTripAndEscaping() throws {
+        let v: JSON = ["a": 1, "b": [true, nil, "x\"y\n"], "c": ["d": .double(2.5)]]
+        XCTAssertEqual(try JSON.parse(v.description), v)
+        XCTAssertEqual(v.description, #"{"a":1,"b":[true,null,"x\"y\n"],"c":{"d":2.5}}"#)
+        XCTAssertEqual(try JSON.parse(v.pretty), v)
+    }
+
+    func testRequestParsing() throws {
+        let r = try ControlRequest.parse(Data(#"{"command":"fdb-add","args":{"port":"p","vlan":10,"mac":"02:00:00:00:00:01"},"id":7}"#.utf8))
+        XCTAssertEqual(r.command, "fdb-add")
+        XCTAssertEqual(try r.int("vlan"), 10)
+        XCTAssertEqual(r.id, 7)
+        XCTAssertEqual(try ControlRequest.parse(Data(r.line.utf8)), r)
+        for bad in ["", "nonsense", "[1]", #"{"args":{}}"#, #"{"command":1}"#, #"{"command":"show","args":[1]}"#,
+                    #"{"command":"show","extra":1}"#] {
+            XCTAssertThrowsError(try ControlRequest.parse(Data(bad.utf8)), bad) { e in
+                XCTAssertTrue("\(e)".hasPrefix("malformed request"), "\(e)")
+            }
+        }
+    }
+
+    func testPrometheusText() {
+        let ports: JSON = ["ports": [["name": "a\"b", "rx_packets": 3, "up": true, "drops": ["mtu-exceeded": 2]]]]
+        let text = PrometheusText.render(portStats: ports, fdbStats: ["entries": 4, "limit": 10])
+        XCTAssertTrue(text.contains("vswitch_port_rx_packets_total{port=\"a\\\"b\"} 3\n"), text)
+        XCTAssertTrue(text.contains("vswitch_port_drops_total{port=\"a\\\"b\",reason=\"mtu-exceeded\"} 2\n"), text)
+        XCTAssertTrue(text.contains("# TYPE vswitch_mac_table_entries gauge\nvswitch_mac_table_entries 4\n"), text)
+    }
+}
+
+final class StateFileTests: XCTestCase {
+    func testRoundTripAndCorruptionDetected() throws {
+        let dir = NSTemporaryDirectory() + "vswitch-state-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = StateStore(directory: dir)
+        try store.prepare()
+        XCTAssertNil(try store.load())
+        var c = SwitchConfig()
+        c.settings.macAgingTime = 42
+        c.ports = [PortConfig(index: 3, name: "p", profile: "x", mac: "02:00:00:00:00:01", namespace: "ns", addresses: ["10.0.0.1/24"])]
+        c.fdb = [StaticFDBEntry(port: "p", vlan: 5, mac: "02:00:00:00:00:09")]
+        try store.save(c)
+        XCTAssertEqual(try store.load(), c)
+        // A second daemon cannot take the same directory.
+        XCTAssertThrowsError(try StateStore(directory: dir).prepare())
+        let good = try Data(contentsOf: URL(fileURLWithPath: store.path))
+        // Truncated.
+        try good.prefix(good.count - 10).write(to: URL(fileURLWithPath: store.path))
+        XCTAssertThrowsError(try store.load()) { XCTAssertTrue("\($0)".contains("truncated"), "\($0)") }
+        // One byte flipped.
+        var bad = good
+        bad[bad.count - 20] ^= 0x01
+        try bad.write(to: URL(fileURLWithPath: store.path))
+        XCTAssertThrowsError(try store.load()) { XCTAssertTrue("\($0)".contains("checksum"), "\($0)") }
+        try Data("{}".utf8).write(to: URL(fileURLWithPath: store.path))
+        XCTAssertThrowsError(try store.load()) { XCTAssertTrue("\($0)".contains("corrupt"), "\($0)") }
+    }
+}
+
+final class ModelTests: XCTestCase {
+    var system: FakeSystem!
+    var model: SwitchModel!
+    var commands: ControlCommands!
+    var saved: [SwitchConfig] = []
+    let a = "urn:vswitch:profile:tenant-a", b = "urn:vswitch:profile:tenant-b"
+
+    override func setUp() {
+        system = FakeSystem()
+        model = SwitchModel(settings: SettingsConfig(), system: system, logger: Logger(label: "test"))
+        commands = ControlCommands(model: model)
+        commands.readFile = { path in
+            guard path == "/p/tenants.xml" else { throw DaemonError("cannot read profile file \(path)") }
+            return profilesXML
+        }
+        saved = []
+        model.onChange = { [unowned self] in self.saved.append($0) }
+    }
+
+    @discardableResult
+    func call(_ command: String, _ args: [String: JSON] = [:]) -> ControlResponse {
+        commands.handle(ControlRequest(command, args))
+    }
+
+    func ok(_ command: String, _ args: [String: JSON] = [:], file: StaticString = #filePath, line: UInt = #line) -> JSON {
+        let r = call(command, args)
+        XCTAssertTrue(r.ok, "\(command): \(r.error ?? "")", file: file, line: line)
+        return r.result
+    }
+
+    /// A refused request: one-line error containing `contains`, and nothing changed (config and generation).
+    func refused(_ command: String, _ args: [String: JSON] = [:], _ contains: String, file: StaticString = #filePath, line: UInt = #line) {
+        let before = model.config, gen = model.generation, n = saved.count
+        let r = call(command, args)
+        XCTAssertFalse(r.ok, "\(command) should be refused", file: file, line: line)
+        XCTAssertTrue(r.error?.contains(contains) == true, "error \(r.error ?? "nil") lacks \(contains)", file: file, line: line)
+        XCTAssertFalse(r.error?.contains("\n") ?? true, file: file, line: line)
+        XCTAssertEqual(model.config, before, file: file, line: line)
+        XCTAssertEqual(model.generation, gen, "a refused request published a snapshot", file: file, line: line)
+        XCTAssertEqual(saved.count, n, "a refused request was persisted", file: file, line: line)
+    }
+
+    func view() -> ConfigView { model.publisher.current.view.pointee }
+
+    func loadProfiles() { _ = ok("profile-load", ["path": "/p/tenants.xml"]) }
+
+    func testAddDeletePortsPublishAndReuseIndices() {
+        loadProfiles()
+        XCTAssertEqual(ok("add-port", ["name": "p0", "profile": .string(a), "mac": "02:00:00:00:00:01"])["index"], 0)
+        XCTAssertEqual(ok("add-port", ["name": "p1", "profile": .string(b)])["index"], 1)
+        XCTAssertEqual(ok("add-port", ["name": "p2", "profile": .string(a)])["index"], 2)
+        var v = view()
+        XCTAssertTrue(v.ports[1].present && v.ports[1].up)
+        XCTAssertEqual(v.ports[0].mac, 0x0200_0000_0001)
+        XCTAssertEqual(v.ports[0].policy.pvid, 10)
+        // Flood list of VLAN 10 holds p0 and p2.
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: v.floodPorts + Int(v.floodStart[10]),
+                                                 count: Int(v.floodStart[11] - v.floodStart[10]))), [0, 2])
+        // Learned entries and static ones of a deleted port go; its index is reused first.
+        _ = model.table.learn(vlan: 10, mac: 0x0200_0000_00AA, port: 1, now: 1, portLimit: .max, previousPort: &dummy)
+        _ = ok("fdb-add", ["port": "p1", "vlan": 20, "mac": "02:00:00:00:00:bb"])
+        XCTAssertEqual(model.table.count(port: 1), 2)
+        _ = ok("del-port", ["name": "p1"])
+        XCTAssertEqual(model.table.count(port: 1), 0)
+        XCTAssertEqual(system.destroyed, ["p1"])
+        XCTAssertTrue(model.config.fdb.isEmpty)
+        v = view()
+        XCTAssertFalse(v.ports[1].present)
+        XCTAssertEqual(ok("add-port", ["name": "p3", "profile": .string(a)])["index"], 1)
+        XCTAssertEqual(saved.last?.ports.map(\.name), ["p0", "p3", "p2"])
+        XCTAssertEqual(saved.last?.ports.map(\.index), [0, 1, 2])
+    }
+    var dummy = 0
+
+    func testBadRequestsChangeNothing() {
+        loadProfiles()
+        _ = ok("add-port", ["name": "p0", "profile": .string(a)])
+        refused("add-port", ["name": "p0", "profile": .string(a)], "already exists")
+        refused("add-port", ["name": "p9", "profile": "urn:nope"], "unknown profile ID urn:nope")
+        refused("add-port", ["name": "taken", "profile": .string(a)], "already exists")
+        refused("add-port", ["name": "p9", "profile": .string(a), "mac": "zz"], "invalid MAC")
+        refused("add-port", ["name": "p9", "profile": .string(a), "mtu": 20], "MTU")
+        refused("add-port", ["name": "p9", "profile": .string(a), "colour": "red"], "unknown argument")
+        refused("add-port", ["profile": .string(a)], "missing argument \"name\"")
+        refused("del-port", ["name": "nope"], "no such port: nope")
+        refused("set-port", ["name": "nope", "profile": .string(a)], "no such port")
+        refused("set-port", ["name": "p0", "profile": "urn:nope"], "unknown profile ID")
+        refused("set-switch", ["mac-aging-time": 5], "out of range")
+        refused("set-switch", ["mac-table-size": 0], "out of range")
+        refused("fdb-add", ["port": "p0", "vlan": 5000, "mac": "02:00:00:00:00:01"], "VLAN 5000")
+        refused("fdb-add", ["port": "p0", "vlan": 5, "mac": "01:00:5e:00:00:01"], "unicast")
+        refused("fdb-del", ["vlan": 5, "mac": "02:00:00:00:00:77"], "no MAC table entry")
+        refused("profile-load", ["path": "/nope.xml"], "cannot read")
+        refused("nonsense", [:], "unknown command")
+        system.failAttach = ["p8"]
+        refused("add-port", ["name": "p8", "profile": .string(a)], "cannot create TAP p8")
+        let r = commands.handle(line: Data("{not json".utf8))
+        XCTAssertFalse(r.ok)
+        XCTAssertEqual(r.error, "malformed request: not valid JSON")
+    }
+
+    func testProfilesBindingsAndReloadRefusal() {
+        loadProfiles()
+        _ = ok("add-port", ["name": "p0", "profile": .string(a)])
+        _ = ok("set-port", ["name": "p0", "profile": .string(b)])
+        XCTAssertEqual(view().ports[0].policy.pvid, 20)
+        XCTAssertEqual(model.config.ports[0].profile, b)
+        let show = ok("profile-show")
+        XCTAssertEqual(show["profiles"]?.arrayValue?.first { $0["id"] == .string(b) }?["ports"], ["p0"])
+        let xml = ok("profile-export")["xml"]?.stringValue ?? ""
+        XCTAssertTrue(xml.contains(b))
+        // A document that drops a bound profile is refused, whole.
+        commands.readFile = { _ in profilesXML.replacingOccurrences(of: "tenant-b", with: "tenant-z") }
+        refused("profile-reload", [:], "port p0 is bound to profile \(b)")
+        XCTAssertEqual(ok("profile-validate", ["path": "/p/tenants.xml"])["valid"], true)   // valid as a document
+        refused("profile-validate", ["path": "/p/other.xml"], "IDs must be unique")
+        commands.readFile = { _ in "<broken" }
+        refused("profile-load", ["path": "/p/tenants.xml"], "refused")
+    }
+
+    func testSettingsFlushAndTableReplacement() {
+        loadProfiles()
+        _ = ok("add-port", ["name": "p0", "profile": .string(a)])
+        _ = ok("add-port", ["name": "p1", "profile": .string(b)])
+        for m in UInt64(1)...5 { _ = model.table.learn(vlan: 10, mac: 0x0200_0000_0000 | m, port: 0, now: 1, portLimit: .max, previousPort: &dummy) }
+        for m in UInt64(6)...8 { _ = model.table.learn(vlan: 20, mac: 0x0200_0000_0000 | m, port: 1, now: 1, portLimit: .max, previousPort: &dummy) }
+        _ = ok("fdb-add", ["port": "p0", "vlan": 10, "mac": "02:00:00:00:00:99"])
+        XCTAssertEqual(ok("fdb-stats")["entries"], 9)
+        let old = model.table
+        _ = ok("set-switch", ["mac-table-size": 2000, "mac-aging-time": 60])
+        XCTAssertEqual(model.table.limit, 2000)
+        XCTAssertNotEqual(model.table.capacity, old.capacity == model.table.capacity ? -1 : old.capacity)
+        XCTAssertEqual(view().macTable.limit, 2000, "the new table is published")
+        XCTAssertEqual(model.table.liveCount, 9, "entries carried over")
+        XCTAssertEqual(model.config.settings.macAgingTime, 60)
+        XCTAssertEqual(ok("fdb-flush", ["vlan": 20])["flushed"], 3)
+        XCTAssertEqual(ok("fdb-flush", ["port": "p0"])["flushed"], 5)
+        XCTAssertEqual(ok("fdb-show")["entries"]?.arrayValue?.count, 1, "the static entry stays")
+        XCTAssertEqual(ok("fdb-show")["entries"]?.arrayValue?.first?["static"], true)
+        _ = ok("fdb-del", ["vlan": 10, "mac": "02:00:00:00:00:99"])
+        XCTAssertEqual(model.table.liveCount, 0)
+        XCTAssertTrue(model.config.fdb.isEmpty)
+    }
+
+    func testLinkDownFlushesAndStopsForwardingUpResumes() {
+        loadProfiles()
+        _ = ok("add-port", ["name": "p0", "profile": .string(a)])
+        _ = model.table.learn(vlan: 10, mac: 0x0200_0000_0001, port: 0, now: 1, portLimit: .max, previousPort: &dummy)
+        system.links["p0"] = .down
+        model.recheckLinks(["p0"])
+        XCTAssertFalse(view().ports[0].up)
+        XCTAssertEqual(view().floodStart[11] - view().floodStart[10], 0)
+        XCTAssertEqual(model.table.count(port: 0), 0)
+        XCTAssertEqual(ok("port-stats", ["port": "p0"])["ports"]?.arrayValue?.first?["link"], "down")
+        system.links["p0"] = .up
+        model.recheckLinks()
+        XCTAssertTrue(view().ports[0].up)
+        model.setLink("p0", .gone)
+        XCTAssertEqual(ok("show")["ports"]?.arrayValue?.first?["link"], "detached")
+    }
+
+    func testApplyAndRestoreConfiguration() throws {
+        var c = SwitchConfig()
+        c.settings.macAgingTime = 77
+        c.profiles = [ProfileSource(path: "/p/tenants.xml", xml: profilesXML)]
+        c.ports = [PortConfig(index: 4, name: "x", profile: a), PortConfig(index: 1, name: "y", profile: b)]
+        c.fdb = [StaticFDBEntry(port: "x", vlan: 10, mac: "02:00:00:00:00:10")]
+        system.failAttach = ["y"]
+        try model.apply(c, restore: true)
+        XCTAssertEqual(model.index(of: "x"), 4)
+        XCTAssertEqual(model.linkStatus("y"), .gone, "a port that cannot be restored is kept, detached")
+        XCTAssertEqual(model.table.lookup(vlan: 10, mac: 0x0200_0000_0010), 4)
+        XCTAssertEqual(saved.count, 1)
+        XCTAssertEqual(saved.last?.ports.map(\.name), ["y", "x"])
+        XCTAssertEqual(saved.last?.settings.macAgingTime, 77)
+    }
+}
