@@ -54,18 +54,43 @@ public struct TxPlan {
     }
 }
 
+/// A per-thread cache of ACL verdicts (design: OVS's megaflow idea in miniature). The key is the
+/// frame's flow key masked to the fields the port's rules of that direction can look at, tagged
+/// with (snapshot generation, port, direction), so a new snapshot invalidates every entry at once.
+public struct ACLVerdictCache {
+    public struct Entry {
+        public var tag: UInt64
+        public var key: FlowKey
+        public var allow: Bool
+    }
+    public static let size = 4096
+    @usableFromInline let entries: UnsafeMutablePointer<Entry>
+
+    public init() {
+        entries = .allocate(capacity: ACLVerdictCache.size)
+        entries.initialize(repeating: Entry(tag: 0, key: FlowKey(), allow: false), count: ACLVerdictCache.size)
+    }
+    public func deallocate() { entries.deallocate() }
+}
+
 public struct ForwardingEngine {
     public let counters: CounterBlock
     public let moves: MoveLog
     public let tx: TxPlan
+    public let aclCache: ACLVerdictCache
+    /// Flow keys computed at ingress, reused at egress (one per batch slot).
+    @usableFromInline let keys: UnsafeMutablePointer<FlowKey>
 
     public init(maxPorts: Int = 1024, batchCapacity: Int) {
         counters = CounterBlock(maxPorts: maxPorts)
         moves = MoveLog()
         tx = TxPlan(maxPorts: maxPorts, batchCapacity: batchCapacity)
+        aclCache = ACLVerdictCache()
+        keys = .allocate(capacity: batchCapacity)
+        keys.initialize(repeating: FlowKey(), count: batchCapacity)
     }
 
-    public func deallocate() { counters.deallocate(); tx.deallocate() }
+    public func deallocate() { counters.deallocate(); tx.deallocate(); aclCache.deallocate(); keys.deallocate() }
 
     @usableFromInline static let dropped = FrameMeta.drop
 
@@ -159,7 +184,8 @@ public struct ForwardingEngine {
                     drop(batch, i, ingress, reason); continue
                 }
             }
-            meta.pointee.flags = (hasTag ? FrameMeta.tagged : 0) | (serviceTag ? FrameMeta.serviceTag : 0)
+            meta.pointee.flags = (meta.pointee.flags & FrameMeta.flowKeyValid)
+                | (hasTag ? FrameMeta.tagged : 0) | (serviceTag ? FrameMeta.serviceTag : 0)
             meta.pointee.vlan = vlan
             meta.pointee.pcp = pcp
 
@@ -259,17 +285,28 @@ public struct ForwardingEngine {
         return false
     }
 
-    /// First matching rule's verdict, else the default; `true` = allow.
+    /// First matching rule's verdict, else the default; `true` = allow. Cached per (port, direction)
+    /// on the fields the rules use.
     @inlinable @inline(__always)
-    func aclAllows(_ rules: UnsafeMutablePointer<ACLMatchRule>, _ start: UInt32, _ count: UInt32, _ key: FlowKey,
-                   outbound: Bool, defaultDeny: Bool) -> Bool {
+    func aclAllows(_ cfg: ConfigView, port: Int, _ start: UInt32, _ count: UInt32, _ fields: ACLMatchRule.Fields,
+                   _ key: FlowKey, outbound: Bool, defaultDeny: Bool) -> Bool {
+        if count == 0 { return !defaultDeny }
+        let masked = key.masked(by: fields)
+        let tag = cfg.generation &<< 20 | UInt64(truncatingIfNeeded: port) &<< 1 | (outbound ? 1 : 0)
+        let slot = aclCache.entries + Int(truncatingIfNeeded: (masked.hash ^ tag &* 0x9E37_79B9_7F4A_7C15) & UInt64(ACLVerdictCache.size &- 1))
+        if slot.pointee.tag == tag && slot.pointee.key.sameAs(masked) { return slot.pointee.allow }
+        var verdict = !defaultDeny
+        let rules = cfg.aclRules
         var r = Int(start)
         let end = r &+ Int(count)
         while r < end {
-            if rules[r].matches(key, outbound: outbound) { return rules[r].allow }
+            if (rules + r).pointee.matches(key, outbound: outbound) { verdict = (rules + r).pointee.allow; break }
             r &+= 1
         }
-        return !defaultDeny
+        slot.pointee.tag = tag
+        slot.pointee.key = masked
+        slot.pointee.allow = verdict
+        return verdict
     }
 
     /// Anti-spoofing, DHCP and router guards, outbound ACL and the transmit policer. Nil = pass.
@@ -286,6 +323,8 @@ public struct ForwardingEngine {
         let aclCount = e.pointee.aclOutCount, defaultDeny = e.pointee.policy.outboundDefaultDeny
         if dhcpGuard || routerGuard || aclCount > 0 || defaultDeny {
             let k = batch.flowKey(i, vlan: vlan, pcp: pcp)
+            keys[i] = k
+            batch.meta[i].flags |= FrameMeta.flowKeyValid
             if dhcpGuard && k.hasL4 && k.proto == 17 && ((k.ipVersion == 4 && k.srcPort == 67) || (k.ipVersion == 6 && k.srcPort == 547)) {
                 return .dhcpGuard
             }
@@ -294,7 +333,8 @@ public struct ForwardingEngine {
                 return .routerGuard
             }
             if (aclCount > 0 || defaultDeny)
-                && !aclAllows(cfg.aclRules, e.pointee.aclOutStart, aclCount, k, outbound: true, defaultDeny: defaultDeny) {
+                && !aclAllows(cfg, port: port, e.pointee.aclOutStart, aclCount, e.pointee.aclOutFields, k, outbound: true,
+                              defaultDeny: defaultDeny) {
                 return .aclDeny
             }
         }
@@ -319,8 +359,10 @@ public struct ForwardingEngine {
         }
         let aclCount = e.pointee.aclInCount, defaultDeny = e.pointee.policy.inboundDefaultDeny
         if aclCount > 0 || defaultDeny {
-            let k = batch.flowKey(i, vlan: meta.pointee.vlan, pcp: meta.pointee.pcp)
-            if !aclAllows(cfg.aclRules, e.pointee.aclInStart, aclCount, k, outbound: false, defaultDeny: defaultDeny) {
+            let k = meta.pointee.flags & FrameMeta.flowKeyValid != 0 ? keys[i]
+                : batch.flowKey(i, vlan: meta.pointee.vlan, pcp: meta.pointee.pcp)
+            if !aclAllows(cfg, port: port, e.pointee.aclInStart, aclCount, e.pointee.aclInFields, k, outbound: false,
+                          defaultDeny: defaultDeny) {
                 return .aclDeny
             }
         }

@@ -41,6 +41,8 @@ public struct PortEntry {
     public var rxAllowStart: UInt32 = 0, rxAllowCount: UInt32 = 0
     public var aclInStart: UInt32 = 0, aclInCount: UInt32 = 0
     public var aclOutStart: UInt32 = 0, aclOutCount: UInt32 = 0
+    /// Union of the fields the port's inbound / outbound rules look at (the verdict cache's key mask).
+    public var aclInFields: ACLMatchRule.Fields = [], aclOutFields: ACLMatchRule.Fields = []
     /// Policers and storm control as GCRA parameters: cost in ns (per byte in Q16 for policers), tolerance in ns.
     public var txNsPerByteQ16: UInt64 = 0, txToleranceNs: UInt64 = 0
     public var rxNsPerByteQ16: UInt64 = 0, rxToleranceNs: UInt64 = 0
@@ -160,6 +162,8 @@ public final class ConfigSnapshot: @unchecked Sendable {
             e.rxAllowStart = UInt32(allow.count); e.rxAllowCount = UInt32(c.allowedReceive.count); allow += c.allowedReceive
             e.aclInStart = UInt32(rules.count); e.aclInCount = UInt32(c.inboundACL.count); rules += c.inboundACL
             e.aclOutStart = UInt32(rules.count); e.aclOutCount = UInt32(c.outboundACL.count); rules += c.outboundACL
+            e.aclInFields = c.inboundACL.reduce(into: []) { $0.formUnion($1.fields) }
+            e.aclOutFields = c.outboundACL.reduce(into: []) { $0.formUnion($1.fields) }
             func perByteQ16(_ rate: UInt64) -> UInt64 { rate == 0 ? 0 : (8_000_000_000 << 16) / rate }
             func bytesNs(_ bytes: UInt64, _ rate: UInt64) -> UInt64 {
                 rate == 0 ? 0 : UInt64((Double(bytes) * 8e9 / Double(rate)).rounded())

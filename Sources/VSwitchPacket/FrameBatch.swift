@@ -35,6 +35,8 @@ public struct FrameMeta {
     public static let tagged: UInt8 = 1
     /// The frame belongs to a Dot1Q-tunnel (QinQ) VLAN: trunks carry it with an 802.1ad S-tag.
     public static let serviceTag: UInt8 = 2
+    /// The engine's flow key for this frame was computed at ingress (and stays valid at egress).
+    public static let flowKeyValid: UInt8 = 4
     public static let flood: UInt16 = 0xFFFF
     public static let drop: UInt16 = 0xFFFE
 }

@@ -73,7 +73,50 @@ public struct FlowKey {
     /// TCP/UDP ports, or ICMP type/code in `srcPort`/`dstPort`.
     public var srcPort: UInt16 = 0
     public var dstPort: UInt16 = 0
-    public init() {}
+    @inlinable public init() {}
+
+    /// The key with only the fields that `fields` (a union of rules' fields) can look at; used as
+    /// the key of the ACL verdict cache, so flows that differ only in other fields share a verdict.
+    @inlinable @inline(__always)
+    public func masked(by fields: ACLMatchRule.Fields) -> FlowKey {
+        let f = fields.rawValue
+        var k = FlowKey()
+        if f & (ACLMatchRule.Fields.localMAC.rawValue | ACLMatchRule.Fields.remoteMAC.rawValue) != 0 { k.src = src; k.dst = dst }
+        if f & ACLMatchRule.Fields.etherType.rawValue != 0 { k.etherType = etherType }
+        if f & ACLMatchRule.Fields.vlan.rawValue != 0 { k.vlan = vlan }
+        if f & ACLMatchRule.Fields.priority.rawValue != 0 { k.pcp = pcp }
+        k.ipVersion = ipVersion
+        k.hasL4 = hasL4
+        if f & (ACLMatchRule.Fields.localIP.rawValue | ACLMatchRule.Fields.remoteIP.rawValue) != 0 {
+            k.srcIPHi = srcIPHi; k.srcIPLo = srcIPLo; k.dstIPHi = dstIPHi; k.dstIPLo = dstIPLo
+        }
+        if f & ACLMatchRule.Fields.proto.rawValue != 0 { k.proto = proto }
+        if f & (ACLMatchRule.Fields.localPort.rawValue | ACLMatchRule.Fields.remotePort.rawValue
+                | ACLMatchRule.Fields.icmpType.rawValue | ACLMatchRule.Fields.icmpCode.rawValue) != 0 {
+            k.srcPort = srcPort; k.dstPort = dstPort
+        }
+        return k
+    }
+
+    @inlinable @inline(__always)
+    public var hash: UInt64 {
+        var h = src &* 0x9E37_79B9_7F4A_7C15
+        h = (h ^ dst) &* 0xBF58_476D_1CE4_E5B9
+        h = (h ^ (UInt64(etherType) << 48 | UInt64(vlan) << 32 | UInt64(pcp) << 24 | UInt64(ipVersion) << 16
+                  | UInt64(proto) << 8 | (hasL4 ? 1 : 0))) &* 0x94D0_49BB_1331_11EB
+        h = (h ^ srcIPHi ^ (srcIPLo &* 3)) &* 0x9E37_79B9_7F4A_7C15
+        h = (h ^ dstIPHi ^ (dstIPLo &* 5)) &* 0xBF58_476D_1CE4_E5B9
+        h = (h ^ (UInt64(srcPort) << 16 | UInt64(dstPort))) &* 0x94D0_49BB_1331_11EB
+        return h ^ (h >> 31)
+    }
+
+    @inlinable @inline(__always)
+    public func sameAs(_ o: FlowKey) -> Bool {
+        src == o.src && dst == o.dst && etherType == o.etherType && vlan == o.vlan && pcp == o.pcp
+            && ipVersion == o.ipVersion && proto == o.proto && hasL4 == o.hasL4
+            && srcIPHi == o.srcIPHi && srcIPLo == o.srcIPLo && dstIPHi == o.dstIPHi && dstIPLo == o.dstIPLo
+            && srcPort == o.srcPort && dstPort == o.dstPort
+    }
 }
 
 public extension ACLMatchRule {
