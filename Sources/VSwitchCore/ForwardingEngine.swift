@@ -68,7 +68,7 @@ public struct ACLVerdictCache {
 
     public init() {
         entries = .allocate(capacity: ACLVerdictCache.size)
-        entries.initialize(repeating: Entry(tag: 0, key: FlowKey(), allow: false), count: ACLVerdictCache.size)
+        entries.initialize(repeating: Entry(tag: .max, key: FlowKey(), allow: false), count: ACLVerdictCache.size)   // .max: never a real tag
     }
     public func deallocate() { entries.deallocate() }
 }
