@@ -420,8 +420,14 @@ public struct ForwardingEngine {
                 case .sent: sent &+= 1; bytes &+= length
                 case .wouldBlock: counters.drop(port: port, DropReason.txQueueFull.rawValue)
                 case .failed: counters.drop(port: port, DropReason.txError.rawValue)
+                case .queued: break
                 }
             }
+            let done = backend.flush(port: port, entry: entry)
+            sent &+= done.sent
+            bytes &+= done.bytes
+            if done.wouldBlock > 0 { counters.add(port: port, PortCounter.dropBase &+ Int(DropReason.txQueueFull.rawValue), done.wouldBlock) }
+            if done.failed > 0 { counters.add(port: port, PortCounter.dropBase &+ Int(DropReason.txError.rawValue), done.failed) }
             if sent > 0 {
                 counters.add(port: port, PortCounter.txPackets, sent)
                 counters.add(port: port, PortCounter.txBytes, bytes)
