@@ -2,7 +2,7 @@
 SWIFT ?= swift
 PYTHON ?= /usr/bin/python3
 
-.PHONY: deps build demo test unit tsan integration bench-core clean
+.PHONY: deps build demo test unit tsan integration bench-core bench-build bench bench-quick bench-smoke clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -10,13 +10,14 @@ deps:
 build: deps
 	$(SWIFT) build -c release --product vswitchd
 	$(SWIFT) build -c release --product vswitch-bench
+	$(SWIFT) build -c release --product vswitchctl
 
 ## Brings up topologies/default.xml, pings within and across VLANs, prints the MAC table and counters, tears down.
 demo: build
 	bash scripts/demo.sh topologies/default.xml
 
 ## Every test: unit and privileged XCTest suites, the ThreadSanitizer stress test, the TAP/netns integration suite.
-test: deps unit tsan integration
+test: deps unit tsan integration bench-smoke
 	@echo "make test: all suites passed"
 
 unit: deps
@@ -33,6 +34,30 @@ integration: build
 bench-core:
 	$(SWIFT) build -c release --product vswitch-bench
 	bash bench/core-matrix.sh
+
+## The comparison (issue 5): VSwitch vs the Linux bridge and Open vSwitch userspace, same run (bench/README.md).
+## Built in its own folder so a benchmark build never races another build.
+BENCH_BUILD ?= .build-bench
+BENCH_OUT ?=
+SMOKE_DIR ?= results/bench-smoke
+
+bench-build: deps
+	$(SWIFT) build -c release --scratch-path $(BENCH_BUILD) --product vswitchd
+	$(SWIFT) build -c release --scratch-path $(BENCH_BUILD) --product vswitch-bench
+
+## The full run (about 10 minutes on 2 cores); results in results/bench-<timestamp>/ unless BENCH_OUT is set.
+bench: bench-build
+	$(BENCH_BUILD)/release/vswitch-bench compare $(if $(BENCH_OUT),--output $(BENCH_OUT))
+
+## The 2-minute smoke run.
+bench-quick: bench-build
+	$(BENCH_BUILD)/release/vswitch-bench compare --quick $(if $(BENCH_OUT),--output $(BENCH_OUT))
+
+## What `make test` runs: the smoke run, then a check that every output exists and the JSON parses (no thresholds).
+bench-smoke: bench-build
+	rm -rf $(SMOKE_DIR)
+	$(BENCH_BUILD)/release/vswitch-bench compare --quick --output $(SMOKE_DIR)
+	bash bench/check-output.sh $(SMOKE_DIR)
 
 clean:
 	rm -rf .build .build-*
