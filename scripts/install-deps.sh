@@ -2,7 +2,8 @@
 # Installs the Debian packages VSwitch needs to build, demo and test. Idempotent; quiet when all are present.
 set -euo pipefail
 pkgs=(libnl-3-dev libnl-route-3-dev libxml2-dev libxml2-utils libpcap-dev liburing-dev
-      iproute2 iputils-ping tcpdump python3-scapy python3-pytest procps)
+      iproute2 iputils-ping tcpdump python3-scapy python3-pytest procps
+      netsniff-ng iperf3 openvswitch-switch nftables ethtool python3-matplotlib)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,6 +1,6 @@
 // vswitch-bench: measures VSwitch. `core` runs the forwarding core alone
-// (no I/O); the comparison against the Linux bridge and Open vSwitch through
-// real ports is issue 5's and will live beside it.
+// (no I/O); `compare` measures VSwitch through TAP ports against the Linux
+// bridge and Open vSwitch's userspace datapath in the same run (Compare.swift).
 
 import ArgumentParser
 import Foundation
@@ -9,7 +9,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vswitch-bench",
         abstract: "VSwitch benchmarks.",
-        subcommands: [Core.self])
+        subcommands: [Core.self, Compare.self, Probe.self])
 }
 
 struct Core: ParsableCommand {
@@ -23,6 +23,7 @@ struct Core: ParsableCommand {
     @Option(help: "Seconds to measure.") var seconds = 2.0
     @Option(help: "Frames per batch.") var batch = 64
     @Option(help: "Ports.") var ports = 8
+    @Option(help: "Port profile: vlan (VLANs only) or realistic (anti-spoofing, 16 ACL rules, both policers).") var profile = "vlan"
     @Option(help: "Output format: text or json.") var format = "text"
 
     func validate() throws {
@@ -31,19 +32,20 @@ struct Core: ParsableCommand {
             throw ValidationError("out of range: --macs >= 1, --threads 1...64, --batch 1...256, --ports 2...64")
         }
         guard ["access", "trunk"].contains(mode) else { throw ValidationError("--mode must be access or trunk") }
+        guard ["vlan", "realistic"].contains(profile) else { throw ValidationError("--profile must be vlan or realistic") }
         guard ["text", "json"].contains(format) else { throw ValidationError("--format must be text or json") }
     }
 
     func run() throws {
         let r = CoreBench.run(CoreBenchConfig(size: size, macs: macs, threads: threads, mode: mode, seconds: seconds,
-                                              batch: batch, ports: ports))
+                                              batch: batch, ports: ports, profile: profile))
         if format == "json" {
             let enc = JSONEncoder()
             enc.outputFormatting = [.sortedKeys]
             print(String(decoding: try enc.encode(r), as: UTF8.self))
         } else {
-            print(String(format: "core  size=%d macs=%d mode=%@ threads=%d batch=%d: %.2f Mpps total, %.2f Mpps/core, %.1f ns/frame, %.4f allocs/frame (%d mallocs)",
-                         r.size, r.macs, r.mode, r.threads, r.batch, r.mpps_total, r.mpps_per_core, r.ns_per_frame,
+            print(String(format: "core  size=%d macs=%d mode=%@ profile=%@ threads=%d batch=%d: %.2f Mpps total, %.2f Mpps/core, %.1f ns/frame, %.4f allocs/frame (%d mallocs)",
+                         r.size, r.macs, r.mode, r.profile, r.threads, r.batch, r.mpps_total, r.mpps_per_core, r.ns_per_frame,
                          r.allocs_per_frame, r.mallocs))
         }
     }

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Checks a `vswitch-bench compare` results folder: every output file is there, results.json parses and
+# has the sections the report promises, the PNGs are PNGs. No thresholds: numbers on a shared 2-core
+# machine are not pass/fail material. Usage: bench/check-output.sh DIR
+set -euo pipefail
+dir=${1:?usage: check-output.sh RESULTS_DIR}
+fail=0
+for f in results.json summary.md table.txt rate_vs_size.png latency.png mac_scale.png cpu_per_frame.png; do
+  if [ ! -s "$dir/$f" ]; then echo "bench-smoke: missing or empty: $dir/$f"; fail=1; fi
+done
+for f in "$dir"/*.png; do
+  [ -e "$f" ] || continue
+  if [ "$(head -c 4 "$f" | od -An -c | tr -d ' \n')" != "211PNG" ]; then echo "bench-smoke: not a PNG: $f"; fail=1; fi
+done
+/usr/bin/python3 - "$dir/results.json" <<'PY' || fail=1
+import json, sys
+r = json.load(open(sys.argv[1]))
+for k in ("command", "machine", "generator", "core", "switches", "ratios", "findings"):
+    assert k in r, f"results.json: no '{k}'"
+names = [s["name"] for s in r["switches"]]
+for n in ("bridge", "ovs-system", "vswitch-1t"):
+    assert n in names, f"results.json: switch {n} missing (have {names})"
+for s in r["switches"]:
+    if s.get("error"):
+        print(f"bench-smoke: note: {s['name']} failed: {s['error'][:200]}")
+    else:
+        assert s["sizes"], f"{s['name']}: no rate results"
+        assert s.get("cpu"), f"{s['name']}: no CPU result"
+assert r["core"] and r["core"][0]["mpps_per_core"] > 0, "no core result"
+vs = next(s for s in r["switches"] if s["name"] == "vswitch-1t")
+assert not vs.get("error"), f"vswitch-1t failed: {vs['error']}"
+print(f"bench-smoke: results.json OK ({len(names)} switches, {len(r['ratios'])} ratios)")
+PY
+# Nothing the benchmark created is left behind.
+if ip netns list | grep -q '^vsb-'; then echo "bench-smoke: namespaces left: $(ip netns list | grep '^vsb-')"; fail=1; fi
+if ip -o link show | grep -q ': vsb-'; then echo "bench-smoke: links left"; fail=1; fi
+if [ $fail -ne 0 ]; then echo "bench-smoke: FAILED"; exit 1; fi
+echo "bench-smoke: all outputs present in $dir"
