@@ -69,6 +69,7 @@ struct Compare: ParsableCommand {
             }
         }
         let started = Date()
+        _ = loadBefore   // a lazy global: read it now, before the run loads the machine
         let stamp = ISO8601DateFormatter.string(from: started, timeZone: TimeZone(identifier: "UTC")!, formatOptions: [.withYear, .withMonth, .withDay, .withTime])
         let outDir = output ?? "results/bench-\(stamp.replacingOccurrences(of: ":", with: ""))"
         try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
