@@ -84,3 +84,34 @@ def counter(stats, port, key):
         if p["name"] == port:
             return p[key]
     raise AssertionError("port %s missing from the JSON" % port)
+
+
+def expect_verdicts(cap, port, cases, what, ports=None):
+    """`cases`: [(label, token, should_arrive)], one token per frame sent. Asserts that exactly
+    the frames marked True arrived (once each) at `port`, naming every frame that did not."""
+    wrong = []
+    for label, token, should in cases:
+        n = len(cap.frames(port, token))
+        if n != (1 if should else 0):
+            wrong.append("  %-40s expected %s, captured %d" % (label, "to arrive" if should else "dropped", n))
+    assert not wrong, "%s at %s:\n%s\nCaptures:\n%s" % (
+        what, port, "\n".join(wrong), describe_capture(cap, ports or sorted(cap.raw)))
+
+
+def l3frame(src, dst, layers, token, vlan=None, prio=0, tpid=0x8100):
+    """Ethernet [+ 802.1Q] + the given scapy L3/L4 layers + a Raw payload carrying `token`."""
+    from scapy.layers.l2 import Dot1Q, Ether
+    from scapy.packet import Raw
+    if vlan is None:
+        pkt = Ether(src=src, dst=dst)
+    else:
+        pkt = Ether(src=src, dst=dst, type=tpid) / Dot1Q(vlan=vlan, prio=prio)
+    return bytes(pkt / layers / Raw(load=token + bytes(max(0, 24 - len(token)))))
+
+
+def retype(raw, ethertype):
+    """A harness.frame() with its (innermost) EtherType replaced."""
+    off = 12
+    while raw[off:off + 2] in (b"\x81\x00", b"\x88\xa8"):
+        off += 4
+    return raw[:off] + ethertype.to_bytes(2, "big") + raw[off + 2:]

@@ -75,3 +75,36 @@ def vswitch(environment, tmp_path):
         if left:
             sys.stderr.write("cleanup removed leftovers of %s: %s\n" % (d.topo.path.name, ", ".join(left)))
 
+
+
+@pytest.fixture(scope="module")
+def vswitch_shared(environment, tmp_path_factory):
+    """Like `vswitch`, but a daemon lives for the whole test module and is shared: the first
+    call for a topology starts it, later calls return the same harness.Daemon. For modules
+    whose tests each measure counter deltas on their own ports (the port-profile tests), so
+    that a dozen namespaces start once rather than once per test."""
+    running = {}
+
+    def get(topology, threads=None, extra_args=()):
+        if topology in running:
+            d = running[topology]
+            if not d.alive():
+                pytest.fail("the shared vswitchd on %s has exited (%s); stderr:\n%s"
+                            % (topology, d.proc.poll(), d.stderr()[-3000:]), pytrace=False)
+            return d
+        d = harness.Daemon(harness.topology_path(topology),
+                           tmp_path_factory.mktemp("shared-" + topology.replace(".xml", "")),
+                           threads=threads, extra_args=extra_args)
+        running[topology] = d
+        try:
+            d.start()
+        except harness.HarnessError as e:
+            pytest.fail(str(e), pytrace=False)
+        return d
+
+    yield get
+
+    for d in running.values():
+        left = d.cleanup()
+        if left:
+            sys.stderr.write("cleanup removed leftovers of %s: %s\n" % (d.topo.path.name, ", ".join(left)))

@@ -219,10 +219,20 @@ def parse(raw):
 
 
 class Capture:
-    """Frames captured in several namespaces during a `with daemon.capture(...)` block."""
+    """Frames captured in several namespaces during a `with daemon.capture(...)` block.
+    With `summary=token`, the agents only count the frames carrying the token, per
+    destination MAC: `cap.summary[port]` is {dst_hex: [frames, bytes]} and `raw` stays empty."""
 
     def __init__(self):
         self.raw = {}
+        self.summary = {}
+
+    def counted(self, port, dst=None):
+        """(frames, bytes) counted in a summary capture at `port` (to `dst`, or in total)."""
+        rows = self.summary.get(port, {})
+        if dst is not None:
+            return tuple(rows.get(dst.replace(":", "").lower(), [0, 0]))
+        return (sum(r[0] for r in rows.values()), sum(r[1] for r in rows.values()))
 
     def frames(self, ns, token):
         """Parsed frames captured in `ns` whose bytes contain `token`."""
@@ -396,9 +406,17 @@ class Daemon:
         p = self.vs(port)
         return self.agents[p.namespace].call(op="send", iface=p.ifname, frames=[f.hex() for f in frames], gap=gap)
 
+    def pace(self, port, frames, rate, count):
+        """Sends `count` frames (cycling through `frames`) at `rate` frames/s from the virtual
+        system of `port`; returns the agent's {"sent", "bytes", "duration"}."""
+        p = self.vs(port)
+        return self.agents[p.namespace].call(op="pace", iface=p.ifname, frames=[f.hex() for f in frames],
+                                             rate=rate, count=count, timeout=count / rate + 30)
+
     @contextlib.contextmanager
-    def capture(self, *ports, settle=0.3, linger=0.5):
-        """Captures in the virtual systems of `ports` while the block runs, plus `linger` s."""
+    def capture(self, *ports, settle=0.3, linger=0.5, summary=None):
+        """Captures in the virtual systems of `ports` while the block runs, plus `linger` s.
+        `summary` (a token): count the frames carrying it instead of returning them (Capture.summary)."""
         cap = Capture()
         started = []
         try:
@@ -411,10 +429,13 @@ class Daemon:
         finally:
             first = True
             for p in started:
+                extra = {"summary": summary.hex()} if summary is not None else {}
                 reply = self.agents[p.namespace].call(op="sniff_stop", iface=p.ifname,
-                                                      linger=linger if first else 0.05)
+                                                      linger=linger if first else 0.05, timeout=60, **extra)
                 first = False
                 cap.raw[port_key(p)] = reply["frames"]
+                if summary is not None:
+                    cap.summary[port_key(p)] = reply.get("summary", {})
 
     def ping(self, port, ip, count=3, timeout=1, interval=0.2):
         p = self.vs(port)

@@ -12,6 +12,10 @@ or ``{"ok": false, "error": "..."}``:
   {"op": "send", "iface": "eth0", "frames": [hex]}  -> {"ok": true, "sent": N}
   {"op": "sniff_start", "iface": "eth0"}            -> {"ok": true}
   {"op": "sniff_stop", "iface": "eth0", "linger": s} -> {"ok": true, "frames": [hex]}
+  {"op": "sniff_stop", ..., "summary": token_hex}   -> {"ok": true, "frames": [], "summary": {dst_hex: [n, bytes]}}
+      (counts only the frames containing the token, per destination MAC; for rate tests)
+  {"op": "pace", "iface": "eth0", "frames": [hex], "rate": fps, "count": n}
+      -> {"ok": true, "sent": n, "bytes": b, "duration": s}   (frames cycled, paced at `rate`/s)
   {"op": "exit"}
 
 Capturing uses scapy's Linux L2Socket (an AF_PACKET socket with PACKET_AUXDATA): it drops
@@ -77,6 +81,8 @@ class Agent:
         if sock is None:
             raise RuntimeError("no capture running on %s" % iface)
         frames = []
+        summary_token = bytes.fromhex(cmd["summary"]) if cmd.get("summary") else None
+        summary = {}
         deadline = time.monotonic() + linger
         try:
             while True:
@@ -87,10 +93,41 @@ class Agent:
                 _cls, data, _ts = sock.recv_raw(65535)
                 if data is None:  # outgoing frame of this namespace
                     continue
-                frames.append(bytes(data).hex())
+                raw = bytes(data)
+                if summary_token is not None:
+                    if summary_token in raw:
+                        entry = summary.setdefault(raw[:6].hex(), [0, 0])
+                        entry[0] += 1
+                        entry[1] += len(raw)
+                    continue
+                frames.append(raw.hex())
         finally:
             sock.close()
-        return {"frames": frames}
+        reply = {"frames": frames}
+        if summary_token is not None:
+            reply["summary"] = summary
+        return reply
+
+    def op_pace(self, cmd):
+        """Sends `count` frames (cycling through `frames`) at `rate` frames/s, on schedule:
+        frame k is due at t0 + k/rate; the sender sleeps only when it is ahead."""
+        s = self.sender(cmd.get("iface", "eth0"))
+        frames = [bytes.fromhex(h) for h in cmd["frames"]]
+        rate = float(cmd["rate"])
+        count = int(cmd["count"])
+        sent = 0
+        nbytes = 0
+        t0 = time.monotonic()
+        for k in range(count):
+            due = t0 + k / rate
+            now = time.monotonic()
+            if due > now:
+                time.sleep(due - now)
+            f = frames[k % len(frames)]
+            s.send(f)
+            sent += 1
+            nbytes += len(f)
+        return {"sent": sent, "bytes": nbytes, "duration": time.monotonic() - t0}
 
 
 def main():
