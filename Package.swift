@@ -36,6 +36,8 @@ let package = Package(
         .target(name: "VSwitchControl"),
         .systemLibrary(name: "CLibXML2", path: "Sources/CLibXML2", pkgConfig: "libxml-2.0",
                        providers: [.apt(["libxml2-dev"])]),
+        .systemLibrary(name: "CLibURing", path: "Sources/CLibURing", pkgConfig: "liburing",
+                       providers: [.apt(["liburing-dev"])]),
         .systemLibrary(name: "CLibNL", path: "Sources/CLibNL", pkgConfig: "libnl-route-3.0",
                        providers: [.apt(["libnl-3-dev", "libnl-route-3-dev"])]),
         .target(name: "VSwitchPacket", swiftSettings: optimise),
@@ -48,7 +50,7 @@ let package = Package(
                 dependencies: ["VSwitchPacket", "VSwitchPolicy", "CVSwitchShim", .product(name: "Atomics", package: "swift-atomics")],
                 swiftSettings: optimise),
         .target(name: "VSwitchIO",
-                dependencies: ["CVSwitchShim", "CLibNL", "VSwitchPacket", "VSwitchCore"],
+                dependencies: ["CVSwitchShim", "CLibNL", "CLibURing", "VSwitchPacket", "VSwitchCore"],
                 swiftSettings: optimise),
         .target(name: "VSwitchDaemon",
                 dependencies: ["VSwitchCore", "VSwitchIO", "VSwitchTopology", "VSwitchProfiles", "VSwitchControl",
@@ -77,6 +79,6 @@ let package = Package(
         .testTarget(name: "VSwitchControlTests", dependencies: ["VSwitchControl", "VSwitchDaemon", "VSwitchCore",
                                                                 "VSwitchPacket", "VSwitchProfiles",
                                                                 .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "VSwitchIOTests", dependencies: ["VSwitchIO", "VSwitchCore", "VSwitchPacket"]),
+        .testTarget(name: "VSwitchIOTests", dependencies: ["VSwitchIO", "VSwitchCore", "VSwitchPacket", "VSwitchPolicy", "CVSwitchShim"]),
     ]
 )

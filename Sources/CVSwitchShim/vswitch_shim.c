@@ -1,5 +1,6 @@
 // vswitch_shim.c — see include/vswitch_shim.h.
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include "vswitch_shim.h"
 
 #include <errno.h>
@@ -106,4 +107,21 @@ int vsw_if_get_flags(const char *name) {
     close(s);
     if (rc < 0) { errno = saved; return -1; }
     return (unsigned short)ifr.ifr_flags;
+}
+
+int vsw_packet_socket(int ifindex, unsigned short protocol, int flags) {
+    int fd = socket(AF_PACKET, SOCK_RAW | flags, htons(protocol));
+    if (fd < 0) return -1;
+    struct sockaddr_ll sll;
+    memset(&sll, 0, sizeof sll);
+    sll.sll_family = AF_PACKET;
+    sll.sll_protocol = htons(protocol);
+    sll.sll_ifindex = ifindex;
+    if (bind(fd, (struct sockaddr *)&sll, sizeof sll) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
 }

@@ -92,8 +92,6 @@ public final class ForwardingThread<Backend: PollingBackend>: @unchecked Sendabl
                 }
                 backend.prepare(ports: mine, count: mineCount, view: view)
             }
-            let nowNs = clock()
-            let now = UInt32(truncatingIfNeeded: nowNs / 1_000_000_000)
             var nready: Int
             if idlePasses >= 2 {
                 qs.goOffline(index)
@@ -107,6 +105,10 @@ public final class ForwardingThread<Backend: PollingBackend>: @unchecked Sendabl
             } else {
                 nready = backend.poll(timeoutMs: 0, ready: ready)
             }
+            // The clock is read after the wait: a batch judged with a time from before a 50 ms sleep
+            // would let a policer's bucket be drained twice (found by the policer-burst wire test).
+            let nowNs = clock()
+            let now = UInt32(truncatingIfNeeded: nowNs / 1_000_000_000)
             var got = 0
             var r = 0
             while r < nready {

@@ -34,6 +34,8 @@ public struct DaemonOptions: Sendable {
     public var statsJSONPath: String?
     public var readyFile: String?
     public var batchSize: Int = 64
+    /// TAP port I/O: `.uring` (batched io_uring submissions) or `.syscall` (one read/write per frame).
+    public var portIO: PortIO = .uring
     /// The topology to start from (nil: restore from the state directory).
     public var topology: Topology?
     /// Where state is kept; nil: no persistence (topology mode without --state-dir).
@@ -75,6 +77,19 @@ extension SwitchConfig {
     }
 }
 
+/// How TAP ports move frames (issue 7); chosen by measurement, see bench/RESULTS.md.
+public enum PortIO: String, Sendable, CaseIterable {
+    case uring, syscall
+}
+
+/// What the control thread needs of a forwarding thread, whatever its backend type.
+protocol ForwardingWorker: AnyObject {
+    var engine: ForwardingEngine { get }
+    func stop()
+}
+
+extension ForwardingThread: ForwardingWorker {}
+
 public final class SwitchDaemon {
     let options: DaemonOptions
     let log: Logger
@@ -85,7 +100,7 @@ public final class SwitchDaemon {
     var commands: ControlCommands!
     var monitor: LinkMonitor?
     var signalFD: Int32 = -1
-    var threads: [ForwardingThread<TapBackend>] = []
+    var threads: [any ForwardingWorker] = []
     var movesSuppressed = 0
 
     public init(options: DaemonOptions, logger: Logger) {
@@ -143,10 +158,26 @@ public final class SwitchDaemon {
         let n = threadCount(initial.settings)
         publisher.setThreadCount(n)
         let cpus = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        var io = options.portIO
         for t in 0..<n {
+            let cpu = n <= cpus ? t : nil
+            if io == .uring {
+                do {
+                    let th = ForwardingThread(index: t, threadCount: n, publisher: publisher,
+                                              backend: try UringTapBackend(maxPorts: SwitchModel.maxPorts),
+                                              batchCapacity: options.batchSize, dataRoom: SwitchModel.maxMTU + 64,
+                                              maxPorts: SwitchModel.maxPorts, cpu: cpu, clock: { monotonicNanoseconds() })
+                    threads.append(th)
+                    th.start()
+                    continue
+                } catch {
+                    log.warning("io_uring unavailable (\(error)); TAP ports use one read/write per frame")
+                    io = .syscall
+                }
+            }
             let th = ForwardingThread(index: t, threadCount: n, publisher: publisher, backend: TapBackend(maxPorts: SwitchModel.maxPorts),
                                       batchCapacity: options.batchSize, dataRoom: SwitchModel.maxMTU + 64,
-                                      maxPorts: SwitchModel.maxPorts, cpu: n <= cpus ? t : nil, clock: { monotonicNanoseconds() })
+                                      maxPorts: SwitchModel.maxPorts, cpu: cpu, clock: { monotonicNanoseconds() })
             threads.append(th)
             th.start()
         }

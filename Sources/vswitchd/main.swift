@@ -25,6 +25,7 @@ struct VSwitchd: ParsableCommand {
     @Option(name: .long, help: "Control socket path (default \(ControlProtocol.defaultSocketPath)).") var controlSocket: String?
     @Flag(name: .long, help: "Run without a control socket.") var noControlSocket = false
     @Option(name: .long, help: "Forwarding threads (default: the topology's setting, else one per core).") var threads: Int?
+    @Option(name: .long, help: "TAP port I/O: uring (batched io_uring submissions, default) or syscall (one read/write per frame).") var portIo = "uring"
     @Option(name: .long, help: "Also write counters and the MAC table as JSON to this file on SIGUSR1 and at exit.") var statsJson: String?
     @Option(name: .long, help: "Create this file once the switch forwards.") var readyFile: String?
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
@@ -62,6 +63,11 @@ struct VSwitchd: ParsableCommand {
         pthread_sigmask(SIG_BLOCK, &set, nil)
         signal(SIGPIPE, SIG_IGN)
         var options = DaemonOptions(threads: threads, statsJSONPath: statsJson, readyFile: readyFile)
+        guard let io = PortIO(rawValue: portIo) else {
+            FileHandle.standardError.write(Data("vswitchd: --port-io must be one of: \(PortIO.allCases.map(\.rawValue).joined(separator: ", "))\n".utf8))
+            throw ExitCode(2)
+        }
+        options.portIO = io
         options.topology = topo
         options.stateDirectory = stateDir ?? (topo == nil ? "/var/lib/vswitch" : nil)
         options.controlSocket = noControlSocket ? nil : (controlSocket ?? ProcessInfo.processInfo.environment["VSWITCH_CONTROL_SOCKET"] ?? ControlProtocol.defaultSocketPath)

@@ -10,6 +10,8 @@
 
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/socket.h>
+#include <netpacket/packet.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -100,5 +102,10 @@ static inline uint64_t vsw_now_ns(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
+
+/// Opens an AF_PACKET raw socket for `protocol` (host order, e.g. 0x0003 = ETH_P_ALL) bound to
+/// interface `ifindex`; returns the fd or -1 with errno. (struct sockaddr_ll's header is not part of
+/// Swift's Glibc module.)
+int vsw_packet_socket(int ifindex, unsigned short protocol, int flags);
 
 #endif // VSWITCH_SHIM_H

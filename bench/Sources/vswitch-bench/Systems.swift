@@ -280,11 +280,12 @@ let benchProfile = """
 </vsx:NetworkPortProfiles>
 """
 
-func vswitchSUT(threads: Int) -> SwitchUnderTest {
+/// `io`: vswitchd's --port-io (uring: batched io_uring submissions; syscall: one read()/write() per frame).
+func vswitchSUT(threads: Int, io: String = "uring") -> SwitchUnderTest {
     SwitchUnderTest(name: "vswitch-\(threads)t",
-                    summary: "VSwitch vswitchd, TAP ports (one read()/write() per frame today), \(threads) forwarding thread\(threads == 1 ? "" : "s"), access ports in VLAN 10") { sut in
+                    summary: "VSwitch vswitchd, TAP ports (\(io == "uring" ? "io_uring, one submission per batch and direction" : "one read()/write() per frame")), \(threads) forwarding thread\(threads == 1 ? "" : "s"), access ports in VLAN 10") { sut in
         let bin = try vswitchdPath()
-        let dir = runDir + "/vswitch-\(threads)t"
+        let dir = runDir + "/vswitch-\(threads)t-\(io)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try benchProfile.write(toFile: dir + "/profiles.xml", atomically: true, encoding: .utf8)
         let topo = """
@@ -303,7 +304,7 @@ func vswitchSUT(threads: Int) -> SwitchUnderTest {
         try topo.write(toFile: dir + "/topology.xml", atomically: true, encoding: .utf8)
         let ready = dir + "/ready", stats = dir + "/stats.json"
         let d = try Child([bin, "--topology", dir + "/topology.xml", "--threads", "\(threads)", "--ready-file", ready,
-                           "--stats-json", stats, "--log-level", "warning"], log: dir + "/vswitchd.log")
+                           "--stats-json", stats, "--log-level", "warning", "--port-io", io], log: dir + "/vswitchd.log")
         try "\(d.pid)\n".write(toFile: dir + "/vswitchd.pid", atomically: true, encoding: .utf8)
         Cleanup.push("vswitchd") {
             d.stop(signal: SIGTERM, grace: 10)
@@ -322,7 +323,7 @@ func vswitchSUT(threads: Int) -> SwitchUnderTest {
             if Date() > deadline { throw BenchError.failed("vswitchd not ready after 20 s; see \(dir)/vswitchd.log") }
             usleep(50_000)
         }
-        sut.notes.append("VSwitch's TAP I/O is per-frame syscalls (one read() and one write() per frame); see issue 7")
+        if io == "syscall" { sut.notes.append("VSwitch's TAP I/O here is per-frame syscalls (one read() and one write() per frame); see issue 7") }
     }
 }
 
