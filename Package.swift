@@ -7,10 +7,13 @@
 //   VSwitchProfiles    profile documents (form 1, OVF envelopes): read, validate, write
 //   VSwitchTopology    topology documents: switch settings, ports, virtual systems
 //   VSwitchCore        lock-free forwarding: MAC table, snapshots + QSBR, pipeline, counters, threads
-//   VSwitchIO          TAP devices, network namespaces, rtnetlink (libnl) link configuration
+//   VSwitchIO          TAP devices and their backends (read/write, io_uring), network namespaces, rtnetlink (libnl)
 //   VSwitchControl     control protocol (JSON lines over a Unix socket), blocking client, Prometheus text
 //   VSwitchDaemon      the running switch: dynamic model, control server, link monitor, state (used by vswitchd)
 //   vswitchctl         the operator's CLI (VSwitchControl only)
+//   vswitch-bench      bench/: the forwarding core alone, and the comparison with the Linux bridge and OVS
+// C, only where Swift cannot call something: CVSwitchShim (TUN ioctls, setns/unshare, mounts, AF_PACKET
+// sockaddr_ll, signalfd, SO_PEERCRED, clocks, thread pinning); system libraries CLibXML2, CLibNL, CLibURing.
 import PackageDescription
 
 let optimise: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"], .when(configuration: .release))]
@@ -32,7 +35,6 @@ let package = Package(
     ],
     targets: [
         .target(name: "CVSwitchShim", path: "Sources/CVSwitchShim"),
-        .target(name: "CVSwitchCtlShim", path: "Sources/CVSwitchCtlShim"),
         .target(name: "VSwitchControl"),
         .systemLibrary(name: "CLibXML2", path: "Sources/CLibXML2", pkgConfig: "libxml-2.0",
                        providers: [.apt(["libxml2-dev"])]),
@@ -54,7 +56,7 @@ let package = Package(
                 swiftSettings: optimise),
         .target(name: "VSwitchDaemon",
                 dependencies: ["VSwitchCore", "VSwitchIO", "VSwitchTopology", "VSwitchProfiles", "VSwitchControl",
-                               "CVSwitchCtlShim",
+                               "CVSwitchShim",
                                .product(name: "Logging", package: "swift-log"),
                                .product(name: "Atomics", package: "swift-atomics")]),
         .executableTarget(name: "vswitchd",

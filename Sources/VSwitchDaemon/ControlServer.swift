@@ -13,7 +13,7 @@
 //
 // Threading: control thread only.
 
-import CVSwitchCtlShim
+import CVSwitchShim
 import Foundation
 import VSwitchControl
 #if canImport(Glibc)

@@ -18,7 +18,7 @@
 // Threading: all methods of SwitchDaemon run on the control (main) thread.
 
 import Atomics
-import CVSwitchCtlShim
+import CVSwitchShim
 import Foundation
 import Logging
 import VSwitchControl

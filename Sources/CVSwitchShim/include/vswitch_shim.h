@@ -108,4 +108,14 @@ static inline uint64_t vsw_now_ns(void) {
 /// Swift's Glibc module.)
 int vsw_packet_socket(int ifindex, unsigned short protocol, int flags);
 
+// Control plane (the daemon's control thread): signalfd(2), whose header is not in Swift's Glibc
+// module, and SO_PEERCRED's struct ucred (needs _GNU_SOURCE).
+#include <signal.h>
+/// signalfd(-1, mask, SFD_NONBLOCK | SFD_CLOEXEC); the signals must be blocked by the caller.
+int vsw_signalfd(const sigset_t *mask);
+/// Reads one signalfd_siginfo from `fd`: returns the signal number, 0 when none is pending, -1 on error.
+int vsw_signalfd_read(int fd);
+/// SO_PEERCRED of a connected Unix socket: 0 and *uid/*pid set, or -1 with errno.
+int vsw_peer_credentials(int fd, uid_t *uid, pid_t *pid);
+
 #endif // VSWITCH_SHIM_H
