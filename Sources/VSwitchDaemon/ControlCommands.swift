@@ -82,8 +82,12 @@ public final class ControlCommands {
         case "profile-validate":
             try r.allowOnly(["path"])
             let path = try r.string("path")
-            let set = try model.validateProfileFile(path: path, xml: try readFile(path))
-            return ["valid": true, "profiles": .array(set.ids.map { .string($0) }), "warnings": warnings(set)]
+            let (set, changes) = try model.validateProfileFileWithChanges(path: path, xml: try readFile(path))
+            let perPort: [JSON] = changes.map { c in
+                .object(["port": .string(c.port), "changes": .array(c.changes.map { .string($0) })])
+            }
+            return ["valid": true, "profiles": .array(set.ids.map { .string($0) }), "warnings": warnings(set),
+                    "changes": .array(perPort)]
         case "profile-export":
             try r.allowOnly([])
             return ["xml": .string(ProfileWriter.write(model.profiles.profiles))]

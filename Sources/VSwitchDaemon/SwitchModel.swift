@@ -201,10 +201,33 @@ public final class SwitchModel {
 
     /// `profile validate FILE`: what loading it would give; changes nothing.
     public func validateProfileFile(path: String, xml: String) throws -> ProfileSet {
+        try validateProfileFileWithChanges(path: path, xml: xml).set
+    }
+
+    /// Validates a profile file against the loaded set (as `profile load` would apply it) and says, per
+    /// port bound to one of its profiles, what would change (the dry run of `vswitchctl profile validate`).
+    public func validateProfileFileWithChanges(path: String, xml: String) throws -> (set: ProfileSet, changes: [(port: String, changes: [String])]) {
         var sources = config.profiles.filter { $0.path != path }
         sources.append(ProfileSource(path: path, xml: xml))
-        _ = try SwitchModel.merge(sources)
-        return try SwitchModel.merge([ProfileSource(path: path, xml: xml)])
+        let merged = try SwitchModel.merge(sources)
+        let set = try SwitchModel.merge([ProfileSource(path: path, xml: xml)])
+        var changes: [(port: String, changes: [String])] = []
+        for i in ports.keys.sorted() {
+            let r = ports[i]!
+            guard let next = set.profile(id: r.config.profile) else { continue }
+            let mtu = r.config.mtu, limit = config.settings.maxMACsPerPort
+            let after = PolicyCompiler.compilePort(next, switchMACLimit: limit, mtu: mtu)
+            if let now = profiles.profile(id: r.config.profile) {
+                let before = PolicyCompiler.compilePort(now, switchMACLimit: limit, mtu: mtu)
+                changes.append((r.config.name, PolicyDiff.describe(old: before, new: after)))
+            } else {
+                changes.append((r.config.name, ["profile \(r.config.profile) becomes defined"]))
+            }
+        }
+        for i in ports.keys.sorted() where merged.profile(id: ports[i]!.config.profile) == nil {
+            changes.append((ports[i]!.config.name, ["would lose its profile \(ports[i]!.config.profile): the load would be refused"]))
+        }
+        return (set, changes)
     }
 
     // MARK: - ports

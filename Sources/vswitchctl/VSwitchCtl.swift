@@ -199,6 +199,12 @@ struct Profile: ParsableCommand {
             let r = try common.call("profile-validate", ["path": .string(absolute(file))])
             for w in r["warnings"]?.arrayValue ?? [] { FileHandle.standardError.write(Data("warning: \(str(w))\n".utf8)) }
             print("\(file): valid: \(str(r["profiles"]))")
+            for c in r["changes"]?.arrayValue ?? [] {
+                let lines = c["changes"]?.arrayValue ?? []
+                let port = c["port"]?.stringValue ?? "?"
+                if lines.isEmpty { print("  \(port): no change") }
+                for l in lines { print("  \(port): \(str(l))") }
+            }
         }
     }
     struct Export: ParsableCommand {

@@ -44,3 +44,24 @@ final class EgressTagTests: XCTestCase {
         XCTAssertTrue(c.forwardUnlearned)
     }
 }
+
+final class PolicyDiffTests: XCTestCase {
+    func testDescribesEachChangedSetting() {
+        var p = PortProfile(id: "urn:p", elementName: "p", instanceID: "o:p")
+        p.desiredVLANEndpointMode = .trunk
+        p.trunkedVLANs = [10, 20]
+        let before = PolicyCompiler.compilePort(p)
+        XCTAssertEqual(PolicyDiff.describe(old: before, new: before), [])
+        p.trunkedVLANs = [10, 30]
+        p.limit = 1_000_000
+        var r = ACLRule(name: "x", direction: .inbound, action: .deny, weight: 1)
+        r.proto = "TCP"
+        p.acls = [r]
+        let after = PolicyCompiler.compilePort(p)
+        let lines = PolicyDiff.describe(old: before, new: after)
+        XCTAssertTrue(lines.contains("VLANs: 10,20 -> 10,30"), "\(lines)")
+        XCTAssertTrue(lines.contains("transmit limit (bit/s): 0 -> 1000000"), "\(lines)")
+        XCTAssertTrue(lines.contains("inbound ACL rules: 0 -> 1"), "\(lines)")
+        XCTAssertFalse(lines.contains { $0.hasPrefix("outbound ACL rules") })
+    }
+}
