@@ -258,7 +258,7 @@ func computeRatios(_ r: inout Report) {
         let gen = sut("direct")?.sizes.first { $0.size == 64 }?.ceiling_offered_pps ?? 0
         let ioBound = through > 0 && corePps > 10 * through
         if ioBound {
-            findings.append(String(format: "VSwitch's port I/O is the limit: the forwarding core alone does %.1f Mpps per core, through TAP ports VSwitch forwards at most %.2f Mpps at 64 B (%.0fx less). VSwitch's TAP I/O is per-frame syscalls (one read() and one write() per frame); see issue 7.",
+            findings.append(String(format: "VSwitch's port I/O is the limit: the forwarding core alone does %.1f Mpps per core, through TAP ports VSwitch forwards at most %.2f Mpps at 64 B (%.0fx less). Each frame still crosses the kernel twice through the TAP character device (io_uring batches the system calls, one submission per batch and direction, but not the per-frame tun work); offloads, multi-queue and netdev ports are issue 7.",
                                     c.mpps_per_core, through / 1e6, corePps / max(through, 1)))
         }
         if gen > 0, let lf = lf64(v), lf > 0.95 * gen {
