@@ -25,8 +25,10 @@ public struct PortEntry {
     public var present: Bool
     /// Admin and operational state both up: frames may be sent to it.
     public var up: Bool
-    /// Backend handle (TAP: the file descriptor; memory ports: an index).
+    /// Backend handle (TAP: the file descriptor; netdev / replay: a PortRegistry slot; memory ports: an index).
     public var handle: Int32
+    /// Port kind (`PortKindCode`: tap, netdev, replay): which backend serves it.
+    public var kind: UInt8 = 0
     /// Largest payload (bytes after the Ethernet header and the port's tags).
     public var mtu: UInt32
     /// The port's own MAC binding (0 = none).
@@ -81,6 +83,13 @@ public struct ConfigView {
     public func port(_ i: Int) -> UnsafeMutablePointer<PortEntry> { ports + i }
 }
 
+/// Port kinds (PortEntry.kind / PortSpec.kind).
+public enum PortKindCode {
+    public static let tap: UInt8 = 0
+    public static let netdev: UInt8 = 1
+    public static let replay: UInt8 = 2
+}
+
 /// Description of one port for `SnapshotBuilder` (control path).
 public struct PortSpec: Sendable {
     public var index: Int
@@ -89,6 +98,8 @@ public struct PortSpec: Sendable {
     public var mtu: Int
     public var mac: UInt64
     public var compiled: CompiledPort
+    /// Port kind (`PortKindCode`), copied to PortEntry.kind.
+    public var kind: UInt8 = 0
     public var policy: PortPolicy {
         get { compiled.policy }
         set { compiled.policy = newValue }
@@ -121,6 +132,25 @@ public final class PortRuntime: @unchecked Sendable {
         for w in 0..<PortRuntime.wordsPerPort {
             UnsafeAtomic<UInt64>(at: words + port * PortRuntime.wordsPerPort + w).store(0, ordering: .relaxed)
         }
+    }
+
+    /// The GCRA word of one port's limiter (for batch-wise updates).
+    @inlinable @inline(__always)
+    public func word(port: Int, _ which: Int) -> UnsafeAtomic<UInt64> {
+        UnsafeAtomic<UInt64>(at: words + (port &* PortRuntime.wordsPerPort &+ which))
+    }
+
+    /// GCRA for a limiter only one thread ever updates (a port's ingress limiters: a port is received by
+    /// exactly one forwarding thread): a relaxed load and store, no locked instruction.
+    @inlinable @inline(__always)
+    public func conformOwned(port: Int, _ which: Int, now: UInt64, cost: UInt64, tolerance: UInt64) -> Bool {
+        let w = word(port: port, which)
+        let tat = w.load(ordering: .relaxed)
+        let base = tat > now ? tat : now
+        let next = base &+ cost
+        if next &- now > tolerance { return false }
+        w.store(next, ordering: .relaxed)
+        return true
     }
 
     /// GCRA: true if a unit of `cost` ns conforms with burst `tolerance` ns at time `now`; charges it if so.
@@ -158,6 +188,7 @@ public final class ConfigSnapshot: @unchecked Sendable {
             let c = s.compiled
             let p = c.policy
             var e = PortEntry(present: true, up: s.up, handle: s.handle, mtu: UInt32(s.mtu), mac: s.mac, policy: p)
+            e.kind = s.kind
             e.txAllowStart = UInt32(allow.count); e.txAllowCount = UInt32(c.allowedTransmit.count); allow += c.allowedTransmit
             e.rxAllowStart = UInt32(allow.count); e.rxAllowCount = UInt32(c.allowedReceive.count); allow += c.allowedReceive
             e.aclInStart = UInt32(rules.count); e.aclInCount = UInt32(c.inboundACL.count); rules += c.inboundACL
