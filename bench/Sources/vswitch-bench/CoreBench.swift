@@ -66,7 +66,10 @@ struct CoreBenchResult: Codable {
 final class CoreWorker: @unchecked Sendable {
     let index: Int
     let cfg: CoreBenchConfig
-    let view: UnsafeMutablePointer<ConfigView>
+    var view: UnsafeMutablePointer<ConfigView>
+    /// When set, the snapshot is re-read from it once per round and a quiescent point passed after it,
+    /// exactly like a forwarding thread (the reload benchmark publishes new snapshots meanwhile).
+    var publisher: SnapshotPublisher?
     let engine: ForwardingEngine
     var batch: FrameBatch
     var sink = CountingSink()
@@ -150,7 +153,9 @@ final class CoreWorker: @unchecked Sendable {
         while !stop.load(ordering: .relaxed) {
             // One clock read per round of batches, like a forwarding thread's once per pass.
             let nowNs = vsw_now_ns()
+            if let publisher { view = publisher.load() }
             for (slot, p) in myPorts.enumerated() { runBatch(slot: slot, port: p, cursor: &cursor, now: now, nowNs: nowNs) }
+            publisher?.quiescence.quiescent(index)
             rounds &+= 1
             if rounds & 255 == 0 { now = UInt32(truncatingIfNeeded: vsw_now_coarse_ns() / 1_000_000_000) }
         }
@@ -295,5 +300,89 @@ enum FileHandleErr {
 extension Substring {
     func trimmingCharacters() -> String {
         String(self.drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == "\n" || $0 == " " }).reversed())
+    }
+}
+
+/// `vswitch-bench reload`: profile reloads under full load (issue 3). Ports each get a compiled profile
+/// (VLAN, anti-spoofing, 8 ACL rules per direction); forwarding threads run flat out through the core
+/// while the main thread recompiles every port's profile (alternating two versions of the set) and
+/// publishes a new snapshot, `reloads` times. Reports the time per reload (compile + snapshot build +
+/// publish including the grace period) and whether any frame was lost or dropped.
+struct ReloadBenchResult: Codable {
+    var benchmark = "reload"
+    var ports: Int
+    var reloads: Int
+    var threads: Int
+    var frames: UInt64
+    var delivered: UInt64
+    var dropped: UInt64
+    var lost: UInt64
+    var reload_ms_p50: Double
+    var reload_ms_max: Double
+    var mpps_during_reloads: Double
+}
+
+enum ReloadBench {
+    static func run(ports: Int, reloads: Int, threads: Int) -> ReloadBenchResult {
+        let stations = (0..<ports).map { UInt64(0x0200_0000_0000) | UInt64($0 + 1) }
+        let table = MACTable(limit: max(65_536, ports * 4))
+        let runtime = PortRuntime()
+        func profiles(_ version: Int) -> [CompiledPort] {
+            (0..<ports).map { p in
+                var c = CoreBench.realisticProfile(base: .access(10), stations: [stations[p]])
+                c.policy.transmitRate = 0; c.policy.receiveRate = 0   // measure reloads, not policers
+                c.policy.defaultPriority = UInt8(version & 7)
+                return c
+            }
+        }
+        func snapshot(_ gen: UInt64, _ compiled: [CompiledPort]) -> ConfigSnapshot {
+            let specs = compiled.enumerated().map { PortSpec(index: $0.offset, handle: Int32($0.offset), mtu: 1500,
+                                                             mac: stations[$0.offset], compiled: $0.element) }
+            return ConfigSnapshot(generation: gen, ports: specs, macTable: table, runtime: runtime)
+        }
+        let publisher = SnapshotPublisher(initial: snapshot(1, profiles(0)))
+        publisher.setThreadCount(threads)
+        let now = UInt32(truncatingIfNeeded: vsw_now_coarse_ns() / 1_000_000_000)
+        var prev = 0
+        for (k, mac) in stations.enumerated() {
+            _ = table.learn(vlan: 10, mac: mac, port: k, now: now, portLimit: .max, previousPort: &prev)
+        }
+        let cfg = CoreBenchConfig(size: 64, macs: ports, threads: threads, mode: "access", seconds: 0, batch: 64,
+                                  ports: ports, profile: "realistic")
+        let workers = (0..<threads).map { t -> CoreWorker in
+            let w = CoreWorker(index: t, cfg: cfg, view: publisher.load(), stations: stations)
+            w.publisher = publisher
+            return w
+        }
+        let stop = ManagedAtomic<Bool>(false)
+        let tids = workers.enumerated().map { (k, w) in
+            spawnThread {
+                pinCurrentThread(to: k % max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
+                publisher.quiescence.goOnline(k)
+                w.run(stop: stop)
+                publisher.quiescence.goOffline(k)
+            }
+        }
+        usleep(200_000)
+        var times: [Double] = []
+        let t0 = vsw_now_ns()
+        for r in 0..<reloads {
+            let a = vsw_now_ns()
+            publisher.publish(snapshot(UInt64(r + 2), profiles(r + 1)))
+            times.append(Double(vsw_now_ns() - a) / 1e6)
+        }
+        let t1 = vsw_now_ns()
+        stop.store(true, ordering: .relaxed)
+        for t in tids { pthread_join(t, nil) }
+        let frames = workers.reduce(UInt64(0)) { $0 + $1.processed }
+        let delivered = workers.reduce(UInt64(0)) { $0 + $1.sink.frames }
+        let dropped = workers.reduce(UInt64(0)) { acc, w in
+            acc + (0..<ports).reduce(UInt64(0)) { $0 + PortCounters(port: $1, blocks: [w.engine.counters]).totalDrops }
+        }
+        times.sort()
+        return ReloadBenchResult(ports: ports, reloads: reloads, threads: threads, frames: frames, delivered: delivered,
+                                 dropped: dropped, lost: frames &- delivered &- dropped,
+                                 reload_ms_p50: times.isEmpty ? 0 : times[times.count / 2], reload_ms_max: times.last ?? 0,
+                                 mpps_during_reloads: Double(frames) / (Double(t1 - t0) / 1e9 + 0.2) / 1e6)
     }
 }

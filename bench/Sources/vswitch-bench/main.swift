@@ -9,7 +9,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vswitch-bench",
         abstract: "VSwitch benchmarks.",
-        subcommands: [Core.self, Compare.self, Probe.self])
+        subcommands: [Core.self, Reload.self, Compare.self, Probe.self])
 }
 
 struct Core: ParsableCommand {
@@ -52,3 +52,24 @@ struct Core: ParsableCommand {
 }
 
 Bench.main()
+
+struct Reload: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Profile reloads under full load: time per reload and frames lost (the forwarding core, no I/O).")
+    @Option(help: "Ports, each with its own compiled profile.") var ports = 1000
+    @Option(help: "Reloads (each recompiles every port's profile and publishes a new snapshot).") var reloads = 100
+    @Option(help: "Forwarding threads running flat out meanwhile.") var threads = 1
+    @Option(help: "Output format: text or json.") var format = "text"
+
+    func run() throws {
+        let r = ReloadBench.run(ports: ports, reloads: reloads, threads: threads)
+        if format == "json" {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.sortedKeys]
+            print(String(decoding: try enc.encode(r), as: UTF8.self))
+        } else {
+            print(String(format: "reload  ports=%d reloads=%d threads=%d: reload p50 %.1f ms, max %.1f ms; %llu frames in, %llu delivered, %llu dropped, %llu lost (%.1f Mpps during reloads)",
+                         r.ports, r.reloads, r.threads, r.reload_ms_p50, r.reload_ms_max, r.frames, r.delivered, r.dropped, r.lost, r.mpps_during_reloads))
+        }
+    }
+}
