@@ -20,6 +20,7 @@
 
 import Atomics
 import VSwitchPacket
+import VSwitchPolicy
 
 public struct CaptureRing {
     public static let headerBytes = 24
@@ -162,7 +163,7 @@ extension ForwardingEngine {
             var sent: UInt64 = 0, failed: UInt64 = 0
             var k = 0
             while k < count {
-                let i = list.map { Int($0[k]) } ?? k
+                let i = list != nil ? Int(list.unsafelyUnwrapped[k]) : k
                 k &+= 1
                 switch backend.send(port: dst, entry: de, batch: batch, frame: i) {
                 case .sent: sent &+= 1

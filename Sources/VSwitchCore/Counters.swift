@@ -65,6 +65,9 @@ public enum PortCounter {
     public static let macMoves = 5        // MACs that moved onto this port
     public static let learnTableFull = 6  // new MACs not learned: switch-wide table full
     public static let dropBase = 8
+    public static let captureDrops = 29  // capture copies refused: the capture ring was full (issue 4)
+    public static let mirrorSent = 30    // mirror copies sent out of this (destination) port
+    public static let mirrorDrops = 31   // mirror copies this port could not take (queue full, error)
     public static let count = 32          // cells per port (room for more reasons)
 }
 
@@ -115,6 +118,9 @@ public struct PortCounters: Equatable, Sendable {
     public var floods: UInt64 = 0
     public var macMoves: UInt64 = 0
     public var learnTableFull: UInt64 = 0
+    public var captureDrops: UInt64 = 0
+    public var mirrorSent: UInt64 = 0
+    public var mirrorDrops: UInt64 = 0
     public var drops: [DropReason: UInt64] = [:]
 
     public init() {}
@@ -128,6 +134,9 @@ public struct PortCounters: Equatable, Sendable {
             floods &+= b.read(port: port, PortCounter.floods)
             macMoves &+= b.read(port: port, PortCounter.macMoves)
             learnTableFull &+= b.read(port: port, PortCounter.learnTableFull)
+            captureDrops &+= b.read(port: port, PortCounter.captureDrops)
+            mirrorSent &+= b.read(port: port, PortCounter.mirrorSent)
+            mirrorDrops &+= b.read(port: port, PortCounter.mirrorDrops)
             for r in DropReason.allCases {
                 let v = b.read(port: port, PortCounter.dropBase + Int(r.rawValue))
                 if v > 0 { drops[r, default: 0] &+= v }

@@ -9,6 +9,8 @@
 //               from whatever form it has now (rewrite the TCI in place, push
 //               a tag into the headroom, or pop it), then send. A flooded
 //               frame goes out in each port's form without copies.
+//   taps        capture copies and mirror copies (CaptureRing.swift): gated per
+//               batch (ingress) and per output port (egress) by PortEntry.taps.
 //
 // Threading: an engine belongs to exactly one forwarding thread; its
 // counters, TX plan and move log are that thread's. It shares only the
@@ -79,12 +81,15 @@ public struct ForwardingEngine {
     public let moves: MoveLog
     public let tx: TxPlan
     public let aclCache: ACLVerdictCache
+    /// Capture copies of this thread's frames, drained by the capture writer (CaptureRing.swift).
+    public let capture: CaptureRing
     /// Flow keys computed at ingress, reused at egress (one per batch slot).
     @usableFromInline let keys: UnsafeMutablePointer<FlowKey>
     /// Egress verdicts of the output port being transmitted (one per list entry).
     @usableFromInline let verdicts: UnsafeMutablePointer<UInt8>
 
-    public init(maxPorts: Int = 1024, batchCapacity: Int) {
+    public init(maxPorts: Int = 1024, batchCapacity: Int, captureSlots: Int = 1024, captureSlotBytes: Int = 2048) {
+        capture = CaptureRing(slotCount: captureSlots, slotBytes: captureSlotBytes)
         counters = CounterBlock(maxPorts: maxPorts)
         moves = MoveLog()
         tx = TxPlan(maxPorts: maxPorts, batchCapacity: batchCapacity)
@@ -96,7 +101,7 @@ public struct ForwardingEngine {
     }
 
     public func deallocate() {
-        counters.deallocate(); tx.deallocate(); aclCache.deallocate(); keys.deallocate(); verdicts.deallocate()
+        counters.deallocate(); tx.deallocate(); aclCache.deallocate(); keys.deallocate(); verdicts.deallocate(); capture.deallocate()
     }
 
     @usableFromInline static let dropped = FrameMeta.drop
@@ -428,6 +433,8 @@ public struct ForwardingEngine {
             let checks = entry.pointee.egressChecks
             var sent: UInt64 = 0
             var bytes: UInt64 = 0
+            let taps = entry.pointee.taps & (PortEntry.captureOut | PortEntry.mirrorSource)
+            var tapped = 0
             if checks { egressVerdicts(batch, list: list, n, port: port, entry, cfg, nowNs: nowNs) }
             var k = 0
             while k < n {
@@ -453,6 +460,7 @@ public struct ForwardingEngine {
                     meta.pointee.flags &= ~FrameMeta.tagged
                 }
                 let length = UInt64(meta.pointee.length)
+                if taps != 0 { list[tapped] = UInt16(truncatingIfNeeded: i); tapped &+= 1 }   // k > tapped: already read
                 switch backend.send(port: port, entry: entry, batch: batch, frame: i) {
                 case .sent: sent &+= 1; bytes &+= length
                 case .wouldBlock: counters.drop(port: port, DropReason.txQueueFull.rawValue)
@@ -469,6 +477,9 @@ public struct ForwardingEngine {
                 counters.add(port: port, PortCounter.txPackets, sent)
                 counters.add(port: port, PortCounter.txBytes, bytes)
             }
+            if taps != 0 && tapped > 0 {
+                egressTaps(batch, list: list, count: tapped, port: port, taps: taps, view: view, nowNs: nowNs, backend: &backend)
+            }
             tx.lengths[port] = 0
             t &+= 1
         }
@@ -479,6 +490,10 @@ public struct ForwardingEngine {
     @inlinable
     public func forward<B: PortBackend>(_ batch: FrameBatch, ingress: Int, view: UnsafeMutablePointer<ConfigView>,
                                         now: UInt32, nowNs: UInt64 = 0, backend: inout B) {
+        let taps = view.pointee.ports[ingress].taps
+        if taps & (PortEntry.captureIn | PortEntry.mirrorSource) != 0 {
+            ingressTaps(batch, port: ingress, taps: taps, view: view, nowNs: nowNs, backend: &backend)
+        }
         classify(batch, ingress: ingress, view: view, now: now, nowNs: nowNs)
         transmit(batch, view: view, nowNs: nowNs, backend: &backend)
     }

@@ -51,6 +51,8 @@ public struct PortEntry {
     public var bcastCostNs: UInt64 = 0, bcastToleranceNs: UInt64 = 0
     public var mcastCostNs: UInt64 = 0, mcastToleranceNs: UInt64 = 0
     public var unknownCostNs: UInt64 = 0, unknownToleranceNs: UInt64 = 0
+    /// Capture and mirror taps (PortEntry.captureIn / captureOut / mirrorSource; CaptureRing.swift). 0 = none.
+    public var taps: UInt8 = 0
 
     public init(present: Bool = false, up: Bool = false, handle: Int32 = -1, mtu: UInt32 = 1500, mac: UInt64 = 0,
                 policy: PortPolicy = .access(1)) {
@@ -78,6 +80,12 @@ public struct ConfigView {
     /// Per-port mutable state that outlives snapshots (policer buckets).
     public let runtime: PortRuntime
     public let macTable: MACTable
+    /// Mirror session s sends copies to mirrorPorts[mirrorStart[s] ..< mirrorStart[s+1]] (s in 1..<mirrorSessions).
+    public var mirrorSessions: Int = 0
+    public var mirrorStart: UnsafeMutablePointer<UInt32> = ConfigView.noMirrors
+    public var mirrorPorts: UnsafeMutablePointer<UInt16> = ConfigView.noMirrors16
+    public nonisolated(unsafe) static let noMirrors = UnsafeMutablePointer<UInt32>.allocate(capacity: 2)
+    public nonisolated(unsafe) static let noMirrors16 = UnsafeMutablePointer<UInt16>.allocate(capacity: 1)
 
     @inlinable @inline(__always)
     public func port(_ i: Int) -> UnsafeMutablePointer<PortEntry> { ports + i }
@@ -98,6 +106,10 @@ public struct PortSpec: Sendable {
     public var mtu: Int
     public var mac: UInt64
     public var compiled: CompiledPort
+    /// Capture taps wanted on this port (PortEntry.captureIn | captureOut).
+    public var capture: UInt8 = 0
+    /// The mirror session this port receives copies of (0 = none); its source sessions are policy.mirrorSession.
+    public var mirrorDestination: UInt16 = 0
     /// Port kind (`PortKindCode`), copied to PortEntry.kind.
     public var kind: UInt8 = 0
     public var policy: PortPolicy {
@@ -211,6 +223,7 @@ public final class ConfigSnapshot: @unchecked Sendable {
             (e.mcastCostNs, e.mcastToleranceNs) = storm(p.multicastStormLimit)
             (e.unknownCostNs, e.unknownToleranceNs) = storm(p.unknownUnicastStormLimit)
             e.ingressChecks = p.hasIngressPolicy || !c.outboundACL.isEmpty
+            e.taps = s.capture | (p.mirrorSession != 0 && specs.contains { $0.mirrorDestination == p.mirrorSession && $0.index != s.index } ? PortEntry.mirrorSource : 0)
             e.egressChecks = !c.allowedReceive.isEmpty || !c.inboundACL.isEmpty || p.inboundDefaultDeny || p.receiveRate > 0
             ports[s.index] = e
         }
@@ -249,6 +262,30 @@ public final class ConfigSnapshot: @unchecked Sendable {
                                        floodPorts: flood, promiscStart: pstart, promiscPorts: pports,
                                        anyPromiscuous: ptotal > 0, allowKeys: allowKeys, aclRules: aclRules,
                                        runtime: runtime, macTable: macTable))
+        // Mirror sessions: destination ports per session index, CSR.
+        let sessions = Int(specs.map(\.mirrorDestination).max() ?? 0)
+        if sessions > 0 {
+            var perSession = [[UInt16]](repeating: [], count: sessions + 1)
+            for s in specs.sorted(by: { $0.index < $1.index }) where s.mirrorDestination > 0 {
+                perSession[Int(s.mirrorDestination)].append(UInt16(s.index))
+            }
+            let (mstart, mports, _) = csrN(perSession)
+            view.pointee.mirrorSessions = sessions + 1
+            view.pointee.mirrorStart = mstart
+            view.pointee.mirrorPorts = mports
+        }
+        func csrN(_ lists: [[UInt16]]) -> (UnsafeMutablePointer<UInt32>, UnsafeMutablePointer<UInt16>, Int) {
+            let total = lists.reduce(0) { $0 + $1.count }
+            let start = UnsafeMutablePointer<UInt32>.allocate(capacity: lists.count + 1)
+            let items = UnsafeMutablePointer<UInt16>.allocate(capacity: max(1, total))
+            var off: UInt32 = 0
+            for (v, l) in lists.enumerated() {
+                start[v] = off
+                for p in l { items[Int(off)] = p; off += 1 }
+            }
+            start[lists.count] = off
+            return (start, items, total)
+        }
     }
 
     let ruleCount: Int
@@ -263,6 +300,7 @@ public final class ConfigSnapshot: @unchecked Sendable {
         view.pointee.allowKeys.deallocate()
         view.pointee.aclRules.deinitialize(count: ruleCount)
         view.pointee.aclRules.deallocate()
+        if view.pointee.mirrorSessions > 0 { view.pointee.mirrorStart.deallocate(); view.pointee.mirrorPorts.deallocate() }
         view.deinitialize(count: 1)
         view.deallocate()
     }
