@@ -53,12 +53,23 @@ public final class ControlCommands {
             try r.allowOnly([])
             return show()
         case "add-port":
-            try r.allowOnly(["name", "type", "profile", "mac", "mtu", "namespace", "interface", "addresses"])
-            let p = PortConfig(name: try r.string("name"), type: try r.optionalString("type") ?? "tap",
+            try r.allowOnly(["name", "type", "profile", "mac", "mtu", "namespace", "interface", "addresses",
+                             "file", "loop", "rate", "output"])
+            var p = PortConfig(name: try r.string("name"), type: try r.optionalString("type") ?? "tap",
                                profile: try r.string("profile"), mac: try r.optionalString("mac")?.lowercased(),
                                mtu: try r.optionalInt("mtu") ?? 1500, namespace: try r.optionalString("namespace"),
                                interface: try r.optionalString("interface"), addresses: try r.stringArray("addresses"))
-            if p.interface != nil && p.namespace == nil { throw DaemonError("add-port: --interface needs --namespace") }
+            p.file = try r.optionalString("file")
+            if let v = r.args["loop"], !v.isNull {
+                guard case .bool(let b) = v else { throw DaemonError("add-port: argument \"loop\" must be true or false") }
+                p.loop = b
+            }
+            p.rate = try r.optionalInt("rate")
+            p.output = try r.optionalString("output")
+            if p.type == "tap" && p.interface != nil && p.namespace == nil { throw DaemonError("add-port: --interface needs --namespace") }
+            if p.type != "pcap" && (p.file != nil || p.loop != nil || p.rate != nil || p.output != nil) {
+                throw DaemonError("add-port: --file, --loop, --rate and --output are for --type pcap")
+            }
             if let m = p.mac, MACAddress(m) == nil { throw DaemonError("port \(p.name): invalid MAC address \(m)") }
             let i = try model.addPort(p)
             return ["name": .string(p.name), "index": .int(i)]
@@ -154,6 +165,11 @@ public final class ControlCommands {
     }
 
     public func show() -> JSON {
+        if c.type == "netdev" { o["interface"] = .optional(c.interface) }
+        if c.type == "pcap" {
+            o["file"] = .optional(c.file); o["loop"] = .bool(c.loop ?? false); o["rate"] = .int(c.rate ?? 0)
+            o["output"] = .optional(c.output)
+        }
         ["switch": ["name": .string(model.config.name), "generation": .int(Int(model.generation)),
                     "protocol": .int(ControlProtocol.version), "settings": settingsJSON(),
                     "mac-table-entries": .int(model.table.liveCount)],

@@ -19,7 +19,8 @@ public struct PortConfig: Codable, Equatable, Sendable {
     /// Stable port index (the forwarding tables' port number).
     public var index: Int
     public var name: String
-    /// "tap" (created or adopted by the switch).
+    /// "tap" (created or adopted by the switch), "netdev" (an existing interface through AF_PACKET
+    /// rings: `interface`), "pcap" (replays `file`, optionally looping at `rate` frames/s).
     public var type: String
     public var profile: String
     /// The port's MAC binding (the virtual system's MAC), "aa:bb:cc:dd:ee:ff".
@@ -31,6 +32,11 @@ public struct PortConfig: Codable, Equatable, Sendable {
     public var addresses: [String]
     /// Attach to an existing TAP the switch did not create (left in place on del-port).
     public var adopt: Bool
+    /// pcap ports: the file replayed, looping or not, frames/s (nil/0: as fast as polled), output file.
+    public var file: String?
+    public var loop: Bool?
+    public var rate: Int?
+    public var output: String?
 
     public init(index: Int = -1, name: String, type: String = "tap", profile: String, mac: String? = nil, mtu: Int = 1500,
                 namespace: String? = nil, interface: String? = nil, addresses: [String] = [], adopt: Bool = false) {

@@ -71,7 +71,7 @@ extension SwitchConfig {
         ports = t.ports.enumerated().map { i, p in
             PortConfig(index: i, name: p.name, type: p.kind.rawValue, profile: p.profileID,
                        mac: (p.virtualSystem?.mac ?? p.mac)?.description, mtu: p.mtu,
-                       namespace: p.virtualSystem?.namespace, interface: p.virtualSystem?.interfaceName,
+                       namespace: p.virtualSystem?.namespace, interface: p.interface ?? p.virtualSystem?.interfaceName,
                        addresses: p.virtualSystem?.addresses ?? [], adopt: p.adopt)
         }
     }
@@ -159,12 +159,14 @@ public final class SwitchDaemon {
         publisher.setThreadCount(n)
         let cpus = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         var io = options.portIO
+        system.forwardingThreads = n
         for t in 0..<n {
             let cpu = n <= cpus ? t : nil
             if io == .uring {
                 do {
                     let th = ForwardingThread(index: t, threadCount: n, publisher: publisher,
-                                              backend: try UringTapBackend(maxPorts: SwitchModel.maxPorts),
+                                              backend: PortSetBackend(tap: try UringTapBackend(maxPorts: SwitchModel.maxPorts),
+                                                                      threadIndex: t, maxPorts: SwitchModel.maxPorts),
                                               batchCapacity: options.batchSize, dataRoom: SwitchModel.maxMTU + 64,
                                               maxPorts: SwitchModel.maxPorts, cpu: cpu, clock: { monotonicNanoseconds() })
                     threads.append(th)
@@ -175,7 +177,9 @@ public final class SwitchDaemon {
                     io = .syscall
                 }
             }
-            let th = ForwardingThread(index: t, threadCount: n, publisher: publisher, backend: TapBackend(maxPorts: SwitchModel.maxPorts),
+            let th = ForwardingThread(index: t, threadCount: n, publisher: publisher,
+                                      backend: PortSetBackend(tap: TapBackend(maxPorts: SwitchModel.maxPorts), threadIndex: t,
+                                                              maxPorts: SwitchModel.maxPorts),
                                       batchCapacity: options.batchSize, dataRoom: SwitchModel.maxMTU + 64,
                                       maxPorts: SwitchModel.maxPorts, cpu: cpu, clock: { monotonicNanoseconds() })
             threads.append(th)

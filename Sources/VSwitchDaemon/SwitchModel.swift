@@ -128,8 +128,10 @@ public final class SwitchModel {
             let r = ports[i]!
             guard let p = profiles.profile(id: r.config.profile) else { return nil }
             let compiled = PolicyCompiler.compilePort(p, switchMACLimit: config.settings.maxMACsPerPort, mtu: r.config.mtu)
-            return PortSpec(index: i, up: r.link == .up && r.attachment != nil, handle: r.attachment?.handle ?? -1,
-                            mtu: r.config.mtu, mac: r.macBinding?.rawValue ?? 0, compiled: compiled)
+            var spec = PortSpec(index: i, up: r.link == .up && r.attachment != nil, handle: r.attachment?.handle ?? -1,
+                                mtu: r.config.mtu, mac: r.macBinding?.rawValue ?? 0, compiled: compiled)
+            spec.kind = r.config.type == "netdev" ? PortKindCode.netdev : r.config.type == "pcap" ? PortKindCode.replay : PortKindCode.tap
+            return spec
         }
     }
 
@@ -235,7 +237,20 @@ public final class SwitchModel {
     /// Validates a new port's configuration against the model (not the system).
     func validateNew(_ p: PortConfig) throws {
         if byName[p.name] != nil { throw DaemonError("port \(p.name) already exists") }
-        guard p.type == "tap" else { throw DaemonError("port \(p.name): unsupported port type \(p.type) (supported: tap)") }
+        guard ["tap", "netdev", "pcap"].contains(p.type) else {
+            throw DaemonError("port \(p.name): unsupported port type \(p.type) (supported: tap, netdev, pcap)")
+        }
+        if p.type == "netdev" && (p.interface == nil || p.namespace != nil) {
+            throw DaemonError("port \(p.name): a netdev port needs --interface IFNAME (an existing interface) and no namespace")
+        }
+        if p.type == "netdev", let ifname = p.interface,
+           ports.values.contains(where: { $0.config.type == "netdev" && $0.config.interface == ifname }) {
+            throw DaemonError("port \(p.name): interface \(ifname) is already attached as a netdev port")
+        }
+        if p.type == "pcap" && (p.file == nil || p.namespace != nil) {
+            throw DaemonError("port \(p.name): a pcap port needs --file FILE and no namespace")
+        }
+        if let r = p.rate, r < 0 { throw DaemonError("port \(p.name): rate \(r) must be ≥ 0 frames/s") }
         _ = try profile(p.profile)
         guard (68...SwitchModel.maxMTU).contains(p.mtu) else { throw DaemonError("port \(p.name): MTU \(p.mtu) out of range 68–\(SwitchModel.maxMTU)") }
         if let m = p.mac {

@@ -17,8 +17,11 @@ import Glibc
 
 public final class TapPortSystem: PortSystem {
     public init() {}
+    /// Forwarding threads (each gets its own TX ring on every netdev port).
+    public var forwardingThreads = 1
 
     public func check(_ p: PortConfig) throws {
+        if p.type != "tap" { return try checkOther(p) }
         if p.adopt {
             if !Netlink.linkExists(p.name) { throw DaemonError("port \(p.name): Adopt=\"true\" but no interface \(p.name) exists") }
         } else if Netlink.linkExists(p.name) {
@@ -36,6 +39,7 @@ public final class TapPortSystem: PortSystem {
     }
 
     public func attach(_ p: PortConfig, persistent: Bool, restore: Bool) throws -> PortAttachment {
+        if p.type != "tap" { return try attachOther(p) }
         let ifname = p.interface ?? "eth0"
         if restore, let ns = p.namespace, NetworkNamespace.exists(ns), Netlink.linkExists(ifname, inNamespace: ns) {
             // The virtual system kept its interface: adopt it inside the namespace.
@@ -63,6 +67,8 @@ public final class TapPortSystem: PortSystem {
     }
 
     public func detach(_ p: PortConfig, _ a: PortAttachment, destroy: Bool) {
+        if let n = a.resource as? NetdevPort { n.close(); return }
+        if let r = a.resource as? ReplayPort { r.close(); return }
         guard let tap = a.resource as? TapDevice else { return }
         if destroy {
             tap.destroy()
@@ -73,6 +79,11 @@ public final class TapPortSystem: PortSystem {
     }
 
     public func linkStatus(_ p: PortConfig, _ a: PortAttachment) -> LinkStatus {
+        if a.resource is ReplayPort { return .up }
+        if let n = a.resource as? NetdevPort {
+            guard let info = try? Netlink.link(n.interface), info.index == n.ifindex else { return .gone }
+            return info.isOperational ? .up : .down
+        }
         guard let tap = a.resource as? TapDevice else { return .up }
         if !tap.isAttached { return .gone }
         if let ns = p.namespace, !NetworkNamespace.exists(ns) { return .gone }
@@ -84,6 +95,39 @@ public final class TapPortSystem: PortSystem {
 
     /// Cheap periodic check (one ioctl per port): whether the TAP is still attached to its netdev.
     public func isAttached(_ a: PortAttachment) -> Bool {
-        (a.resource as? TapDevice)?.isAttached ?? true
+        if let n = a.resource as? NetdevPort { return if_nametoindex(n.interface) == UInt32(n.ifindex) }
+        return (a.resource as? TapDevice)?.isAttached ?? true
+    }
+}
+
+// Netdev ports (an existing interface through AF_PACKET rings) and pcap-replay ports.
+extension TapPortSystem {
+    func checkOther(_ p: PortConfig) throws {
+        switch p.type {
+        case "netdev":
+            guard let ifname = p.interface, Netlink.linkExists(ifname) else {
+                throw DaemonError("port \(p.name): no interface \(p.interface ?? "?") to attach as a netdev port")
+            }
+        case "pcap":
+            guard let f = p.file, access(f, R_OK) == 0 else {
+                throw DaemonError("port \(p.name): cannot read pcap file \(p.file ?? "?")")
+            }
+        default:
+            throw DaemonError("port \(p.name): unsupported port type \(p.type)")
+        }
+    }
+
+    func attachOther(_ p: PortConfig) throws -> PortAttachment {
+        switch p.type {
+        case "netdev":
+            let ifname = p.interface ?? p.name
+            let port = try NetdevPort(interface: ifname, txQueues: forwardingThreads)
+            // Bring the interface up (an uplink or veth end may be down); its MTU is the operator's.
+            if let info = try? Netlink.link(ifname), !info.isUp { try? Netlink.configure(LinkConfig(name: ifname, up: true)) }
+            return PortAttachment(handle: port.slot, ifindex: port.ifindex, resource: port)
+        default:
+            let port = try ReplayPort(file: p.file ?? "", loop: p.loop ?? false, rate: UInt64(max(0, p.rate ?? 0)), output: p.output)
+            return PortAttachment(handle: port.slot, ifindex: nil, resource: port)
+        }
     }
 }

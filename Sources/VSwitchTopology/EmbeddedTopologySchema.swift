@@ -45,6 +45,7 @@ enum EmbeddedTopologySchema {
   <xs:simpleType name="PortType">
     <xs:restriction base="xs:token">
       <xs:enumeration value="tap"/>
+      <xs:enumeration value="netdev"/>
     </xs:restriction>
   </xs:simpleType>
   <xs:simpleType name="MTU">
@@ -139,6 +140,8 @@ enum EmbeddedTopologySchema {
       <xs:attribute name="MTU" type="t:MTU" default="1500"/>
       <xs:attribute name="MACAddress" type="t:MAC"/>
       <xs:attribute name="Adopt" type="xs:boolean" default="false"/>
+      <!-- Type="netdev": the existing interface attached through AF_PACKET rings. -->
+      <xs:attribute name="Interface" type="t:InterfaceName"/>
     </xs:complexType>
   </xs:element>
 

@@ -25,6 +25,8 @@ import VSwitchPacket
 public enum PortKind: String, Sendable, Equatable, CaseIterable {
     /// A TAP device created (or adopted) by the switch.
     case tap
+    /// An existing interface (veth end, a TAP QEMU owns, an uplink) attached through AF_PACKET rings.
+    case netdev
 }
 
 public struct SwitchSettings: Sendable, Equatable {
@@ -77,6 +79,8 @@ public struct TopologyPort: Sendable, Equatable {
     /// Use an existing TAP device of this name instead of creating one (and leave it on shutdown).
     public var adopt: Bool
     public var virtualSystem: VirtualSystem?
+    /// netdev ports: the existing interface attached.
+    public var interface: String?
 
     public init(name: String, kind: PortKind = .tap, profileID: String, mtu: Int = 1500, mac: MACAddress? = nil,
                 adopt: Bool = false, virtualSystem: VirtualSystem? = nil) {

@@ -1,7 +1,7 @@
 // Reads a parsed topology document: settings, profile files (loaded and merged), ports.
 // Decisions:
 // - Topology/@Name is required (it names the switch in logs and status output).
-// - Port/@Type defaults to "tap"; "netdev" is reserved for a later version.
+// - Port/@Type defaults to "tap"; "netdev" attaches the existing interface Port/@Interface (no VirtualSystem).
 // - A Port with both MACAddress and a VirtualSystem binds the VirtualSystem's MAC; a
 //   different MACAddress attribute is ignored with a warning.
 // - MaxMACsPerPort may not exceed MACTableSize.
@@ -50,7 +50,7 @@ struct TopologyReader {
     static let rootAttributes = ["Name"]
     static let switchAttributes = ["MACAgingTime", "MACTableSize", "ForwardingThreads", "MaxMACsPerPort"]
     static let profileFileAttributes = ["Path"]
-    static let portAttributes = ["Name", "Type", "Profile", "MTU", "MACAddress", "Adopt"]
+    static let portAttributes = ["Name", "Type", "Profile", "MTU", "MACAddress", "Adopt", "Interface"]
     static let virtualSystemAttributes = ["Namespace", "InterfaceName", "MACAddress"]
     static let mtuRange = 68...65521
     /// Ethernet header plus two VLAN tags: what a full frame adds to the MTU.
@@ -224,7 +224,6 @@ struct TopologyReader {
             if let a = e.attribute("Type") {
                 let t = XMLElement.trim(a.value)
                 if let kind = PortKind(rawValue: t) { port.kind = kind }
-                else if t == "netdev" { error(e, a, "Type 'netdev' is not supported yet; valid types: \(Self.validTypes)"); ok = false }
                 else { error(e, a, "unknown port Type '\(t)'; valid types: \(Self.validTypes)"); ok = false }
             }
 
@@ -242,6 +241,16 @@ struct TopologyReader {
                 else { error(e, a, "'\(v)' is not a boolean; use true, false, 1 or 0"); ok = false }
             }
 
+            if let a = e.attribute("Interface") {
+                let name = XMLElement.trim(a.value)
+                if port.kind != .netdev { error(e, a, "Interface is for Type=\"netdev\" ports (the existing interface to attach)"); ok = false }
+                else if let why = Self.interfaceNameProblem(name) { error(e, a, "interface name '\(name)' \(why)"); ok = false }
+                else { port.interface = name }
+            } else if port.kind == .netdev {
+                out.missingAttribute(e, "Interface", profile: nil, "a netdev Port needs Interface: the existing interface to attach")
+                ok = false
+            }
+
             // Children: at most one VirtualSystem.
             var vsElement: XMLElement?
             for c in e.children {
@@ -253,7 +262,9 @@ struct TopologyReader {
                     error(c, "unknown element; a Port holds at most one VirtualSystem"); ok = false
                 }
             }
-            if let vsElement {
+            if let vsElement, port.kind == .netdev {
+                error(vsElement, "a netdev port attaches an existing interface; it has no VirtualSystem"); ok = false
+            } else if let vsElement {
                 if let vs = readVirtualSystem(vsElement, namespaces: &namespaces, port: port.name) {
                     port.virtualSystem = vs
                     port.mac = vs.mac

@@ -121,15 +121,20 @@ struct Show: ParsableCommand {
 }
 
 struct AddPort: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "add-port", abstract: "Add a port (a TAP, with an optional virtual system).")
+    static let configuration = CommandConfiguration(commandName: "add-port",
+                                                    abstract: "Add a port: a TAP (with an optional virtual system), an existing interface (--type netdev --interface IFNAME), or a pcap replay (--type pcap --file F).")
     @OptionGroup var common: Common
     @Argument(help: "Port (TAP) name, at most 15 characters.") var name: String
-    @Option(name: .long, help: "Port type: tap.") var type = "tap"
+    @Option(name: .long, help: "Port type: tap, netdev (an existing interface through AF_PACKET rings) or pcap (replay a file).") var type = "tap"
     @Option(name: .long, help: "NetworkPortProfileID of a loaded profile.") var profile: String
     @Option(name: .long, help: "The virtual system's MAC address (the port's MAC binding).") var mac: String?
     @Option(name: .long, help: "MTU (default 1500).") var mtu: Int?
     @Option(name: .long, help: "Create a virtual system: move the TAP's netdev into this new network namespace.") var namespace: String?
-    @Option(name: .long, help: "Interface name inside the namespace (default eth0).") var interface: String?
+    @Option(name: .long, help: "tap: interface name inside the namespace (default eth0); netdev: the existing interface to attach.") var interface: String?
+    @Option(name: .long, help: "pcap: the pcap file to replay.") var file: String?
+    @Flag(name: .long, help: "pcap: replay the file in a loop.") var loop = false
+    @Option(name: .long, help: "pcap: frames per second (default: as fast as the switch takes them).") var rate: Int?
+    @Option(name: .long, help: "pcap: write frames sent to the port to this pcap file (default: discard).") var output: String?
     @Option(name: .customLong("address"), help: "CIDR address for the virtual system's interface (repeatable).") var addresses: [String] = []
 
     func run() throws {
@@ -139,6 +144,10 @@ struct AddPort: ParsableCommand {
         if let namespace { a["namespace"] = .string(namespace) }
         if let interface { a["interface"] = .string(interface) }
         if !addresses.isEmpty { a["addresses"] = .array(addresses.map { .string($0) }) }
+        if let file { a["file"] = .string(URL(fileURLWithPath: file).path) }
+        if loop { a["loop"] = .bool(true) }
+        if let rate { a["rate"] = .int(rate) }
+        if let output { a["output"] = .string(URL(fileURLWithPath: output).path) }
         _ = try common.call("add-port", a)
     }
 }

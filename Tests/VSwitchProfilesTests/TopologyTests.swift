@@ -51,6 +51,26 @@ final class TopologyTests: XCTestCase {
         XCTAssertTrue(t.warnings.contains { $0.line == 16 && $0.message.contains("every frame from it will be dropped") })
     }
 
+    func testNetdevPortNamesItsInterface() throws {
+        let dir = NSTemporaryDirectory() + "vsw-topo-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let xml = """
+        <?xml version="1.0" encoding="UTF-8"?>
+        <Topology xmlns="urn:vswitch:topology:1" Name="t">
+          <ProfileFile Path="\(Fixture.path("topology/profiles.xml"))"/>
+          <Port Name="up0" Type="netdev" Interface="veth-up" Profile="urn:test:red" MACAddress="02:00:00:00:00:09"/>
+        </Topology>
+        """
+        try xml.write(toFile: dir + "/t.xml", atomically: true, encoding: .utf8)
+        let t = try TopologyLoader.load(path: dir + "/t.xml")
+        XCTAssertEqual(t.ports.count, 1)
+        XCTAssertEqual(t.ports[0].kind, .netdev)
+        XCTAssertEqual(t.ports[0].interface, "veth-up")
+        XCTAssertEqual(t.ports[0].mac, MACAddress(2, 0, 0, 0, 0, 9))
+        XCTAssertNil(t.ports[0].virtualSystem)
+    }
+
     func testDefaultsWhenSwitchIsAbsent() {
         XCTAssertEqual(SwitchSettings(), SwitchSettings(macAgingTime: 300, macTableSize: 65536, forwardingThreads: 0, maxMACsPerPort: nil))
     }

@@ -118,4 +118,33 @@ int vsw_signalfd_read(int fd);
 /// SO_PEERCRED of a connected Unix socket: 0 and *uid/*pid set, or -1 with errno.
 int vsw_peer_credentials(int fd, uid_t *uid, pid_t *pid);
 
+// MARK: AF_PACKET rings (netdev ports). <linux/if_packet.h> clashes with <netpacket/packet.h>, so the
+// header describes the ring layouts by offset (checked against the kernel structs with
+// _Static_assert in the .c) and the ring set-up, which needs those structs, lives in the .c.
+
+/// An RX socket with a TPACKET_V3 ring of `block_count` blocks of `block_size` bytes bound to
+/// `ifindex` (ETH_P_ALL), non-blocking, PACKET_IGNORE_OUTGOING, the interface in promiscuous mode
+/// (PACKET_MR_PROMISC, dropped when the socket closes), blocks retired after `retire_ms`. Returns
+/// the fd and sets *map (block_size * block_count bytes mmap'd), or -1 with errno.
+int vsw_tpacket_rx_open(int ifindex, unsigned block_size, unsigned block_count, unsigned retire_ms, void **map);
+/// A TX-only socket (bound with protocol 0: it receives nothing) with a TPACKET_V2 TX ring of
+/// `frame_count` frames of `frame_size` bytes, PACKET_QDISC_BYPASS. Returns the fd and *map, or -1.
+int vsw_tpacket_tx_open(int ifindex, unsigned frame_size, unsigned frame_count, void **map);
+/// Kicks the TX ring: sendto(fd, NULL, 0, MSG_DONTWAIT). Returns bytes sent or -1 with errno.
+long vsw_tpacket_tx_kick(int fd);
+
+// TPACKET_V3 block descriptor (struct tpacket_block_desc) and frame header (struct tpacket3_hdr).
+enum {
+    VSW_TP3_BLOCK_STATUS = 8, VSW_TP3_BLOCK_NUM_PKTS = 12, VSW_TP3_BLOCK_FIRST = 16,
+    VSW_TP3_NEXT = 0, VSW_TP3_SNAPLEN = 12, VSW_TP3_STATUS = 20, VSW_TP3_MAC = 24,
+    VSW_TP3_VLAN_TCI = 32, VSW_TP3_VLAN_TPID = 36,
+    // struct tpacket2_hdr (TX ring): status, len; data at TPACKET2_HDRLEN - sizeof(struct sockaddr_ll)
+    VSW_TP2_STATUS = 0, VSW_TP2_LEN = 4, VSW_TP2_DATA = 32,
+    VSW_TP_STATUS_KERNEL = 0, VSW_TP_STATUS_USER = 1, VSW_TP_STATUS_SEND_REQUEST = 1,
+    VSW_TP_STATUS_VLAN_VALID = 0x10, VSW_TP_STATUS_VLAN_TPID_VALID = 0x40,
+};
+/// Loads / stores a ring status word with acquire / release ordering (the kernel shares it).
+static inline unsigned vsw_ring_load_status(const void *p) { return __atomic_load_n((const unsigned *)p, __ATOMIC_ACQUIRE); }
+static inline void vsw_ring_store_status(void *p, unsigned v) { __atomic_store_n((unsigned *)p, v, __ATOMIC_RELEASE); }
+
 #endif // VSWITCH_SHIM_H

@@ -1,0 +1,105 @@
+// tpacket.c — AF_PACKET ring set-up for netdev ports (see include/vswitch_shim.h). Kept apart from
+// vswitch_shim.c because <linux/if_packet.h>, which has the ring structs, clashes with glibc's
+// <netpacket/packet.h> that the shim header includes.
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+
+int vsw_tpacket_rx_open(int ifindex, unsigned block_size, unsigned block_count, unsigned retire_ms, void **map);
+int vsw_tpacket_tx_open(int ifindex, unsigned frame_size, unsigned frame_count, void **map);
+long vsw_tpacket_tx_kick(int fd);
+
+_Static_assert(offsetof(struct tpacket_block_desc, hdr.bh1.block_status) == 8, "block_status");
+_Static_assert(offsetof(struct tpacket_block_desc, hdr.bh1.num_pkts) == 12, "num_pkts");
+_Static_assert(offsetof(struct tpacket_block_desc, hdr.bh1.offset_to_first_pkt) == 16, "first");
+_Static_assert(offsetof(struct tpacket3_hdr, tp_next_offset) == 0, "next");
+_Static_assert(offsetof(struct tpacket3_hdr, tp_snaplen) == 12, "snaplen");
+_Static_assert(offsetof(struct tpacket3_hdr, tp_status) == 20, "status");
+_Static_assert(offsetof(struct tpacket3_hdr, tp_mac) == 24, "mac");
+_Static_assert(offsetof(struct tpacket3_hdr, hv1.tp_vlan_tci) == 32, "tci");
+_Static_assert(offsetof(struct tpacket3_hdr, hv1.tp_vlan_tpid) == 36, "tpid");
+_Static_assert(offsetof(struct tpacket2_hdr, tp_status) == 0, "v2 status");
+_Static_assert(offsetof(struct tpacket2_hdr, tp_len) == 4, "v2 len");
+_Static_assert(TPACKET2_HDRLEN - sizeof(struct sockaddr_ll) == 32, "v2 data");
+_Static_assert(TP_STATUS_VLAN_VALID == 0x10 && TP_STATUS_VLAN_TPID_VALID == 0x40, "vlan status");
+
+static int fail(int fd, void *map, size_t len) {
+    int e = errno;
+    if (map && map != MAP_FAILED) munmap(map, len);
+    if (fd >= 0) close(fd);
+    errno = e;
+    return -1;
+}
+
+int vsw_tpacket_rx_open(int ifindex, unsigned block_size, unsigned block_count, unsigned retire_ms, void **map) {
+    // Protocol 0 until the ring exists: nothing is queued outside it.
+    int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    int v = TPACKET_V3;
+    if (setsockopt(fd, SOL_PACKET, PACKET_VERSION, &v, sizeof v) < 0) return fail(fd, 0, 0);
+    int one = 1;
+#ifdef PACKET_IGNORE_OUTGOING
+    if (setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one) < 0) return fail(fd, 0, 0);
+#endif
+    (void)one;
+    struct tpacket_req3 req;
+    memset(&req, 0, sizeof req);
+    req.tp_block_size = block_size;
+    req.tp_block_nr = block_count;
+    req.tp_frame_size = 2048;
+    req.tp_frame_nr = (block_size / 2048) * block_count;
+    req.tp_retire_blk_tov = retire_ms;
+    if (setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof req) < 0) return fail(fd, 0, 0);
+    size_t len = (size_t)block_size * block_count;
+    void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+    if (m == MAP_FAILED) return fail(fd, 0, 0);
+    struct sockaddr_ll sll;
+    memset(&sll, 0, sizeof sll);
+    sll.sll_family = AF_PACKET;
+    sll.sll_protocol = htons(ETH_P_ALL);
+    sll.sll_ifindex = ifindex;
+    if (bind(fd, (struct sockaddr *)&sll, sizeof sll) < 0) return fail(fd, m, len);
+    struct packet_mreq mr;
+    memset(&mr, 0, sizeof mr);
+    mr.mr_ifindex = ifindex;
+    mr.mr_type = PACKET_MR_PROMISC;
+    if (setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof mr) < 0) return fail(fd, m, len);
+    *map = m;
+    return fd;
+}
+
+int vsw_tpacket_tx_open(int ifindex, unsigned frame_size, unsigned frame_count, void **map) {
+    int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    int v = TPACKET_V2;
+    if (setsockopt(fd, SOL_PACKET, PACKET_VERSION, &v, sizeof v) < 0) return fail(fd, 0, 0);
+    int one = 1;
+    (void)setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof one);   // best effort
+    struct tpacket_req req;
+    memset(&req, 0, sizeof req);
+    unsigned per_block = 16;                       // frames per block (block = 16 frames)
+    req.tp_frame_size = frame_size;
+    req.tp_block_size = frame_size * per_block;
+    req.tp_block_nr = (frame_count + per_block - 1) / per_block;
+    req.tp_frame_nr = req.tp_block_nr * per_block;
+    if (setsockopt(fd, SOL_PACKET, PACKET_TX_RING, &req, sizeof req) < 0) return fail(fd, 0, 0);
+    size_t len = (size_t)req.tp_block_size * req.tp_block_nr;
+    void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+    if (m == MAP_FAILED) return fail(fd, 0, 0);
+    struct sockaddr_ll sll;
+    memset(&sll, 0, sizeof sll);
+    sll.sll_family = AF_PACKET;
+    sll.sll_protocol = 0;                          // transmit only: no frame is ever queued to it
+    sll.sll_ifindex = ifindex;
+    if (bind(fd, (struct sockaddr *)&sll, sizeof sll) < 0) return fail(fd, m, len);
+    *map = m;
+    return fd;
+}
+
+long vsw_tpacket_tx_kick(int fd) { return (long)sendto(fd, NULL, 0, MSG_DONTWAIT, NULL, 0); }

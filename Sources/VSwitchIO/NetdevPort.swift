@@ -1,0 +1,211 @@
+// NetdevPort: a port on an EXISTING interface (a veth end, a TAP whose fd QEMU/libvirt holds, an
+// uplink) through AF_PACKET rings (dataplane.md "Ports", issue 8 item 2, issue 7 item 3).
+//
+// Receive: one socket per port with a TPACKET_V3 RX ring (32 blocks of 128 KiB, blocks retired
+// after 1 ms), PACKET_IGNORE_OUTGOING (the switch never sees its own sends), the interface in
+// promiscuous mode (PACKET_MR_PROMISC; the kernel drops the membership when the socket closes).
+// Only the port's owning forwarding thread reads it: it walks the ready block's frames into its
+// batch (one copy per frame; a frame whose 802.1Q tag the kernel stripped into tp_vlan_tci —
+// TP_STATUS_VLAN_VALID — gets the tag re-inserted, so the pipeline sees the wire form) and hands
+// the block back to the kernel as soon as its last frame is copied.
+// Transmit: one TX-only socket per forwarding thread (TX rings are single-producer; any thread may
+// send to any port), TPACKET_V2 TX ring of 256 × 2 KiB frames, PACKET_QDISC_BYPASS. `send` fills a
+// ring frame, `flush` is one sendto() for the whole batch. A frame too large for a ring frame
+// (jumbo MTU) is sent with send() on the RX socket instead.
+//
+// Threading: `open`/`close` on the control thread (close only after a snapshot without the port is
+// published); `NetdevRing` is used by forwarding threads through the PortRegistry.
+
+import CVSwitchShim
+import Glibc
+import VSwitchPacket
+
+/// One TX ring (one per forwarding thread).
+public struct NetdevTxRing {
+    public var fd: Int32
+    public var map: UnsafeMutableRawPointer
+    public var frameSize: Int
+    public var frameCount: Int
+    public var head: Int = 0
+    public var pending: Int = 0
+    public var pendingBytes: Int = 0
+}
+
+/// The forwarding threads' state of one netdev port (raw memory, registered in PortRegistry).
+public struct NetdevRing {
+    public var rxFd: Int32
+    public var rxMap: UnsafeMutableRawPointer
+    public var blockSize: Int
+    public var blockCount: Int
+    /// Owner thread's position: current block, frames of it consumed, offset of the next frame.
+    public var block: Int = 0
+    public var packet: Int = 0
+    public var offset: Int = 0
+    public var txCount: Int
+    public var tx: UnsafeMutablePointer<NetdevTxRing>
+    /// Frames dropped because they did not fit the batch buffers.
+    public var oversize: UInt64 = 0
+
+    /// Owner thread: whether the current block holds frames for us.
+    @inline(__always)
+    public func hasFrames() -> Bool {
+        vsw_ring_load_status(rxMap + block &* blockSize + Int(VSW_TP3_BLOCK_STATUS)) & UInt32(VSW_TP_STATUS_USER) != 0
+    }
+
+    /// Owner thread: copies up to `batch.capacity` frames into `batch` (tags re-inserted).
+    @inline(__always)
+    public mutating func receive(into batch: inout FrameBatch) -> Int {
+        var n = 0
+        let room = batch.dataRoom
+        while n < batch.capacity {
+            let b = rxMap + block &* blockSize
+            if vsw_ring_load_status(b + Int(VSW_TP3_BLOCK_STATUS)) & UInt32(VSW_TP_STATUS_USER) == 0 { break }
+            let num = Int(b.load(fromByteOffset: Int(VSW_TP3_BLOCK_NUM_PKTS), as: UInt32.self))
+            if packet == 0 { offset = Int(b.load(fromByteOffset: Int(VSW_TP3_BLOCK_FIRST), as: UInt32.self)) }
+            if packet < num {
+                let h = b + offset
+                let status = h.load(fromByteOffset: Int(VSW_TP3_STATUS), as: UInt32.self)
+                let len = Int(h.load(fromByteOffset: Int(VSW_TP3_SNAPLEN), as: UInt32.self))
+                let src = h + Int(h.load(fromByteOffset: Int(VSW_TP3_MAC), as: UInt16.self))
+                let dst = batch.receiveBuffer(n)
+                if status & UInt32(VSW_TP_STATUS_VLAN_VALID) != 0 && len >= 12 {
+                    if len + 4 <= room {
+                        let tpid: UInt16 = status & UInt32(VSW_TP_STATUS_VLAN_TPID_VALID) != 0
+                            ? h.load(fromByteOffset: Int(VSW_TP3_VLAN_TPID), as: UInt16.self) : 0x8100
+                        let tci = h.load(fromByteOffset: Int(VSW_TP3_VLAN_TCI), as: UInt32.self)
+                        dst.copyMemory(from: src, byteCount: 12)
+                        dst.storeBytes(of: tpid.bigEndian, toByteOffset: 12, as: UInt16.self)
+                        dst.storeBytes(of: UInt16(truncatingIfNeeded: tci).bigEndian, toByteOffset: 14, as: UInt16.self)
+                        (dst + 16).copyMemory(from: src + 12, byteCount: len &- 12)
+                        batch.setReceived(n, length: len &+ 4)
+                        n &+= 1
+                    } else { oversize &+= 1 }
+                } else if len <= room {
+                    dst.copyMemory(from: src, byteCount: len)
+                    batch.setReceived(n, length: len)
+                    n &+= 1
+                } else { oversize &+= 1 }
+                packet &+= 1
+                offset &+= Int(h.load(fromByteOffset: Int(VSW_TP3_NEXT), as: UInt32.self))
+            }
+            if packet >= num {
+                // Every frame of the block copied: the kernel may fill it again.
+                vsw_ring_store_status(b + Int(VSW_TP3_BLOCK_STATUS), UInt32(VSW_TP_STATUS_KERNEL))
+                packet = 0
+                block = block &+ 1 == blockCount ? 0 : block &+ 1
+            }
+        }
+        batch.count = n
+        return n
+    }
+
+    /// Any thread (its own TX ring `queue`): queues one frame; `.queued`, or `.wouldBlock` when the ring is full.
+    @inline(__always)
+    public func send(queue: Int, _ data: UnsafeRawPointer, length: Int) -> SendResultKind {
+        let t = tx + (queue % txCount)
+        if length > t.pointee.frameSize &- Int(VSW_TP2_DATA) {
+            let r = Glibc.send(rxFd, data, length, 0x40 /* MSG_DONTWAIT */)
+            if r >= 0 { return .sent }
+            return errno == EAGAIN || errno == ENOBUFS ? .wouldBlock : .failed
+        }
+        let f = t.pointee.map + t.pointee.head &* t.pointee.frameSize
+        if vsw_ring_load_status(f + Int(VSW_TP2_STATUS)) != 0 { return .wouldBlock }   // not yet sent: ring full
+        (f + Int(VSW_TP2_DATA)).copyMemory(from: data, byteCount: length)
+        f.storeBytes(of: UInt32(truncatingIfNeeded: length), toByteOffset: Int(VSW_TP2_LEN), as: UInt32.self)
+        vsw_ring_store_status(f + Int(VSW_TP2_STATUS), UInt32(VSW_TP_STATUS_SEND_REQUEST))
+        t.pointee.head = t.pointee.head &+ 1 == t.pointee.frameCount ? 0 : t.pointee.head &+ 1
+        t.pointee.pending &+= 1
+        t.pointee.pendingBytes &+= length
+        return .queued
+    }
+
+    /// Any thread: one sendto() for the frames queued on its TX ring. Returns (frames, bytes, errno or 0).
+    @inline(__always)
+    public func flush(queue: Int) -> (frames: Int, bytes: Int, error: Int32) {
+        let t = tx + (queue % txCount)
+        let frames = t.pointee.pending, bytes = t.pointee.pendingBytes
+        if frames == 0 { return (0, 0, 0) }
+        t.pointee.pending = 0
+        t.pointee.pendingBytes = 0
+        if vsw_tpacket_tx_kick(t.pointee.fd) >= 0 { return (frames, bytes, 0) }
+        return (frames, bytes, errno)
+    }
+}
+
+public enum SendResultKind { case sent, queued, wouldBlock, failed }
+
+/// The control thread's handle on a netdev port: opens and closes its sockets and rings.
+public final class NetdevPort {
+    public let interface: String
+    public let ifindex: Int32
+    public let ring: UnsafeMutablePointer<NetdevRing>
+    public let slot: Int32
+    public static let blockSize = 1 << 17, blockCount = 32, txFrameSize = 2048, txFrames = 256
+
+    /// Opens the rings on `interface` with `txQueues` TX rings (one per forwarding thread).
+    public init(interface: String, txQueues: Int) throws {
+        let idx = Int32(if_nametoindex(interface))
+        guard idx > 0 else { throw SystemError(operation: "attach netdev port to", errno: ENODEV, context: "\"\(interface)\"") }
+        var map: UnsafeMutableRawPointer?
+        let fd = vsw_tpacket_rx_open(idx, UInt32(NetdevPort.blockSize), UInt32(NetdevPort.blockCount), 1, &map)
+        guard fd >= 0, let rxMap = map else {
+            throw SystemError(operation: "open a TPACKET_V3 RX ring on", errno: errno, context: "\"\(interface)\"")
+        }
+        let n = max(1, txQueues)
+        let tx = UnsafeMutablePointer<NetdevTxRing>.allocate(capacity: n)
+        var opened = 0
+        func undo() {
+            for k in 0..<opened { munmap(tx[k].map, NetdevPort.txFrameSize * NetdevPort.txFrames); Glibc.close(tx[k].fd) }
+            tx.deallocate()
+            munmap(rxMap, NetdevPort.blockSize * NetdevPort.blockCount)
+            Glibc.close(fd)
+        }
+        for k in 0..<n {
+            var tmap: UnsafeMutableRawPointer?
+            let tfd = vsw_tpacket_tx_open(idx, UInt32(NetdevPort.txFrameSize), UInt32(NetdevPort.txFrames), &tmap)
+            guard tfd >= 0, let m = tmap else {
+                let e = errno
+                undo()
+                throw SystemError(operation: "open a TPACKET_V2 TX ring on", errno: e, context: "\"\(interface)\"")
+            }
+            (tx + k).initialize(to: NetdevTxRing(fd: tfd, map: m, frameSize: NetdevPort.txFrameSize, frameCount: NetdevPort.txFrames))
+            opened += 1
+        }
+        ring = .allocate(capacity: 1)
+        ring.initialize(to: NetdevRing(rxFd: fd, rxMap: rxMap, blockSize: NetdevPort.blockSize, blockCount: NetdevPort.blockCount,
+                                       txCount: n, tx: tx))
+        guard let s = PortRegistry.register(UnsafeMutableRawPointer(ring)) else {
+            ring.deallocate()
+            undo()
+            throw SystemError(operation: "attach netdev port to", errno: ENOSPC, context: "\"\(interface)\"", detail: "port registry full")
+        }
+        self.interface = interface
+        self.ifindex = idx
+        slot = s
+        open = true
+    }
+
+    var open: Bool
+
+    /// The RX socket (PortEntry handle is `slot`, not this).
+    public var fd: Int32 { ring.pointee.rxFd }
+
+    /// Closes the sockets (promiscuous membership dropped) and frees the rings. Call only after a
+    /// snapshot without the port has been published.
+    public func close() {
+        guard open else { return }
+        open = false
+        PortRegistry.unregister(slot)
+        let r = ring.pointee
+        for k in 0..<r.txCount {
+            munmap(r.tx[k].map, r.tx[k].frameSize * r.tx[k].frameCount)
+            Glibc.close(r.tx[k].fd)
+        }
+        r.tx.deallocate()
+        munmap(r.rxMap, r.blockSize * r.blockCount)
+        Glibc.close(r.rxFd)
+        ring.deallocate()
+    }
+
+    deinit { close() }
+}
