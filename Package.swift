@@ -8,12 +8,13 @@
 //   VSwitchTopology    topology documents: switch settings, ports, virtual systems
 //   VSwitchCore        lock-free forwarding: MAC table, snapshots + QSBR, pipeline, counters, threads
 //   VSwitchIO          TAP devices and their backends (read/write, io_uring), network namespaces, rtnetlink (libnl)
+//   VSwitchCapture     capture sessions: drains the forwarding threads' capture rings, BPF (libpcap), pcap output
 //   VSwitchControl     control protocol (JSON lines over a Unix socket), blocking client, Prometheus text
 //   VSwitchDaemon      the running switch: dynamic model, control server, link monitor, state (used by vswitchd)
 //   vswitchctl         the operator's CLI (VSwitchControl only)
 //   vswitch-bench      bench/: the forwarding core alone, and the comparison with the Linux bridge and OVS
 // C, only where Swift cannot call something: CVSwitchShim (TUN ioctls, setns/unshare, mounts, AF_PACKET
-// sockaddr_ll, signalfd, SO_PEERCRED, clocks, thread pinning); system libraries CLibXML2, CLibNL, CLibURing.
+// sockaddr_ll, signalfd, SO_PEERCRED, clocks, thread pinning); system libraries CLibXML2, CLibNL, CLibURing, CLibPcap.
 import PackageDescription
 
 let optimise: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"], .when(configuration: .release))]
@@ -40,12 +41,13 @@ let package = Package(
                        providers: [.apt(["libxml2-dev"])]),
         .systemLibrary(name: "CLibURing", path: "Sources/CLibURing", pkgConfig: "liburing",
                        providers: [.apt(["liburing-dev"])]),
+        .target(name: "VSwitchCapture", dependencies: ["CLibPcap", "VSwitchCore"]),
         .systemLibrary(name: "CLibNL", path: "Sources/CLibNL", pkgConfig: "libnl-route-3.0",
                        providers: [.apt(["libnl-3-dev", "libnl-route-3-dev"])]),
-        .target(name: "VSwitchPacket", swiftSettings: optimise),
-        .target(name: "VSwitchPolicy", dependencies: ["VSwitchPacket"], swiftSettings: optimise),
         .systemLibrary(name: "CLibPcap", path: "Sources/CLibPcap", pkgConfig: "libpcap",
                        providers: [.apt(["libpcap-dev"])]),
+        .target(name: "VSwitchPacket", swiftSettings: optimise),
+        .target(name: "VSwitchPolicy", dependencies: ["VSwitchPacket"], swiftSettings: optimise),
         .target(name: "VSwitchXML", dependencies: ["CLibXML2"]),
         .target(name: "VSwitchProfiles", dependencies: ["VSwitchXML", "VSwitchPolicy"],
                 resources: [.copy("Schema")]),
@@ -57,7 +59,7 @@ let package = Package(
                 dependencies: ["CVSwitchShim", "CLibNL", "CLibURing", "CLibPcap", "VSwitchPacket", "VSwitchCore"],
                 swiftSettings: optimise),
         .target(name: "VSwitchDaemon",
-                dependencies: ["VSwitchCore", "VSwitchIO", "VSwitchTopology", "VSwitchProfiles", "VSwitchControl",
+                dependencies: ["VSwitchCore", "VSwitchCapture", "VSwitchIO", "VSwitchTopology", "VSwitchProfiles", "VSwitchControl",
                                "CVSwitchShim",
                                .product(name: "Logging", package: "swift-log"),
                                .product(name: "Atomics", package: "swift-atomics")]),
@@ -78,6 +80,7 @@ let package = Package(
         .testTarget(name: "VSwitchPolicyTests", dependencies: ["VSwitchPolicy"]),
         .testTarget(name: "VSwitchCoreTests", dependencies: ["VSwitchCore", "VSwitchPacket", "VSwitchPolicy",
                                                              .product(name: "Atomics", package: "swift-atomics")]),
+        .testTarget(name: "VSwitchCaptureTests", dependencies: ["VSwitchCapture", "VSwitchCore", "VSwitchPacket", "VSwitchPolicy"]),
         .testTarget(name: "VSwitchProfilesTests", dependencies: ["VSwitchProfiles", "VSwitchTopology"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "VSwitchControlTests", dependencies: ["VSwitchControl", "VSwitchDaemon", "VSwitchCore",

@@ -4,6 +4,7 @@
 // Threading: control thread only.
 
 import Foundation
+import VSwitchCapture
 import VSwitchControl
 import VSwitchCore
 import VSwitchPacket
@@ -22,6 +23,12 @@ public final class ControlCommands {
     }
 
     public init(model: SwitchModel) { self.model = model }
+
+    /// Capture (ControlCommands+Capture.swift): the writer, the request's passed descriptors, and the
+    /// connection hand-over the server performs after the response.
+    public var capture: CaptureWriter?
+    public var takeDescriptors: () -> [Int32] = { [] }
+    public var takeover: ((Int32) -> Void)?
 
     public func handle(_ req: ControlRequest) -> ControlResponse {
         do {
@@ -130,6 +137,8 @@ public final class ControlCommands {
             try r.allowOnly(["mac-aging-time", "mac-table-size"])
             try model.setSwitch(macAgingTime: try r.optionalInt("mac-aging-time"), macTableSize: try r.optionalInt("mac-table-size"))
             return settingsJSON()
+        case "capture":
+            return try startCapture(r)
         case "metrics":
             try r.allowOnly([])
             return ["text": .string(PrometheusText.render(portStats: try portStats(port: nil), fdbStats: fdbStats()))]
@@ -156,6 +165,11 @@ public final class ControlCommands {
         var o: [String: JSON] = ["index": .int(p.index), "name": .string(c.name), "type": .string(c.type),
                                  "profile": .string(c.profile), "mtu": .int(c.mtu), "mac": .optional(c.mac),
                                  "link": .string(p.link.rawValue), "adopted": .bool(c.adopt)]
+        if c.type == "netdev" { o["interface"] = .optional(c.interface) }
+        if c.type == "pcap" {
+            o["file"] = .optional(c.file); o["loop"] = .bool(c.loop ?? false); o["rate"] = .int(c.rate ?? 0)
+            o["output"] = .optional(c.output)
+        }
         if let ns = c.namespace {
             o["namespace"] = .string(ns)
             o["interface"] = .string(c.interface ?? "eth0")
@@ -165,11 +179,6 @@ public final class ControlCommands {
     }
 
     public func show() -> JSON {
-        if c.type == "netdev" { o["interface"] = .optional(c.interface) }
-        if c.type == "pcap" {
-            o["file"] = .optional(c.file); o["loop"] = .bool(c.loop ?? false); o["rate"] = .int(c.rate ?? 0)
-            o["output"] = .optional(c.output)
-        }
         ["switch": ["name": .string(model.config.name), "generation": .int(Int(model.generation)),
                     "protocol": .int(ControlProtocol.version), "settings": settingsJSON(),
                     "mac-table-entries": .int(model.table.liveCount)],
@@ -241,6 +250,7 @@ public final class ControlCommands {
                     "rx_packets": .count(c.rxPackets), "rx_bytes": .count(c.rxBytes), "tx_packets": .count(c.txPackets),
                     "tx_bytes": .count(c.txBytes), "floods": .count(c.floods), "mac_moves": .count(c.macMoves),
                     "learn_table_full": .count(c.learnTableFull), "drops_total": .count(c.totalDrops),
+                    "capture_drops": .count(c.captureDrops), "mirror_tx": .count(c.mirrorSent), "mirror_drops": .count(c.mirrorDrops),
                     "drops": .object(drops)]
         }
         return ["ports": .array(rows)]

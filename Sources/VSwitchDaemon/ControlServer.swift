@@ -29,8 +29,17 @@ public final class ControlServer {
         var output: [UInt8] = []
         var outputOffset = 0
         var closeAfterFlush = false
+        /// Descriptors received with SCM_RIGHTS, not yet claimed by a request.
+        var fds: [Int32] = []
         init(fd: Int32) { self.fd = fd }
     }
+    /// Descriptors passed with the request being handled (`capture`); the handler claims them with
+    /// `takeDescriptors()`; unclaimed ones are closed after the handler returns.
+    var requestFDs: [Int32] = []
+    public func takeDescriptors() -> [Int32] { defer { requestFDs = [] }; return requestFDs }
+    /// Set by a handler: after its response is written, the connection is handed to this closure
+    /// (it owns the descriptor from then on; `capture` streams its end summary on it).
+    public var takeover: ((Int32) -> Void)?
     var clients: [Int32: Client] = [:]
     public var maxClients = 64
     public var maxOutputBytes = 512 << 20
@@ -84,7 +93,7 @@ public final class ControlServer {
     }
 
     deinit {
-        for c in clients.values { close(c.fd) }
+        for c in clients.values { close(c.fd); c.fds.forEach { close($0) } }
         close(listenFD)
         unlink(path)
     }
@@ -148,7 +157,8 @@ public final class ControlServer {
     func readFrom(_ c: Client, handler: (Data) -> ControlResponse) {
         var buf = [UInt8](repeating: 0, count: 65536)
         while clients[c.fd] != nil && !c.closeAfterFlush {
-            let n = recv(c.fd, &buf, buf.count, 0)
+            let (n, passed) = buf.withUnsafeMutableBytes { receiveWithDescriptors(c.fd, $0) }
+            c.fds += passed
             if n < 0 {
                 if errno == EINTR { continue }
                 if errno != EAGAIN && errno != EWOULDBLOCK { drop(c) }
@@ -164,7 +174,14 @@ public final class ControlServer {
                 let line = Data(c.input[start..<nl])
                 start = nl + 1
                 if line.allSatisfy({ $0 == 0x20 || $0 == 0x0D || $0 == 0x09 }) { continue }
+                requestFDs = c.fds; c.fds = []
                 queue(c, handler(line))
+                takeDescriptors().forEach { close($0) }
+                if let t = takeover {
+                    takeover = nil
+                    handOver(c, t)
+                    return
+                }
                 if clients[c.fd] == nil { return }
             }
             c.input.removeFirst(start)
@@ -193,8 +210,25 @@ public final class ControlServer {
         if c.closeAfterFlush { drop(c) }
     }
 
+    /// Writes what is queued (blocking briefly), then gives the connection away.
+    func handOver(_ c: Client, _ to: (Int32) -> Void) {
+        clients.removeValue(forKey: c.fd)
+        c.fds.forEach { close($0) }
+        _ = fcntl(c.fd, F_SETFL, fcntl(c.fd, F_GETFL) & ~O_NONBLOCK)
+        while c.outputOffset < c.output.count {
+            let n = c.output.withUnsafeBytes { raw in
+                send(c.fd, raw.baseAddress! + c.outputOffset, raw.count - c.outputOffset, Int32(MSG_NOSIGNAL))
+            }
+            if n <= 0 { if n < 0 && errno == EINTR { continue }; break }
+            c.outputOffset += n
+        }
+        _ = fcntl(c.fd, F_SETFL, fcntl(c.fd, F_GETFL) | O_NONBLOCK)
+        to(c.fd)
+    }
+
     func drop(_ c: Client) {
         guard clients.removeValue(forKey: c.fd) != nil else { return }
+        c.fds.forEach { close($0) }
         close(c.fd)
     }
 }

@@ -21,6 +21,7 @@ import Atomics
 import CVSwitchShim
 import Foundation
 import Logging
+import VSwitchCapture
 import VSwitchControl
 import VSwitchCore
 import VSwitchIO
@@ -102,6 +103,7 @@ public final class SwitchDaemon {
     var signalFD: Int32 = -1
     var threads: [any ForwardingWorker] = []
     var movesSuppressed = 0
+    var captureWriter: CaptureWriter?
 
     public init(options: DaemonOptions, logger: Logger) {
         self.options = options
@@ -157,9 +159,9 @@ public final class SwitchDaemon {
         let publisher = model.publisher
         let n = threadCount(initial.settings)
         publisher.setThreadCount(n)
+        system.forwardingThreads = n
         let cpus = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         var io = options.portIO
-        system.forwardingThreads = n
         for t in 0..<n {
             let cpu = n <= cpus ? t : nil
             if io == .uring {
@@ -186,6 +188,14 @@ public final class SwitchDaemon {
             th.start()
         }
         model.counterBlocks = { [unowned self] in self.threads.map(\.engine.counters) }
+        let blocks = threads.map(\.engine.counters)
+        let writer = CaptureWriter(rings: threads.map(\.engine.capture), dropsOf: { port in
+            blocks.reduce(0) { $0 &+ $1.read(port: port, PortCounter.captureDrops) }
+        })
+        writer.start()
+        captureWriter = writer
+        commands.capture = writer
+        if let server { commands.takeDescriptors = { [unowned server] in server.takeDescriptors() } }
 
         // 4. Apply the configuration.
         do {
@@ -259,7 +269,11 @@ public final class SwitchDaemon {
                     } else if let monitor, p.fd == monitor.fd {
                         linkEvents(monitor.drain())
                     } else if let server, server.owns(p.fd) {
-                        server.service(p) { line in commands.handle(line: line) }
+                        server.service(p) { line in
+                            let r = commands.handle(line: line)
+                            if let t = commands.takeover { commands.takeover = nil; server.takeover = t }
+                            return r
+                        }
                     }
                 }
             }
@@ -289,6 +303,10 @@ public final class SwitchDaemon {
     func housekeeping(now: UInt32) {
         checkDevices()
         model.housekeeping(now: now)
+        if let w = captureWriter {
+            for s in w.takeFinished() { log.info("capture ended", metadata: s.mapValues { "\($0)" }) }
+            model.setCaptureTaps(w.activeTaps())
+        }
         // MAC moves: at most 10 log lines a second, the rest summarised.
         var budget = 10
         for th in threads {
@@ -394,6 +412,7 @@ public final class SwitchDaemon {
     /// daemon created is removed.
     public func shutdown() {
         for t in threads { t.stop() }
+        captureWriter?.stop()
         guard let model else { return }
         FileHandle.standardOutput.write(Data(report().utf8))
         writeStatsJSON()

@@ -79,6 +79,8 @@ public final class SwitchModel {
     /// The forwarding threads' counter blocks.
     public var counterBlocks: () -> [CounterBlock] = { [] }
     public var clock: () -> UInt32 = { monotonicSeconds() }
+    /// Capture taps of running capture sessions, per port index (SwitchModel+Capture.swift).
+    public var captureTaps: [Int: UInt8] = [:]
     public static let maxPorts = 1024
     /// Largest MTU a port may have (the forwarding threads' frame room is sized for it).
     public static let maxMTU = 9000
@@ -131,6 +133,7 @@ public final class SwitchModel {
             var spec = PortSpec(index: i, up: r.link == .up && r.attachment != nil, handle: r.attachment?.handle ?? -1,
                                 mtu: r.config.mtu, mac: r.macBinding?.rawValue ?? 0, compiled: compiled)
             spec.kind = r.config.type == "netdev" ? PortKindCode.netdev : r.config.type == "pcap" ? PortKindCode.replay : PortKindCode.tap
+            applyTaps(&spec, index: i, profile: p)
             return spec
         }
     }

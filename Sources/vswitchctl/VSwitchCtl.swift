@@ -79,7 +79,7 @@ struct VSwitchCtl: ParsableCommand {
         commandName: "vswitchctl",
         abstract: "Configure and inspect a running vswitchd (root only).",
         subcommands: [Show.self, AddPort.self, DelPort.self, SetPort.self, Profile.self, FDB.self, Port.self,
-                      SetCmd.self, Metrics.self])
+                      SetCmd.self, Metrics.self, CaptureCmd.self])
 
     /// `vswitchctl --socket PATH COMMAND …` (the option before the command, like ovs-vsctl --db) is
     /// accepted too: it is turned into $VSWITCH_CONTROL_SOCKET before parsing.
