@@ -36,7 +36,19 @@ public struct VLANSet: Equatable, Sendable {
         words[v >> 6] |= 1 << UInt64(v & 63)
     }
 
-    public var members: [UInt16] { (0..<4096).compactMap { contains(UInt16($0)) ? UInt16($0) : nil } }
+    /// The VIDs in the set, ascending (walks the 64 words, skipping empty ones).
+    public var members: [UInt16] {
+        var out: [UInt16] = []
+        for w in 0..<64 {
+            var bits = words[w]
+            while bits != 0 {
+                let b = bits.trailingZeroBitCount
+                out.append(UInt16(w * 64 + b))
+                bits &= bits - 1
+            }
+        }
+        return out
+    }
     public var isEmpty: Bool { (0..<64).allSatisfy { words[$0] == 0 } }
 
     public static func == (a: VLANSet, b: VLANSet) -> Bool { (0..<64).allSatisfy { a.words[$0] == b.words[$0] } }

@@ -83,7 +83,7 @@ final class CoreWorker: @unchecked Sendable {
         self.index = index
         self.cfg = cfg
         self.view = view
-        engine = ForwardingEngine(maxPorts: 64, batchCapacity: cfg.batch)
+        engine = ForwardingEngine(maxPorts: max(64, cfg.ports), batchCapacity: cfg.batch)
         batch = FrameBatch(capacity: cfg.batch, dataRoom: 2048)
         myPorts = stride(from: index, to: cfg.ports, by: cfg.threads).map { $0 }
         headers = .allocate(capacity: myPorts.count * headerCount * 20)
@@ -319,6 +319,9 @@ struct ReloadBenchResult: Codable {
     var lost: UInt64
     var reload_ms_p50: Double
     var reload_ms_max: Double
+    /// Of which: compiling the profiles and building the snapshot; publishing (swap + grace period).
+    var build_ms_p50: Double
+    var publish_ms_p50: Double
     var mpps_during_reloads: Double
 }
 
@@ -364,13 +367,19 @@ enum ReloadBench {
             }
         }
         usleep(200_000)
-        var times: [Double] = []
+        var times: [Double] = [], builds: [Double] = [], publishes: [Double] = []
         let t0 = vsw_now_ns()
         for r in 0..<reloads {
             let a = vsw_now_ns()
-            publisher.publish(snapshot(UInt64(r + 2), profiles(r + 1)))
-            times.append(Double(vsw_now_ns() - a) / 1e6)
+            let next = snapshot(UInt64(r + 2), profiles(r + 1))
+            let b = vsw_now_ns()
+            publisher.publish(next)
+            let c = vsw_now_ns()
+            times.append(Double(c - a) / 1e6)
+            builds.append(Double(b - a) / 1e6)
+            publishes.append(Double(c - b) / 1e6)
         }
+        builds.sort(); publishes.sort()
         let t1 = vsw_now_ns()
         stop.store(true, ordering: .relaxed)
         for t in tids { pthread_join(t, nil) }
@@ -383,6 +392,8 @@ enum ReloadBench {
         return ReloadBenchResult(ports: ports, reloads: reloads, threads: threads, frames: frames, delivered: delivered,
                                  dropped: dropped, lost: frames &- delivered &- dropped,
                                  reload_ms_p50: times.isEmpty ? 0 : times[times.count / 2], reload_ms_max: times.last ?? 0,
+                                 build_ms_p50: builds.isEmpty ? 0 : builds[builds.count / 2],
+                                 publish_ms_p50: publishes.isEmpty ? 0 : publishes[publishes.count / 2],
                                  mpps_during_reloads: Double(frames) / (Double(t1 - t0) / 1e9 + 0.2) / 1e6)
     }
 }

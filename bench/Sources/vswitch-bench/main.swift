@@ -68,8 +68,8 @@ struct Reload: ParsableCommand {
             enc.outputFormatting = [.sortedKeys]
             print(String(decoding: try enc.encode(r), as: UTF8.self))
         } else {
-            print(String(format: "reload  ports=%d reloads=%d threads=%d: reload p50 %.1f ms, max %.1f ms; %llu frames in, %llu delivered, %llu dropped, %llu lost (%.1f Mpps during reloads)",
-                         r.ports, r.reloads, r.threads, r.reload_ms_p50, r.reload_ms_max, r.frames, r.delivered, r.dropped, r.lost, r.mpps_during_reloads))
+            print(String(format: "reload  ports=%d reloads=%d threads=%d: reload p50 %.1f ms (build %.1f, publish %.1f), max %.1f ms; %llu frames in, %llu delivered, %llu dropped, %llu lost (%.1f Mpps during reloads)",
+                         r.ports, r.reloads, r.threads, r.reload_ms_p50, r.build_ms_p50, r.publish_ms_p50, r.reload_ms_max, r.frames, r.delivered, r.dropped, r.lost, r.mpps_during_reloads))
         }
     }
 }
