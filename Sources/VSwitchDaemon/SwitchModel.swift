@@ -126,10 +126,15 @@ public final class SwitchModel {
     // MARK: - snapshot
 
     func specs() -> [PortSpec] {
-        ports.keys.sorted().compactMap { i in
+        // Ports bound to the same profile (and MTU) share one compilation: a reload of many ports costs
+        // one compile per distinct profile, not per port.
+        var compiledFor: [String: CompiledPort] = [:]
+        return ports.keys.sorted().compactMap { i in
             let r = ports[i]!
             guard let p = profiles.profile(id: r.config.profile) else { return nil }
-            let compiled = PolicyCompiler.compilePort(p, switchMACLimit: config.settings.maxMACsPerPort, mtu: r.config.mtu)
+            let key = "\(r.config.profile)\u{0}\(r.config.mtu)"
+            let compiled = compiledFor[key] ?? PolicyCompiler.compilePort(p, switchMACLimit: config.settings.maxMACsPerPort, mtu: r.config.mtu)
+            compiledFor[key] = compiled
             var spec = PortSpec(index: i, up: r.link == .up && r.attachment != nil, handle: r.attachment?.handle ?? -1,
                                 mtu: r.config.mtu, mac: r.macBinding?.rawValue ?? 0, compiled: compiled)
             spec.kind = r.config.type == "netdev" ? PortKindCode.netdev : r.config.type == "pcap" ? PortKindCode.replay : PortKindCode.tap
