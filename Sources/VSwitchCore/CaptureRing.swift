@@ -22,7 +22,7 @@ import Atomics
 import VSwitchPacket
 import VSwitchPolicy
 
-public struct CaptureRing {
+public struct CaptureRing: @unchecked Sendable {
     public static let headerBytes = 24
     public static let ingress: UInt8 = 0, egress: UInt8 = 1
     public let slotCount: Int

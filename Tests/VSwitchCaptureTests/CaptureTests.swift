@@ -1,1 +1,174 @@
+import Foundation
+import VSwitchCapture
+import VSwitchCore
+import VSwitchPacket
+import VSwitchPolicy
 import XCTest
+
+func frame(dst: UInt64, src: UInt64, vlan: UInt16? = nil, type: UInt16 = 0x88B5, payload: Int = 46) -> [UInt8] {
+    var b: [UInt8] = []
+    for s in [40, 32, 24, 16, 8, 0] { b.append(UInt8(truncatingIfNeeded: dst >> UInt64(s))) }
+    for s in [40, 32, 24, 16, 8, 0] { b.append(UInt8(truncatingIfNeeded: src >> UInt64(s))) }
+    if let vlan { b += [0x81, 0x00, UInt8(vlan >> 8), UInt8(vlan & 0xFF)] }
+    b += [UInt8(type >> 8), UInt8(type & 0xFF)] + [UInt8](repeating: 0xAB, count: payload)
+    return b
+}
+func vlanOf(_ b: [UInt8]) -> UInt16? { b[12] == 0x81 && b[13] == 0 ? UInt16(b[14] & 0x0F) << 8 | UInt16(b[15]) : nil }
+
+let macA: UInt64 = 0x0200_0000_0A01, macB: UInt64 = 0x0200_0000_0A02, bcast: UInt64 = 0xFFFF_FFFF_FFFF
+
+/// Memory ports: 0 access VLAN 10, 1 trunk {10,20}, 2 access VLAN 10.
+final class Rig {
+    let store = MemoryPorts()
+    var backend: MemoryBackend
+    let table = MACTable(limit: 1024)
+    var snapshot: ConfigSnapshot
+    let engine: ForwardingEngine
+    var batch = FrameBatch(capacity: 64)
+    var specs: [PortSpec]
+    init(captureSlots: Int = 1024) {
+        engine = ForwardingEngine(maxPorts: 16, batchCapacity: 64, captureSlots: captureSlots)
+        let trunk = PortPolicy.trunk([10, 20], taggedOnly: true)
+        specs = [PortSpec(index: 0, policy: .access(10)), PortSpec(index: 1, policy: trunk), PortSpec(index: 2, policy: .access(10))]
+        snapshot = ConfigSnapshot(generation: 1, ports: specs, macTable: table)
+        backend = MemoryBackend(store: store)
+    }
+    deinit { batch.deallocate(); engine.deallocate(); table.deallocate() }
+    func apply() { snapshot = ConfigSnapshot(generation: snapshot.generation + 1, ports: specs, macTable: table) }
+    func inject(_ port: Int, _ frames: [[UInt8]], nowNs: UInt64 = 5_000_000_000) {
+        store.clearSent()
+        for f in frames { store.enqueue(port, f) }
+        while backend.receive(port: port, entry: snapshot.view.pointee.ports + port, into: &batch) > 0 {
+            engine.forward(batch, ingress: port, view: snapshot.view, now: 5, nowNs: nowNs, backend: &backend)
+        }
+    }
+    func records() -> [(port: Int, dir: UInt8, bytes: [UInt8], ts: UInt64)] {
+        var out: [(Int, UInt8, [UInt8], UInt64)] = []
+        _ = engine.capture.drain { r in out.append((r.port, r.direction, Array(r.bytes), r.timestampNs)) }
+        return out.map { (port: $0.0, dir: $0.1, bytes: $0.2, ts: $0.3) }
+    }
+}
+
+final class CaptureRingTests: XCTestCase {
+    func testPushDrainOrderFullAndWrap() {
+        let ring = CaptureRing(slotCount: 4, slotBytes: 64)
+        defer { ring.deallocate() }
+        var batch = FrameBatch(capacity: 8)
+        defer { batch.deallocate() }
+        for k in 0..<8 { _ = batch.append(frame(dst: bcast, src: macA, payload: 46 + k)) }
+        for round in 0..<3 {
+            for i in 0..<4 { XCTAssertTrue(ring.push(batch, i, port: i, direction: 0, timestampNs: UInt64(round * 10 + i))) }
+            XCTAssertFalse(ring.push(batch, 4, port: 4, direction: 0, timestampNs: 0), "a full ring refuses")
+            var seen: [Int] = []
+            XCTAssertEqual(ring.drain { r in
+                seen.append(r.port)
+                XCTAssertEqual(r.originalLength, 60 + r.port)
+                XCTAssertEqual(r.bytes.count, 60 + r.port <= 64 ? 60 + r.port : 64, "truncated to the slot")
+                XCTAssertEqual(r.timestampNs, UInt64(round * 10 + r.port))
+            }, 4)
+            XCTAssertEqual(seen, [0, 1, 2, 3])
+        }
+    }
+
+    func testOneProducerOneConsumerThreads() {
+        let ring = CaptureRing(slotCount: 64, slotBytes: 128)
+        defer { ring.deallocate() }
+        var batch = FrameBatch(capacity: 1)
+        _ = batch.append(frame(dst: bcast, src: macA))
+        let total = 200_000
+        nonisolated(unsafe) let b = batch
+        let producer = Thread {
+            var n = 0
+            while n < total { if ring.push(b, 0, port: n & 0xFF, direction: 1, timestampNs: UInt64(n)) { n += 1 } }
+        }
+        producer.start()
+        var got = 0
+        var ordered = true
+        while got < total {
+            _ = ring.drain { r in if r.timestampNs != UInt64(got) || r.port != got & 0xFF { ordered = false }; got += 1 }
+        }
+        XCTAssertTrue(ordered)
+        XCTAssertEqual(got, total)
+        while !producer.isFinished { usleep(100) }
+        batch.deallocate()
+    }
+}
+
+final class CaptureTapTests: XCTestCase {
+    func testCaptureOffCopiesNothing() {
+        let rig = Rig()
+        rig.inject(0, [frame(dst: bcast, src: macA)])
+        XCTAssertEqual(rig.engine.capture.pending, 0)
+        XCTAssertEqual(rig.store.sent(1).count, 1)
+    }
+
+    func testFramesAsSeenOnEachWire() {
+        let rig = Rig()
+        rig.specs[0].capture = PortEntry.captureIn | PortEntry.captureOut
+        rig.specs[1].capture = PortEntry.captureIn | PortEntry.captureOut
+        rig.apply()
+        rig.inject(0, [frame(dst: bcast, src: macA)])           // untagged in on access, tagged 10 out on the trunk
+        rig.inject(1, [frame(dst: macA, src: macB, vlan: 10)])  // tagged in on the trunk, untagged out on the access port
+        let r = rig.records()
+        XCTAssertEqual(r.map { "\($0.port)/\($0.dir)/\(vlanOf($0.bytes).map(String.init) ?? "-")" },
+                       ["0/0/-", "1/1/10", "1/0/10", "0/1/-"])
+        XCTAssertEqual(r[0].ts, 5_000_000_000)
+    }
+
+    func testFullRingDropsTheCopyNotTheFrame() {
+        let rig = Rig(captureSlots: 4)
+        rig.specs[0].capture = PortEntry.captureIn
+        rig.apply()
+        rig.inject(0, (0..<10).map { _ in frame(dst: bcast, src: macA) })
+        XCTAssertEqual(rig.store.sent(1).count, 10, "every frame forwarded")
+        XCTAssertEqual(rig.engine.capture.pending, 4)
+        XCTAssertEqual(PortCounters(port: 0, blocks: [rig.engine.counters]).captureDrops, 6)
+    }
+
+    func testMirrorSessionCopiesBothDirectionsUntouchedAndNeverLearns() {
+        let rig = Rig()
+        rig.specs[1].policy.mirrorSession = 1      // the trunk is the source
+        rig.specs[2].mirrorDestination = 1         // port 2 receives the copies
+        rig.apply()
+        rig.inject(1, [frame(dst: bcast, src: macB, vlan: 10)])
+        // Port 2 gets the normal flood (untagged, VLAN 10) and the ingress copy (as on the trunk: tagged 10).
+        XCTAssertEqual(rig.store.sent(2).map { vlanOf($0) }, [10, nil])
+        rig.inject(0, [frame(dst: macB, src: macA)])   // to the trunk: its egress copy goes to port 2 tagged
+        XCTAssertEqual(rig.store.sent(1).map { vlanOf($0) }, [10])
+        XCTAssertEqual(rig.store.sent(2).map { vlanOf($0) }, [10])
+        XCTAssertEqual(rig.table.lookup(vlan: 10, mac: macB), 1, "the copy was not learned on the destination")
+        XCTAssertEqual(PortCounters(port: 2, blocks: [rig.engine.counters]).mirrorSent, 2)
+    }
+
+    func testInvalidFilterGivesLibpcapMessage() {
+        XCTAssertThrowsError(try CaptureFilter("vlan and and")) { e in
+            XCTAssertTrue("\(e)".contains("syntax error"), "\(e)")
+        }
+        XCTAssertNoThrow(try CaptureFilter("vlan 10 and ether proto 0x88b5"))
+    }
+
+    func testWriterFiltersAndWritesNanosecondPcap() throws {
+        let rig = Rig()
+        rig.specs[1].capture = PortEntry.captureOut
+        rig.apply()
+        let path = NSTemporaryDirectory() + "vsw-cap-\(getpid()).pcap"
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        let writer = CaptureWriter(rings: [rig.engine.capture], dropsOf: { _ in 0 })
+        writer.realtimeOffset = 0
+        writer.clock = { 0 }
+        let s = try CaptureSession(id: 1, ports: [1: PortEntry.captureOut], filter: try CaptureFilter("vlan 20"), count: 2,
+                                   duration: nil, snaplen: 128, output: fd)
+        writer.add(s)
+        rig.specs[0].policy = .access(20); rig.apply()
+        rig.inject(2, [frame(dst: bcast, src: macB)])                       // VLAN 10: filtered out
+        rig.inject(0, (0..<3).map { _ in frame(dst: bcast, src: macA) })    // VLAN 20: 2 of 3 (count)
+        writer.pump()
+        XCTAssertEqual(writer.takeFinished().first?["captured"] as? Int, 2)
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        XCTAssertEqual(data.prefix(4), Data([0x4D, 0x3C, 0xB2, 0xA1]), "nanosecond pcap magic (little endian)")
+        XCTAssertEqual(data.count, 24 + 2 * (16 + 64))
+        XCTAssertEqual(data[24 + 4], 0x00); XCTAssertEqual(data[24 + 16 + 14], 0, "tag VID high bits")
+        XCTAssertEqual(data[24 + 16 + 15], 20, "frame tagged 20 as sent on the trunk")
+        unlink(path)
+    }
+}

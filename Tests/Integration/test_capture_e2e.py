@@ -1,0 +1,136 @@
+"""Capture and mirroring on the wire (issue 4): `vswitchctl capture` read back by tshark, per
+direction and port mode, BPF filters, `-w -` into tshark, refusal of an invalid filter, and a
+mirror session delivering copies into the destination's namespace."""
+
+import subprocess
+import time
+
+import checks
+from checks import expect_frames, expect_tagged
+from ctlharness import VSWITCHCTL
+from harness import frame, new_token
+
+A10, A20, A30, TRK, TGO = "vswt-t-a10", "vswt-t-a20", "vswt-t-a30", "vswt-t-trk", "vswt-t-tgo"
+
+
+def start(vswitch, tmp_path, topology="vswt-trunk.xml"):
+    sock = str(tmp_path / "ctl.sock")
+    d = vswitch(topology, extra_args=("--control-socket", sock))
+    return d, sock
+
+
+def capture(sock, *args):
+    """Starts `vswitchctl capture ARGS` and waits until the daemon has accepted it."""
+    p = subprocess.Popen([VSWITCHCTL, "--socket", sock, "capture", *args], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=False)
+    line = p.stderr.readline().decode()
+    assert "capturing on" in line, "capture did not start: %r %s" % (line, p.stderr.read().decode())
+    time.sleep(0.1)
+    return p
+
+
+def finish(p, timeout=10):
+    out, err = p.communicate(timeout=timeout)
+    assert p.returncode == 0, err.decode()
+    return out, err.decode()
+
+
+def tshark(path, *fields, filt="eth.type == 0x88b5 || vlan.etype == 0x88b5"):
+    cmd = ["tshark", "-r", path, "-Y", filt, "-T", "fields"]
+    for f in fields:
+        cmd += ["-e", f]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return [line for line in r.stdout.splitlines() if line.strip()]
+
+
+def test_capture_per_direction_and_port_mode(vswitch, tmp_path):
+    d, sock = start(vswitch, tmp_path)
+    src = d.vs(A10).mac
+    out_trk, in_a10 = str(tmp_path / "trk-out.pcap"), str(tmp_path / "a10-in.pcap")
+    p1 = capture(sock, TRK, "--direction", "out", "--filter", "ether src %s" % src, "--count", "3", "-w", out_trk)
+    p2 = capture(sock, A10, "--direction", "in", "--filter", "ether proto 0x88b5", "--count", "3", "-w", in_a10)
+    tok = new_token()
+    d.send(A10, *[frame(src, token=tok) for _ in range(3)])
+    _, err = finish(p1)
+    assert "3 frames captured" in err, err
+    finish(p2)
+    # Access port, ingress: untagged as received. Trunk, egress: tagged 10 with the profile's PCP 5.
+    assert tshark(in_a10, "vlan.id", "eth.src") == ["\t" + src] * 3
+    assert tshark(out_trk, "vlan.id", "vlan.priority", "eth.src") == ["10\t5\t" + src] * 3
+    # Trunk ingress (tagged 20 on its wire) vs access egress (untagged).
+    trk = d.vs(TRK).mac
+    in_trk, out_a20 = str(tmp_path / "trk-in.pcap"), str(tmp_path / "a20-out.pcap")
+    p1 = capture(sock, TRK, "--direction", "in", "--filter", "ether proto 0x88b5 or vlan", "--count", "2", "-w", in_trk)
+    p2 = capture(sock, A20, "--direction", "out", "--filter", "ether proto 0x88b5", "--count", "2", "-w", out_a20)
+    tok = new_token()
+    d.send(TRK, *[frame(trk, vlan=20, token=tok) for _ in range(2)])
+    finish(p1)
+    finish(p2)
+    assert tshark(in_trk, "vlan.id", "eth.src") == ["20\t" + trk] * 2
+    assert tshark(out_a20, "vlan.id", "eth.src") == ["\t" + trk] * 2
+    st = d.stats()
+    assert st is not None
+
+
+def test_bpf_filter_selects_exactly_its_frames_and_stdout_pipe(vswitch, tmp_path):
+    d, sock = start(vswitch, tmp_path)
+    a10, a20 = d.vs(A10).mac, d.vs(A20).mac
+    # `-w -` into tshark: only VLAN 10 on the trunk's wire, although VLAN 20 frames pass too.
+    cmd = "%s --socket %s capture %s --direction out --filter 'vlan 10 and vlan.etype' --duration 3 -w - " \
+          "| tshark -r - -T fields -e vlan.id -e eth.src" % (VSWITCHCTL, sock, TRK)
+    cmd = cmd.replace("vlan 10 and vlan.etype", "vlan 10 and ether proto 0x88b5")
+    pipe = subprocess.Popen(cmd, shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    tok = new_token()
+    d.send(A10, *[frame(a10, token=tok) for _ in range(4)])
+    d.send(A20, *[frame(a20, token=tok) for _ in range(5)])
+    out, err = pipe.communicate(timeout=20)
+    assert pipe.returncode == 0, err
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert lines == ["10\t" + a10] * 4, (out, err)
+    assert "4 frames captured" in err and "ended by duration" in err, err
+
+
+def test_invalid_bpf_is_refused_with_libpcaps_message(vswitch, tmp_path):
+    d, sock = start(vswitch, tmp_path)
+    out = tmp_path / "bad.pcap"
+    r = subprocess.run([VSWITCHCTL, "--socket", sock, "capture", TRK, "--filter", "vlan and and", "-w", str(out)],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 1
+    assert "syntax error" in r.stderr, r.stderr
+    assert not out.exists(), "a refused capture leaves no file"
+    r = subprocess.run([VSWITCHCTL, "--socket", sock, "capture", "no-such-port", "-w", str(out)],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 1 and "no such port" in r.stderr
+
+
+SRC, B, DST = "vswt-m-src", "vswt-m-b", "vswt-m-dst"
+
+
+def test_mirror_session_delivers_copies_to_destination(vswitch, tmp_path):
+    d, sock = start(vswitch, tmp_path, "vswt-mirror.xml")
+    src, b = d.vs(SRC).mac, d.vs(B).mac
+    tok = new_token()
+    with d.capture(B, DST) as cap:
+        d.send(SRC, *[frame(src, token=tok) for _ in range(3)])          # source ingress
+    expect_frames(cap, B, tok, 3, "normal forwarding to the VLAN-10 port", [SRC, B, DST])
+    expect_frames(cap, DST, tok, 3, "mirror copies of the source's received frames", [SRC, B, DST])
+    tok = new_token()
+    with d.capture(SRC, DST) as cap:
+        d.send(B, *[frame(b, dst=src, token=tok) for _ in range(2)])      # source egress (unicast to it)
+    expect_frames(cap, SRC, tok, 2, "unicast to the source port", [SRC, B, DST])
+    expect_frames(cap, DST, tok, 2, "mirror copies of the source's sent frames", [SRC, B, DST])
+    st = d.stats()
+    # Copies are never learned: the source's MAC stays on the source port only.
+    assert [r["port"] for r in d.mac_entries(st, src)] == [SRC], st["mac_table"]
+    # The session to a pcap file: capture --session.
+    path = str(tmp_path / "span.pcap")
+    p = capture(sock, "--session", "vswt-span", "--filter", "ether proto 0x88b5", "--count", "2", "-w", path)
+    tok = new_token()
+    d.send(SRC, *[frame(src, token=tok) for _ in range(2)])
+    finish(p)
+    assert tshark(path, "eth.src") == [src] * 2
+    ps = subprocess.run([VSWITCHCTL, "--socket", sock, "port", "stats", DST, "--format", "json"],
+                        capture_output=True, text=True, timeout=10)
+    assert '"mirror_tx"' in ps.stdout, ps.stdout
