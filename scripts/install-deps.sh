@@ -2,7 +2,7 @@
 # Installs the Debian packages VSwitch needs to build, demo and test. Idempotent; quiet when all are present.
 set -euo pipefail
 pkgs=(libnl-3-dev libnl-route-3-dev libxml2-dev libxml2-utils libpcap-dev liburing-dev
-      iproute2 iputils-ping tcpdump tshark libpcap-dev python3-scapy python3-pytest procps
+      iproute2 iputils-ping tcpdump tshark python3-scapy python3-pytest procps
       netsniff-ng iperf3 openvswitch-switch nftables ethtool python3-matplotlib)
 missing=()
 for p in "${pkgs[@]}"; do
