@@ -42,6 +42,9 @@ struct CoreBenchConfig {
     /// vlan: VLAN classification only; realistic: anti-spoofing, 16 ACL rules (8 per direction),
     /// transmit and receive policers on every port (issue 3's benchmark profile).
     var profile = "vlan"
+    /// Capture every frame of port 0, both directions, into the threads' capture rings, drained by a
+    /// writer thread (issue 4: the cost of capture at full load).
+    var capture = false
 }
 
 struct CoreBenchResult: Codable {
@@ -177,7 +180,11 @@ enum CoreBench {
             return PortSpec(index: port, handle: Int32(port), mtu: 1500, mac: mine.first ?? 0,
                             compiled: realisticProfile(base: policy, stations: mine))
         }
-        let snapshot = ConfigSnapshot(generation: 1, ports: specs, macTable: table)
+        let snapshot = ConfigSnapshot(generation: 1, ports: cfg.capture ? specs.map { s in
+            var c = s
+            if c.index == 0 { c.capture = PortEntry.captureIn | PortEntry.captureOut }
+            return c
+        } : specs, macTable: table)
         let now = UInt32(truncatingIfNeeded: vsw_now_coarse_ns() / 1_000_000_000)
         var prev = 0
         for (k, mac) in stations.enumerated() {
@@ -212,12 +219,30 @@ enum CoreBench {
                 w.run(stop: stop)
             }
         }
+        // The capture writer's stand-in: drains every ring and touches each copy (what a pcap writer reads).
+        let drained = ManagedAtomic<Int>(0)
+        let drainer: pthread_t? = cfg.capture ? spawnThread {
+            var sum = 0
+            while !stop.load(ordering: .relaxed) {
+                var got = 0
+                for w in workers { got += w.engine.capture.drain { r in sum &+= r.originalLength } }
+                drained.wrappingIncrement(by: got, ordering: .relaxed)
+                if got == 0 { usleep(100) }
+            }
+            _ = sum
+        } : nil
         while started.load(ordering: .relaxed) < workers.count { usleep(100) }
         MallocInterposerSwift.hook()
         let t0 = vsw_now_ns()
         go.store(true, ordering: .releasing)
         usleep(UInt32(cfg.seconds * 1_000_000))
         stop.store(true, ordering: .relaxed)
+        if let drainer { pthread_join(drainer, nil) }
+        if cfg.capture {
+            let copies = drained.load(ordering: .relaxed)
+            let refused = workers.reduce(UInt64(0)) { acc, w in acc + w.engine.counters.read(port: 0, PortCounter.captureDrops) }
+            FileHandleErr.write("capture: \(copies) copies written, \(refused) refused (ring full)\n")
+        }
         let t1 = vsw_now_ns()
         MallocInterposerSwift.unhook()
         for t in tids { pthread_join(t, nil) }
