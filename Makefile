@@ -2,7 +2,7 @@
 SWIFT ?= swift
 PYTHON ?= /usr/bin/python3
 
-.PHONY: deps build demo test unit tsan integration bench-core bench-build bench bench-quick bench-smoke clean
+.PHONY: deps build demo test unit tsan integration bench-core bench-build bench bench-quick bench-smoke clean fuzz fuzz-ci soak
 
 deps:
 	@bash scripts/install-deps.sh
@@ -17,7 +17,7 @@ demo: build
 	bash scripts/demo.sh topologies/default.xml
 
 ## Every test: unit and privileged XCTest suites, the ThreadSanitizer stress test, the TAP/netns integration suite.
-test: deps unit tsan integration bench-smoke
+test: deps unit tsan fuzz-ci integration bench-smoke
 	@echo "make test: all suites passed"
 
 unit: deps
@@ -25,7 +25,16 @@ unit: deps
 	$(SWIFT) test --skip-build
 
 tsan: deps
-	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter ConcurrencyStressTests
+	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter "ConcurrencyStressTests|CaptureRingTests"
+
+## libFuzzer (issue 6): the XML loaders and the forwarding pipeline, FUZZ_SECONDS per target (RELIABILITY.md).
+## Built in .build-fuzz by fuzz/build.sh. `make test` runs the bounded CI form (45 s per target).
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run.sh
+
+fuzz-ci: deps
+	FUZZ_SECONDS=45 bash fuzz/run.sh
 
 integration: build
 	$(PYTHON) -m pytest Tests/Integration -v
