@@ -36,15 +36,6 @@ fuzz: deps
 fuzz-ci: deps
 	FUZZ_SECONDS=45 bash fuzz/run.sh
 
-## libFuzzer (issue 6): the XML loaders and the forwarding pipeline, FUZZ_SECONDS per target (RELIABILITY.md).
-## Built in .build-fuzz by fuzz/build.sh. `make test` runs the bounded CI form (45 s per target).
-FUZZ_SECONDS ?= 60
-fuzz: deps
-	FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run.sh
-
-fuzz-ci: deps
-	FUZZ_SECONDS=45 bash fuzz/run.sh
-
 integration: build
 	$(PYTHON) -m pytest Tests/Integration -v
 
