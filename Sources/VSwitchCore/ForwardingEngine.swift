@@ -267,14 +267,15 @@ public struct ForwardingEngine {
         if floods > 0 { counters.add(port: ingress, PortCounter.floods, floods) }
     }
 
-    /// Membership of (vlan, mac), or of the any-VLAN form of the MAC, in a sorted slice of allow keys.
+    /// Membership of (vlan, mac), or of the any-VLAN form of the MAC, in a port's allow-list: a linear
+    /// scan of its slice when short, a probe of the snapshot's allow hash when long.
     @inlinable @inline(__always)
-    func allowListed(_ keys: UnsafeMutablePointer<UInt64>, _ start: UInt32, _ count: UInt32, mac: UInt64, vlan: UInt16) -> Bool {
+    func allowListed(_ cfg: ConfigView, port: Int, receive: Bool, _ start: UInt32, _ count: UInt32, mac: UInt64, vlan: UInt16) -> Bool {
         let exact = UInt64(vlan) << 48 | mac
-        let begin = Int(start)
-        let end = begin &+ Int(count)
         if count <= 8 {
-            var k = begin
+            let keys = cfg.allowKeys
+            var k = Int(start)
+            let end = k &+ Int(count)
             while k < end {
                 let v = keys[k]
                 if v == mac || v == exact { return true }
@@ -282,7 +283,8 @@ public struct ForwardingEngine {
             }
             return false
         }
-        return ForwardingEngine.sortedContains(keys, begin, end, mac) || ForwardingEngine.sortedContains(keys, begin, end, exact)
+        let tag = ConfigView.allowTag(port: port, receive: receive)
+        return cfg.allowHashContains(mac, tag) || cfg.allowHashContains(exact, tag)
     }
 
     @inlinable @inline(__always)
@@ -328,7 +330,7 @@ public struct ForwardingEngine {
     func ingressPolicy(_ batch: FrameBatch, _ i: Int, port: Int, _ e: UnsafeMutablePointer<PortEntry>, _ cfg: ConfigView,
                        src: UInt64, vlan: UInt16, pcp: UInt8, nowNs: UInt64) -> DropReason? {
         if e.pointee.policy.sourceMACFiltering && src != e.pointee.mac
-            && !allowListed(cfg.allowKeys, e.pointee.txAllowStart, e.pointee.txAllowCount, mac: src, vlan: vlan) {
+            && !allowListed(cfg, port: port, receive: false, e.pointee.txAllowStart, e.pointee.txAllowCount, mac: src, vlan: vlan) {
             return .spoofedSource
         }
         let dhcpGuard = e.pointee.policy.dhcpGuard, routerGuard = e.pointee.policy.routerGuard
@@ -366,7 +368,8 @@ public struct ForwardingEngine {
     func egressFilter(_ batch: FrameBatch, _ i: Int, port: Int, _ e: UnsafeMutablePointer<PortEntry>, _ cfg: ConfigView) -> DropReason? {
         let meta = batch.meta + i
         if e.pointee.rxAllowCount > 0
-            && !allowListed(cfg.allowKeys, e.pointee.rxAllowStart, e.pointee.rxAllowCount, mac: batch.destination(i), vlan: meta.pointee.vlan) {
+            && !allowListed(cfg, port: port, receive: true, e.pointee.rxAllowStart, e.pointee.rxAllowCount,
+                            mac: batch.destination(i), vlan: meta.pointee.vlan) {
             return .noDestination
         }
         let aclCount = e.pointee.aclInCount, defaultDeny = e.pointee.policy.inboundDefaultDeny

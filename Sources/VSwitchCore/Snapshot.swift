@@ -75,6 +75,10 @@ public struct ConfigView {
     public let anyPromiscuous: Bool
     /// AllowedToTransmit / AllowedToReceive keys of all ports (sorted per port slice).
     public let allowKeys: UnsafeMutablePointer<UInt64>
+    /// The same keys in one open-addressing table (2 words a slot: key, port tag), for long lists:
+    /// a hash probe instead of a binary search with its branch mispredictions.
+    public let allowHash: UnsafeMutablePointer<UInt64>
+    public let allowHashMask: Int
     /// ACL rules of all ports (per port and direction, by decreasing weight).
     public let aclRules: UnsafeMutablePointer<ACLMatchRule>
     /// Per-port mutable state that outlives snapshots (policer buckets).
@@ -89,6 +93,29 @@ public struct ConfigView {
 
     @inlinable @inline(__always)
     public func port(_ i: Int) -> UnsafeMutablePointer<PortEntry> { ports + i }
+
+    /// Tag of a port's transmit (`receive` false) or receive allow-list in `allowHash` (never 0).
+    @inlinable @inline(__always)
+    public static func allowTag(port: Int, receive: Bool) -> UInt64 { UInt64(truncatingIfNeeded: port) &<< 1 | (receive ? 1 : 0) | 1 << 40 }
+
+    @inlinable @inline(__always)
+    public static func allowSlot(_ key: UInt64, _ tag: UInt64, mask: Int) -> Int {
+        var h = (key ^ tag &* 0x9E37_79B9_7F4A_7C15) &* 0xBF58_476D_1CE4_E5B9
+        h ^= h >> 31
+        return Int(truncatingIfNeeded: h) & mask
+    }
+
+    /// Whether `key` is in the allow-list tagged `tag` (hash probe).
+    @inlinable @inline(__always)
+    public func allowHashContains(_ key: UInt64, _ tag: UInt64) -> Bool {
+        var h = ConfigView.allowSlot(key, tag, mask: allowHashMask)
+        while true {
+            let t = allowHash[h &* 2 &+ 1]
+            if t == 0 { return false }
+            if t == tag && allowHash[h &* 2] == key { return true }
+            h = (h &+ 1) & allowHashMask
+        }
+    }
 }
 
 /// Port kinds (PortEntry.kind / PortSpec.kind).
@@ -253,6 +280,24 @@ public final class ConfigSnapshot: @unchecked Sendable {
         floodCount = total
         let allowKeys = UnsafeMutablePointer<UInt64>.allocate(capacity: max(1, allow.count))
         allowKeys.initialize(from: allow, count: allow.count)
+        var hashSlots = 16
+        while hashSlots < allow.count * 2 { hashSlots <<= 1 }
+        let allowHash = UnsafeMutablePointer<UInt64>.allocate(capacity: hashSlots * 2)
+        allowHash.initialize(repeating: 0, count: hashSlots * 2)
+        for sp in specs {
+            let e = ports[sp.index]
+            for (start, count, rx) in [(e.txAllowStart, e.txAllowCount, false), (e.rxAllowStart, e.rxAllowCount, true)] {
+                let tag = ConfigView.allowTag(port: sp.index, receive: rx)
+                for k in Int(start)..<Int(start + count) {
+                    var h = ConfigView.allowSlot(allow[k], tag, mask: hashSlots - 1)
+                    while allowHash[h * 2 + 1] != 0 && !(allowHash[h * 2] == allow[k] && allowHash[h * 2 + 1] == tag) {
+                        h = (h + 1) & (hashSlots - 1)
+                    }
+                    allowHash[h * 2] = allow[k]
+                    allowHash[h * 2 + 1] = tag
+                }
+            }
+        }
         let aclRules = UnsafeMutablePointer<ACLMatchRule>.allocate(capacity: max(1, rules.count))
         aclRules.initialize(from: rules, count: rules.count)
         ruleCount = rules.count
@@ -260,7 +305,8 @@ public final class ConfigSnapshot: @unchecked Sendable {
         view = .allocate(capacity: 1)
         view.initialize(to: ConfigView(generation: generation, portSlots: slots, ports: ports, floodStart: start,
                                        floodPorts: flood, promiscStart: pstart, promiscPorts: pports,
-                                       anyPromiscuous: ptotal > 0, allowKeys: allowKeys, aclRules: aclRules,
+                                       anyPromiscuous: ptotal > 0, allowKeys: allowKeys, allowHash: allowHash,
+                                       allowHashMask: hashSlots - 1, aclRules: aclRules,
                                        runtime: runtime, macTable: macTable))
         // Mirror sessions: destination ports per session index, CSR.
         let sessions = Int(specs.map(\.mirrorDestination).max() ?? 0)
@@ -298,6 +344,7 @@ public final class ConfigSnapshot: @unchecked Sendable {
         view.pointee.promiscStart.deallocate()
         view.pointee.promiscPorts.deallocate()
         view.pointee.allowKeys.deallocate()
+        view.pointee.allowHash.deallocate()
         view.pointee.aclRules.deinitialize(count: ruleCount)
         view.pointee.aclRules.deallocate()
         if view.pointee.mirrorSessions > 0 { view.pointee.mirrorStart.deallocate(); view.pointee.mirrorPorts.deallocate() }

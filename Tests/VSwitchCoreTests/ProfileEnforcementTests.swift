@@ -28,6 +28,20 @@ final class ProfileEnforcementTests: XCTestCase {
         XCTAssertEqual(sw.table.lookup(vlan: 10, mac: macD), -1, "a spoofed source is never learned")
     }
 
+    func testLongAllowListsUseTheHashAndStillMatchPerVLAN() {
+        let many = (1...40).map { UInt64(0x0200_0000_1000 + $0) }
+        let guarded = compiled {
+            $0.sourceMACFilteringEnabled = true
+            $0.allowedToTransmit = many.map { MACVLANPair(mac: MACAddress(rawValue: $0)) }
+                + [MACVLANPair(mac: MACAddress(rawValue: macB), vlan: 10), MACVLANPair(mac: MACAddress(rawValue: macC), vlan: 20)]
+        }
+        let sw = TestSwitch([PortSpec(index: 0, mac: macA, compiled: guarded), PortSpec(index: 1, policy: .access(10))])
+        let out = sw.inject(0, [frame(dst: bcast, src: many[0]), frame(dst: bcast, src: many[39]), frame(dst: bcast, src: macB),
+                                frame(dst: bcast, src: macC), frame(dst: bcast, src: macD), frame(dst: bcast, src: macA)])
+        XCTAssertEqual(out[1]?.map { Wire($0).src }, [many[0], many[39], macB, macA])
+        XCTAssertEqual(sw.counters(0).drops(.spoofedSource), 2, "(C, 20) is for another VLAN; D is not listed")
+    }
+
     func testFilteringIsOnByDefaultInProfiles() {
         var p = PortProfile(id: "urn:d", elementName: "d", instanceID: "o:d")
         p.portVID = 10
