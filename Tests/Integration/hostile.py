@@ -80,6 +80,7 @@ def nft_install(ns, my_vlan):
         "  }",
         "}",
     ]) + "\n"
+    harness.ns_exec(ns, "nft", "delete", "table", "netdev", NFT_TABLE)   # fresh counters (absent: ignored)
     r = subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=script, capture_output=True, text=True, timeout=30)
     if r.returncode != 0:
         raise harness.HarnessError("nft in %s: %s" % (ns, r.stderr))
