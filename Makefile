@@ -36,6 +36,11 @@ fuzz: deps
 fuzz-ci: deps
 	FUZZ_SECONDS=45 bash fuzz/run.sh
 
+## The 10-minute soak (issue 6; not in `make test`): mixed traffic, profile reloads, port churn (RELIABILITY.md).
+SOAK_SECONDS ?= 600
+soak: build
+	SOAK_SECONDS=$(SOAK_SECONDS) $(PYTHON) Tests/Integration/soak.py
+
 integration: build
 	$(PYTHON) -m pytest Tests/Integration -v
 
