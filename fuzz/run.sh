@@ -18,8 +18,8 @@ mkdir -p "$OUT"
 status=0
 for t in "${TARGETS[@]}"; do
     case $t in
-        profiles) seeds=fuzz/corpus/profiles ;;
-        pipeline) seeds=fuzz/corpus/frames ;;
+        profiles) seeds=fuzz/corpus/profiles; extra=(-dict=fuzz/profiles.dict) ;;
+        pipeline) seeds=fuzz/corpus/frames; extra=() ;;
         *) echo "unknown fuzz target $t"; exit 2 ;;
     esac
     work=.build-fuzz/corpus/$t
@@ -30,7 +30,7 @@ for t in "${TARGETS[@]}"; do
     SWIFT_BACKTRACE=enable=no VSWITCH_REPO="$ROOT" \
     ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:symbolize=1} \
         .build-fuzz/bin/fuzz-$t -max_total_time="$SECS" -timeout="$TIMEOUT" -max_len=20000 -rss_limit_mb=3072 \
-            -print_final_stats=1 -artifact_prefix="$OUT/$t-" "$work" "$seeds" >"$log" 2>&1
+            -print_final_stats=1 -artifact_prefix="$OUT/$t-" "${extra[@]}" "$work" "$seeds" >"$log" 2>&1
     rc=$?
     set -e
     grep -E "^#[0-9]+ +DONE|^stat::number_of_executed_units|^Done " "$log" | sed "s/^/  /" || true
