@@ -119,7 +119,11 @@ public struct MACTable: @unchecked Sendable {
             let kw = keyWord(i)
             var sk = kw.load(ordering: .relaxed)
             if sk == 0 {
-                // Claim the empty slot unless the table is full.
+                // The key is not in the table (probe chains never shrink). Claim the empty slot only for
+                // a source that may be learned: a port at its limit or a full table must not burn a key
+                // slot per new source (a random-source flood would fill the probe windows with dead keys
+                // and turn `.portLimit` into `.tableFull`, i.e. flooding; found by the MAC-flood test).
+                if UInt64(portLimit) <= countWord(2 &+ port).load(ordering: .relaxed) { return .portLimit }
                 if Int(countWord(0).load(ordering: .relaxed)) >= limit { return .tableFull }
                 let (done, seen) = kw.compareExchange(expected: 0, desired: k, ordering: .relaxed)
                 if done { countWord(1).wrappingIncrement(ordering: .relaxed); sk = k } else { sk = seen }

@@ -127,6 +127,21 @@ final class ForwardingTests: XCTestCase {
         XCTAssertEqual(sw.table.lookup(vlan: 10, mac: others[2]), -1)
     }
 
+    func testPortAtItsLimitDoesNotBurnKeySlots() {
+        var limited = PortPolicy.access(10)
+        limited.macLimit = 4
+        let sw = TestSwitch([PortSpec(index: 0, policy: limited), PortSpec(index: 1, policy: .access(10))], macLimit: 1000)
+        let flood = (0..<5000).map { frame(dst: bcast, src: UInt64(0x0200_0001_0000 + $0)) }
+        for chunk in stride(from: 0, to: flood.count, by: 64) { sw.inject(0, Array(flood[chunk..<min(chunk + 64, flood.count)])) }
+        XCTAssertEqual(sw.table.count(port: 0), 4)
+        XCTAssertEqual(sw.table.usedSlots, 4, "refused sources claim no key slot")
+        XCTAssertEqual(sw.counters(0).drops(.macLimit), 4996, "every new source past the limit is dropped, none flooded")
+        XCTAssertEqual(sw.counters(0).learnTableFull, 0)
+        // Other hosts are still learned.
+        sw.inject(1, [frame(dst: bcast, src: macB)])
+        XCTAssertEqual(sw.table.lookup(vlan: 10, mac: macB), 1)
+    }
+
     func testSwitchWideLimitFloodsAndCounts() {
         let sw = TestSwitch([PortSpec(index: 0, policy: .access(10)), PortSpec(index: 1, policy: .access(10))], macLimit: 3)
         let srcs = (1...5).map { UInt64(0x0200_0000_0100 + $0) }
