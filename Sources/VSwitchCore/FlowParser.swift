@@ -26,6 +26,16 @@ public extension FrameBatch {
     @inlinable
     func flowKey(_ i: Int, vlan: UInt16, pcp: UInt8) -> FlowKey {
         var k = FlowKey()
+        parseFlowKey(i, vlan: vlan, pcp: pcp, into: &k)
+        return k
+    }
+
+    /// `flowKey` written in place (the engine's per-slot key array): the key is built where it is
+    /// read, never returned by value and copied — a copy read back with 16-byte loads right after
+    /// the parser's narrow stores stalled on store forwarding (perf annotate, issue 3).
+    @inlinable @inline(__always)
+    func parseFlowKey(_ i: Int, vlan: UInt16, pcp: UInt8, into k: inout FlowKey) {
+        k = FlowKey()
         let len = Int(meta[i].length)
         k.dst = destination(i)
         k.src = source(i)
@@ -45,7 +55,7 @@ public extension FrameBatch {
         var fragmented = false
         if et == EtherType.ipv4 && len >= off + 20 {
             let ihl = Int(byte(i, at: off) & 0x0F) * 4
-            guard ihl >= 20, len >= off + ihl else { return k }
+            guard ihl >= 20, len >= off + ihl else { return }
             k.ipVersion = 4
             k.proto = byte(i, at: off + 9)
             fragmented = be16(i, at: off + 6) & 0x1FFF != 0
@@ -73,9 +83,9 @@ public extension FrameBatch {
             }
             k.proto = nh
         } else {
-            return k
+            return
         }
-        if fragmented { return k }
+        if fragmented { return }
         switch k.proto {
         case 6, 17:
             if len >= l4 + 4 { k.srcPort = be16(i, at: l4); k.dstPort = be16(i, at: l4 + 2); k.hasL4 = true }
@@ -84,6 +94,5 @@ public extension FrameBatch {
         default:
             break
         }
-        return k
     }
 }

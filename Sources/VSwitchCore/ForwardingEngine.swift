@@ -60,6 +60,8 @@ public struct TxPlan {
 /// A per-thread cache of ACL verdicts (design: OVS's megaflow idea in miniature). The key is the
 /// frame's flow key masked to the fields the port's rules of that direction can look at, tagged
 /// with (snapshot generation, port, direction), so a new snapshot invalidates every entry at once.
+/// Direct-mapped; the key is handled as FlowKey's eight words: masked with the port's precomputed
+/// word mask, hashed with eight independent multiplies, compared with one OR of XORs.
 public struct ACLVerdictCache {
     public struct Entry {
         public var tag: UInt64
@@ -74,6 +76,54 @@ public struct ACLVerdictCache {
         entries.initialize(repeating: Entry(tag: .max, key: FlowKey(), allow: false), count: ACLVerdictCache.size)   // .max: never a real tag
     }
     public func deallocate() { entries.deallocate() }
+
+    /// The eight masked words of a key.
+    @usableFromInline
+    struct Words {
+        @usableFromInline var w0, w1, w2, w3, w4, w5, w6, w7: UInt64
+
+        @inlinable @inline(__always)
+        init(_ key: UnsafeRawPointer, _ mask: UnsafeRawPointer) {
+            w0 = key.load(fromByteOffset: 0, as: UInt64.self) & mask.load(fromByteOffset: 0, as: UInt64.self)
+            w1 = key.load(fromByteOffset: 8, as: UInt64.self) & mask.load(fromByteOffset: 8, as: UInt64.self)
+            w2 = key.load(fromByteOffset: 16, as: UInt64.self) & mask.load(fromByteOffset: 16, as: UInt64.self)
+            w3 = key.load(fromByteOffset: 24, as: UInt64.self) & mask.load(fromByteOffset: 24, as: UInt64.self)
+            w4 = key.load(fromByteOffset: 32, as: UInt64.self) & mask.load(fromByteOffset: 32, as: UInt64.self)
+            w5 = key.load(fromByteOffset: 40, as: UInt64.self) & mask.load(fromByteOffset: 40, as: UInt64.self)
+            w6 = key.load(fromByteOffset: 48, as: UInt64.self) & mask.load(fromByteOffset: 48, as: UInt64.self)
+            w7 = key.load(fromByteOffset: 56, as: UInt64.self) & mask.load(fromByteOffset: 56, as: UInt64.self)
+        }
+
+        /// Folds the eight words into two with rotations, then two multiplies: a cache index, not a
+        /// defence (a collision costs one re-evaluation of the rules).
+        @inlinable @inline(__always)
+        func hash(_ tag: UInt64) -> UInt64 {
+            let x = w0 ^ w1.rotl(13) ^ w2.rotl(26) ^ w3.rotl(39)
+            let y = w4 ^ w5.rotl(13) ^ w6.rotl(26) ^ w7.rotl(39) ^ tag
+            let h = (x &* 0x9E37_79B9_7F4A_7C15) ^ (y &* 0xBF58_476D_1CE4_E5B9)
+            return h ^ (h >> 32)
+        }
+
+        @inlinable @inline(__always)
+        func equals(_ p: UnsafeRawPointer) -> Bool {
+            ((p.load(fromByteOffset: 0, as: UInt64.self) ^ w0) | (p.load(fromByteOffset: 8, as: UInt64.self) ^ w1)
+                | (p.load(fromByteOffset: 16, as: UInt64.self) ^ w2) | (p.load(fromByteOffset: 24, as: UInt64.self) ^ w3)
+                | (p.load(fromByteOffset: 32, as: UInt64.self) ^ w4) | (p.load(fromByteOffset: 40, as: UInt64.self) ^ w5)
+                | (p.load(fromByteOffset: 48, as: UInt64.self) ^ w6) | (p.load(fromByteOffset: 56, as: UInt64.self) ^ w7)) == 0
+        }
+
+        @inlinable @inline(__always)
+        func store(_ p: UnsafeMutableRawPointer) {
+            p.storeBytes(of: w0, toByteOffset: 0, as: UInt64.self); p.storeBytes(of: w1, toByteOffset: 8, as: UInt64.self)
+            p.storeBytes(of: w2, toByteOffset: 16, as: UInt64.self); p.storeBytes(of: w3, toByteOffset: 24, as: UInt64.self)
+            p.storeBytes(of: w4, toByteOffset: 32, as: UInt64.self); p.storeBytes(of: w5, toByteOffset: 40, as: UInt64.self)
+            p.storeBytes(of: w6, toByteOffset: 48, as: UInt64.self); p.storeBytes(of: w7, toByteOffset: 56, as: UInt64.self)
+        }
+    }
+}
+
+extension UInt64 {
+    @inlinable @inline(__always) func rotl(_ n: UInt64) -> UInt64 { (self &<< n) | (self &>> (64 &- n)) }
 }
 
 public struct ForwardingEngine {
@@ -129,6 +179,7 @@ public struct ForwardingEngine {
         var rxBytes: UInt64 = 0
         var floods: UInt64 = 0
         let n = batch.count
+        prefetch(batch, n, entry, policy, cfg, checks: checks, ingress: ingress)
         var i = 0
         while i < n {
             defer { i &+= 1 }
@@ -267,6 +318,38 @@ public struct ForwardingEngine {
         if floods > 0 { counters.add(port: ingress, PortCounter.floods, floods) }
     }
 
+    /// The prefetch pass (design.md: classify-then-act, with the batch's memory requests issued
+    /// together): before the first frame is classified, the MAC-table slots of every frame's source
+    /// and destination — and, for an anti-spoofing port with a long allow-list, the allow-hash slot
+    /// of its source — are requested, so the misses overlap instead of stalling one frame at a time.
+    /// The VLAN is guessed cheaply (the port's PVID, or a trunk frame's 802.1Q VID); a wrong guess
+    /// only wastes a prefetch.
+    @inlinable @inline(__always)
+    func prefetch(_ batch: FrameBatch, _ n: Int, _ entry: UnsafeMutablePointer<PortEntry>, _ policy: PortPolicy,
+                  _ cfg: ConfigView, checks: Bool, ingress: Int) {
+        let table = cfg.macTable
+        let trunk = policy.mode == .trunk
+        let pvid = policy.pvid
+        let allow = checks && policy.sourceMACFiltering && entry.pointee.txAllowCount > 8
+        let allowTag = ConfigView.allowTag(port: ingress, receive: false)
+        var i = 0
+        while i < n {
+            let length = batch.meta[i].length
+            if length >= 18 {
+                var vlan = pvid
+                if trunk && batch.be16(i, at: 12) == EtherType.vlan {
+                    let vid = batch.be16(i, at: 14) & 0x0FFF
+                    if vid != 0 { vlan = vid }
+                }
+                let src = batch.source(i)
+                table.prefetch(vlan: vlan, mac: batch.destination(i))
+                table.prefetch(vlan: vlan, mac: src)
+                if allow { cfg.prefetchAllow(src, allowTag) }
+            }
+            i &+= 1
+        }
+    }
+
     /// Membership of (vlan, mac), or of the any-VLAN form of the MAC, in a port's allow-list: a linear
     /// scan of its slice when short, a probe of the snapshot's allow hash when long.
     @inlinable @inline(__always)
@@ -300,25 +383,26 @@ public struct ForwardingEngine {
     }
 
     /// First matching rule's verdict, else the default; `true` = allow. Cached per (port, direction)
-    /// on the fields the rules use.
+    /// on the fields the rules use (`mask`: the port's word mask for that direction).
     @inlinable @inline(__always)
-    func aclAllows(_ cfg: ConfigView, port: Int, _ start: UInt32, _ count: UInt32, _ fields: ACLMatchRule.Fields,
-                   _ key: FlowKey, outbound: Bool, defaultDeny: Bool) -> Bool {
+    func aclAllows(_ cfg: ConfigView, port: Int, _ start: UInt32, _ count: UInt32, mask: UnsafeMutablePointer<FlowKey>,
+                   _ key: UnsafeMutablePointer<FlowKey>, outbound: Bool, defaultDeny: Bool) -> Bool {
         if count == 0 { return !defaultDeny }
-        let masked = key.masked(by: fields)
+        let words = ACLVerdictCache.Words(UnsafeRawPointer(key), UnsafeRawPointer(mask))
         let tag = cfg.generation &<< 20 | UInt64(truncatingIfNeeded: port) &<< 1 | (outbound ? 1 : 0)
-        let slot = aclCache.entries + Int(truncatingIfNeeded: (masked.hash ^ tag &* 0x9E37_79B9_7F4A_7C15) & UInt64(ACLVerdictCache.size &- 1))
-        if slot.pointee.tag == tag && slot.pointee.key.sameAs(masked) { return slot.pointee.allow }
+        let slot = aclCache.entries + Int(truncatingIfNeeded: words.hash(tag) & UInt64(ACLVerdictCache.size &- 1))
+        let slotKey = UnsafeMutableRawPointer(slot) + MemoryLayout<ACLVerdictCache.Entry>.offset(of: \ACLVerdictCache.Entry.key)!
+        if slot.pointee.tag == tag && words.equals(slotKey) { return slot.pointee.allow }
         var verdict = !defaultDeny
         let rules = cfg.aclRules
         var r = Int(start)
         let end = r &+ Int(count)
         while r < end {
-            if (rules + r).pointee.matches(key, outbound: outbound) { verdict = (rules + r).pointee.allow; break }
+            if (rules + r).pointee.matches(key.pointee, outbound: outbound) { verdict = (rules + r).pointee.allow; break }
             r &+= 1
         }
         slot.pointee.tag = tag
-        slot.pointee.key = masked
+        words.store(slotKey)
         slot.pointee.allow = verdict
         return verdict
     }
@@ -326,7 +410,7 @@ public struct ForwardingEngine {
     /// Anti-spoofing, DHCP and router guards, outbound ACL and the transmit policer. Nil = pass.
     /// Reads the entry through its pointer field by field: copying a PortEntry (with its 512-byte
     /// VLAN set) per frame cost more than everything else here.
-    @inlinable
+    @inlinable @inline(__always)
     func ingressPolicy(_ batch: FrameBatch, _ i: Int, port: Int, _ e: UnsafeMutablePointer<PortEntry>, _ cfg: ConfigView,
                        src: UInt64, vlan: UInt16, pcp: UInt8, nowNs: UInt64) -> DropReason? {
         if e.pointee.policy.sourceMACFiltering && src != e.pointee.mac
@@ -336,18 +420,20 @@ public struct ForwardingEngine {
         let dhcpGuard = e.pointee.policy.dhcpGuard, routerGuard = e.pointee.policy.routerGuard
         let aclCount = e.pointee.aclOutCount, defaultDeny = e.pointee.policy.outboundDefaultDeny
         if dhcpGuard || routerGuard || aclCount > 0 || defaultDeny {
-            let k = batch.flowKey(i, vlan: vlan, pcp: pcp)
-            keys[i] = k
+            batch.parseFlowKey(i, vlan: vlan, pcp: pcp, into: &keys[i])
             batch.meta[i].flags |= FrameMeta.flowKeyValid
-            if dhcpGuard && k.hasL4 && k.proto == 17 && ((k.ipVersion == 4 && k.srcPort == 67) || (k.ipVersion == 6 && k.srcPort == 547)) {
+            let k = keys + i
+            if dhcpGuard && k.pointee.hasL4 && k.pointee.proto == 17
+                && ((k.pointee.ipVersion == 4 && k.pointee.srcPort == 67) || (k.pointee.ipVersion == 6 && k.pointee.srcPort == 547)) {
                 return .dhcpGuard
             }
-            if routerGuard && k.hasL4
-                && ((k.proto == 58 && (k.srcPort == 134 || k.srcPort == 137)) || (k.proto == 1 && k.ipVersion == 4 && k.srcPort == 5)) {
+            if routerGuard && k.pointee.hasL4
+                && ((k.pointee.proto == 58 && (k.pointee.srcPort == 134 || k.pointee.srcPort == 137))
+                    || (k.pointee.proto == 1 && k.pointee.ipVersion == 4 && k.pointee.srcPort == 5)) {
                 return .routerGuard
             }
             if (aclCount > 0 || defaultDeny)
-                && !aclAllows(cfg, port: port, e.pointee.aclOutStart, aclCount, e.pointee.aclOutFields, k, outbound: true,
+                && !aclAllows(cfg, port: port, e.pointee.aclOutStart, aclCount, mask: &e.pointee.aclOutMask, k, outbound: true,
                               defaultDeny: defaultDeny) {
                 return .aclDeny
             }
@@ -362,26 +448,44 @@ public struct ForwardingEngine {
         return nil
     }
 
-    /// AllowedToReceive and the inbound ACL of output port `port` (the receive policer is applied per
-    /// port list in `transmit`). Nil = pass.
-    @inlinable
-    func egressFilter(_ batch: FrameBatch, _ i: Int, port: Int, _ e: UnsafeMutablePointer<PortEntry>, _ cfg: ConfigView) -> DropReason? {
-        let meta = batch.meta + i
-        if e.pointee.rxAllowCount > 0
-            && !allowListed(cfg, port: port, receive: true, e.pointee.rxAllowStart, e.pointee.rxAllowCount,
-                            mac: batch.destination(i), vlan: meta.pointee.vlan) {
-            return .noDestination
+    /// AllowedToReceive and the inbound ACL of output port `port` for every frame of its list, into
+    /// `verdicts` (the receive policer is applied per list in `egressVerdicts`). The port's fields are
+    /// read once per list, not once per frame.
+    @inlinable @inline(__always)
+    func egressFilters(_ batch: FrameBatch, list: UnsafeMutablePointer<UInt16>, _ n: Int, port: Int,
+                       _ e: UnsafeMutablePointer<PortEntry>, _ cfg: ConfigView) {
+        let rxAllowStart = e.pointee.rxAllowStart, rxAllowCount = e.pointee.rxAllowCount
+        let aclStart = e.pointee.aclInStart, aclCount = e.pointee.aclInCount
+        let defaultDeny = e.pointee.policy.inboundDefaultDeny
+        let acl = aclCount > 0 || defaultDeny
+        let pass = ForwardingEngine.passVerdict
+        var k = 0
+        if rxAllowCount == 0 && !acl {
+            while k < n { verdicts[k] = pass; k &+= 1 }
+            return
         }
-        let aclCount = e.pointee.aclInCount, defaultDeny = e.pointee.policy.inboundDefaultDeny
-        if aclCount > 0 || defaultDeny {
-            let k = meta.pointee.flags & FrameMeta.flowKeyValid != 0 ? keys[i]
-                : batch.flowKey(i, vlan: meta.pointee.vlan, pcp: meta.pointee.pcp)
-            if !aclAllows(cfg, port: port, e.pointee.aclInStart, aclCount, e.pointee.aclInFields, k, outbound: false,
-                          defaultDeny: defaultDeny) {
-                return .aclDeny
+        let mask = UnsafeMutableRawPointer(e).advanced(by: MemoryLayout<PortEntry>.offset(of: \PortEntry.aclInMask)!)
+            .assumingMemoryBound(to: FlowKey.self)
+        while k < n {
+            let i = Int(list[k])
+            let meta = batch.meta + i
+            var v = pass
+            if rxAllowCount > 0
+                && !allowListed(cfg, port: port, receive: true, rxAllowStart, rxAllowCount, mac: batch.destination(i), vlan: meta.pointee.vlan) {
+                v = DropReason.noDestination.rawValue
+            } else if acl {
+                if meta.pointee.flags & FrameMeta.flowKeyValid == 0 {
+                    // Parsed once per frame: a flooded frame's key serves every output port.
+                    batch.parseFlowKey(i, vlan: meta.pointee.vlan, pcp: meta.pointee.pcp, into: &keys[i])
+                    meta.pointee.flags |= FrameMeta.flowKeyValid
+                }
+                if !aclAllows(cfg, port: port, aclStart, aclCount, mask: mask, keys + i, outbound: false, defaultDeny: defaultDeny) {
+                    v = DropReason.aclDeny.rawValue
+                }
             }
+            verdicts[k] = v
+            k &+= 1
         }
-        return nil
     }
 
     /// Egress verdicts for one output port's list, into `verdicts[0..<n]` (`passVerdict` or a DropReason raw
@@ -391,11 +495,8 @@ public struct ForwardingEngine {
     @inlinable
     func egressVerdicts(_ batch: FrameBatch, list: UnsafeMutablePointer<UInt16>, _ n: Int, port: Int,
                         _ e: UnsafeMutablePointer<PortEntry>, _ cfg: ConfigView, nowNs: UInt64) {
+        egressFilters(batch, list: list, n, port: port, e, cfg)
         var k = 0
-        while k < n {
-            verdicts[k] = egressFilter(batch, Int(list[k]), port: port, e, cfg)?.rawValue ?? ForwardingEngine.passVerdict
-            k &+= 1
-        }
         let perByte = e.pointee.rxNsPerByteQ16
         guard perByte > 0 else { return }
         let tolerance = e.pointee.rxToleranceNs

@@ -16,6 +16,7 @@
 // snapshot. Only the control thread publishes (one publisher at a time).
 
 import Atomics
+import CVSwitchShim
 import VSwitchPacket
 import VSwitchPolicy
 
@@ -45,6 +46,8 @@ public struct PortEntry {
     public var aclOutStart: UInt32 = 0, aclOutCount: UInt32 = 0
     /// Union of the fields the port's inbound / outbound rules look at (the verdict cache's key mask).
     public var aclInFields: ACLMatchRule.Fields = [], aclOutFields: ACLMatchRule.Fields = []
+    /// The same as word masks over a FlowKey (FlowKey.mask(for:)): the cache key is `key & mask`, word by word.
+    public var aclInMask = FlowKey(), aclOutMask = FlowKey()
     /// Policers and storm control as GCRA parameters: cost in ns (per byte in Q16 for policers), tolerance in ns.
     public var txNsPerByteQ16: UInt64 = 0, txToleranceNs: UInt64 = 0
     public var rxNsPerByteQ16: UInt64 = 0, rxToleranceNs: UInt64 = 0
@@ -103,6 +106,12 @@ public struct ConfigView {
         var h = (key ^ tag &* 0x9E37_79B9_7F4A_7C15) &* 0xBF58_476D_1CE4_E5B9
         h ^= h >> 31
         return Int(truncatingIfNeeded: h) & mask
+    }
+
+    /// Requests the first probe slot of `key` in the allow-list tagged `tag` (prefetch pass).
+    @inlinable @inline(__always)
+    public func prefetchAllow(_ key: UInt64, _ tag: UInt64) {
+        vsw_prefetch(UnsafeRawPointer(allowHash + (ConfigView.allowSlot(key, tag, mask: allowHashMask) &* 2)))
     }
 
     /// Whether `key` is in the allow-list tagged `tag` (hash probe).
@@ -234,6 +243,8 @@ public final class ConfigSnapshot: @unchecked Sendable {
             e.aclOutStart = UInt32(rules.count); e.aclOutCount = UInt32(c.outboundACL.count); rules += c.outboundACL
             e.aclInFields = c.inboundACL.reduce(into: []) { $0.formUnion($1.fields) }
             e.aclOutFields = c.outboundACL.reduce(into: []) { $0.formUnion($1.fields) }
+            e.aclInMask = FlowKey.mask(for: e.aclInFields)
+            e.aclOutMask = FlowKey.mask(for: e.aclOutFields)
             func perByteQ16(_ rate: UInt64) -> UInt64 { rate == 0 ? 0 : (8_000_000_000 << 16) / rate }
             func bytesNs(_ bytes: UInt64, _ rate: UInt64) -> UInt64 {
                 rate == 0 ? 0 : UInt64((Double(bytes) * 8e9 / Double(rate)).rounded())

@@ -57,6 +57,12 @@ public struct ACLMatchRule: Equatable, Sendable {
 }
 
 /// What the ACL matcher and the guards look at, extracted once per frame (only when needed).
+///
+/// Layout: exactly eight 64-bit words with no padding (src | dst | etherType vlan pcp ipVersion
+/// proto hasL4 | srcIPHi | srcIPLo | dstIPHi | dstIPLo | srcPort dstPort reserved), so the ACL
+/// verdict cache masks, hashes and compares a key as eight words (`words`, `mask(for:)`) instead
+/// of field by field. Stored properties are laid out in declaration order; a unit test pins the
+/// size and offsets.
 public struct FlowKey {
     public var src: UInt64 = 0
     public var dst: UInt64 = 0
@@ -73,7 +79,27 @@ public struct FlowKey {
     /// TCP/UDP ports, or ICMP type/code in `srcPort`/`dstPort`.
     public var srcPort: UInt16 = 0
     public var dstPort: UInt16 = 0
+    /// Fills the last word (always 0) so that no byte of the key is padding.
+    public var reserved: UInt32 = 0
     @inlinable public init() {}
+
+    /// Number of 64-bit words in a key.
+    public static let wordCount = 8
+
+    /// The all-ones pattern over the fields `masked(by: fields)` keeps: masking a key with it word by
+    /// word gives `masked(by:)` (tested). Computed once per port and direction, at snapshot build.
+    public static func mask(for fields: ACLMatchRule.Fields) -> FlowKey {
+        var m = FlowKey()
+        m.src = .max; m.dst = .max; m.etherType = .max; m.vlan = .max; m.pcp = .max
+        m.ipVersion = .max; m.proto = .max
+        m.srcIPHi = .max; m.srcIPLo = .max; m.dstIPHi = .max; m.dstIPLo = .max
+        m.srcPort = .max; m.dstPort = .max
+        var k = m.masked(by: fields)
+        k.ipVersion = .max
+        // hasL4 is a Bool: its byte is kept whole by setting the byte under it to 0xFF.
+        withUnsafeMutableBytes(of: &k) { $0[MemoryLayout<FlowKey>.offset(of: \FlowKey.hasL4)!] = 0xFF }
+        return k
+    }
 
     /// The key with only the fields that `fields` (a union of rules' fields) can look at; used as
     /// the key of the ACL verdict cache, so flows that differ only in other fields share a verdict.

@@ -65,3 +65,41 @@ final class PolicyDiffTests: XCTestCase {
         XCTAssertFalse(lines.contains { $0.hasPrefix("outbound ACL rules") })
     }
 }
+
+/// The ACL verdict cache handles a FlowKey as eight 64-bit words (ForwardingEngine.ACLVerdictCache):
+/// these tests pin the layout that relies on and the equivalence of the word mask with `masked(by:)`.
+final class FlowKeyWordTests: XCTestCase {
+    func testLayoutIsEightWordsWithoutPadding() {
+        XCTAssertEqual(MemoryLayout<FlowKey>.size, 64)
+        XCTAssertEqual(MemoryLayout<FlowKey>.stride, 64)
+        XCTAssertEqual(MemoryLayout<FlowKey>.offset(of: \FlowKey.src), 0)
+        XCTAssertEqual(MemoryLayout<FlowKey>.offset(of: \FlowKey.dst), 8)
+        XCTAssertEqual(MemoryLayout<FlowKey>.offset(of: \FlowKey.etherType), 16)
+        XCTAssertEqual(MemoryLayout<FlowKey>.offset(of: \FlowKey.hasL4), 23)
+        XCTAssertEqual(MemoryLayout<FlowKey>.offset(of: \FlowKey.srcIPHi), 24)
+        XCTAssertEqual(MemoryLayout<FlowKey>.offset(of: \FlowKey.dstIPLo), 48)
+        XCTAssertEqual(MemoryLayout<FlowKey>.offset(of: \FlowKey.srcPort), 56)
+        XCTAssertEqual(MemoryLayout<FlowKey>.offset(of: \FlowKey.reserved), 60)
+    }
+
+    private func words(_ k: FlowKey) -> [UInt64] {
+        withUnsafeBytes(of: k) { raw in (0..<8).map { raw.load(fromByteOffset: $0 * 8, as: UInt64.self) } }
+    }
+
+    func testWordMaskEqualsMaskedForEveryFieldSet() {
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<200 {
+            var k = FlowKey()
+            k.src = rng.next() & 0xFFFF_FFFF_FFFF; k.dst = rng.next() & 0xFFFF_FFFF_FFFF
+            k.etherType = UInt16.random(in: 0...0xFFFF); k.vlan = UInt16.random(in: 0...4095)
+            k.pcp = UInt8.random(in: 0...7); k.ipVersion = [0, 4, 6].randomElement()!; k.proto = UInt8.random(in: 0...255)
+            k.hasL4 = Bool.random()
+            k.srcIPHi = rng.next(); k.srcIPLo = rng.next(); k.dstIPHi = rng.next(); k.dstIPLo = rng.next()
+            k.srcPort = UInt16.random(in: 0...0xFFFF); k.dstPort = UInt16.random(in: 0...0xFFFF)
+            let fields = ACLMatchRule.Fields(rawValue: UInt32.random(in: 0..<(1 << 13)))
+            let mask = words(FlowKey.mask(for: fields))
+            let viaWords = zip(words(k), mask).map { $0 & $1 }
+            XCTAssertEqual(viaWords, words(k.masked(by: fields)), "fields \(fields.rawValue)")
+        }
+    }
+}
