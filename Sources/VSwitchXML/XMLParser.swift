@@ -156,30 +156,37 @@ public enum XMLParser {
             throw XMLError([XMLDiagnostic(file: fileName, line: 1, column: 1, message: "document has no root element")])
         }
 
+        // XSD validation first, recording libxml2's reports raw (node pointer, message); the map from
+        // nodes to source positions and element names is built only when there is something to map
+        // (it cost a third of a large document's parse, issue 3's reload of 1,000 profiles).
+        var issues: [XMLValidationIssue] = []
+        var schemaFailure = false
+        if let schema {
+            if let vctxt = xmlSchemaNewValidCtxt(schema.schema) {
+                xmlSchemaSetValidStructuredErrors(vctxt, validationErrorHandler, statePointer)
+                _ = xmlSchemaValidateDoc(vctxt, doc)
+                xmlSchemaFreeValidCtxt(vctxt)
+            } else {
+                schemaFailure = true
+            }
+        }
+
         // Match start tags to DOM elements by document order only when the counts agree;
         // otherwise fall back to libxml2's line numbers (no column).
         var locator = SourceLocator(bytes)
         if locator.tags.count != countElements(rootNode) { locator = SourceLocator([]) }
-        var builder = TreeBuilder(state: state, locator: locator, maxDepth: limits.maxDepth)
+        var builder = TreeBuilder(state: state, locator: locator, maxDepth: limits.maxDepth,
+                                  recordNodes: !state.rawIssues.isEmpty)
         let root = builder.build(rootNode, depth: 1)
         if let depthError = builder.depthError { throw XMLError([depthError]) }
         guard let root else {
             throw XMLError([XMLDiagnostic(file: fileName, line: 1, column: 1, message: "document has no root element")])
         }
-
-        var issues: [XMLValidationIssue] = []
-        if let schema {
-            state.validationIssues = []
-            if let vctxt = xmlSchemaNewValidCtxt(schema.schema) {
-                xmlSchemaSetValidStructuredErrors(vctxt, validationErrorHandler, statePointer)
-                _ = xmlSchemaValidateDoc(vctxt, doc)
-                xmlSchemaFreeValidCtxt(vctxt)
-                issues = state.validationIssues
-            } else {
-                issues = [XMLValidationIssue(diagnostic: XMLDiagnostic(file: fileName, line: 0, column: 0,
-                                                                       message: "libxml2: cannot create a schema validation context"),
-                                             elementIndex: nil)]
-            }
+        issues = state.rawIssues.map(state.mapIssue)
+        if schemaFailure {
+            issues = [XMLValidationIssue(diagnostic: XMLDiagnostic(file: fileName, line: 0, column: 0,
+                                                                   message: "libxml2: cannot create a schema validation context"),
+                                         elementIndex: nil)]
         }
         let document = XMLDocument(fileName: fileName, root: root)
         return XMLParseResult(document: document, validationIssues: issues,
@@ -200,7 +207,14 @@ final class ParseState {
     let bytes: [UInt8]
     let prefixes: [String: String]
     var diagnostics: [XMLDiagnostic] = []
-    var validationIssues: [XMLValidationIssue] = []
+    /// XSD reports as libxml2 gave them, mapped to the tree by `mapIssue` once the tree is built.
+    struct RawIssue {
+        var severity: XMLDiagnostic.Severity
+        var line: Int
+        var message: String
+        var node: UnsafeMutableRawPointer?
+    }
+    var rawIssues: [RawIssue] = []
     var doctypeSeen = false
     var doctypePosition = SourcePosition(line: 1, column: 1)
     /// xmlNode / xmlAttr pointer → where it is, for mapping XSD errors back to the tree.
@@ -221,6 +235,28 @@ final class ParseState {
             out = out.replacing("{\(uri)}", with: prefix.isEmpty ? "" : prefix + ":")
         }
         return out
+    }
+
+    /// A raw XSD report with the element / attribute it concerns and their source position.
+    func mapIssue(_ raw: RawIssue) -> XMLValidationIssue {
+        var diagnostic = XMLDiagnostic(raw.severity, file: fileName, line: raw.line, column: 0, message: prettify(raw.message))
+        var index: Int?
+        if let node = raw.node, let info = nodes[node] {
+            diagnostic.line = info.position.line
+            diagnostic.column = info.position.column
+            diagnostic.element = info.element
+            diagnostic.attribute = info.attribute
+            index = info.index
+            // libxml2 reports attribute errors on the element ("Element 'x', attribute 'y': …"):
+            // point at the attribute itself.
+            if info.attribute == nil, let name = attributeName(in: diagnostic.message),
+               let position = attributePositions[info.index]?[name] {
+                diagnostic.attribute = name
+                diagnostic.line = position.line
+                diagnostic.column = position.column
+            }
+        }
+        return XMLValidationIssue(diagnostic: diagnostic, elementIndex: index)
     }
 
     func displayName(localName: String, namespaceURI: String?, prefix: String?) -> String {
@@ -279,25 +315,8 @@ private let refuseDoctype: internalSubsetSAXFunc = { ctx, _, _, _ in
 private let validationErrorHandler: xmlStructuredErrorFunc = { userData, error in
     guard let userData, let error else { return }
     let state = Unmanaged<ParseState>.fromOpaque(userData).takeUnretainedValue()
-    var diagnostic = XMLDiagnostic(severity(of: error), file: state.fileName, line: Int(error.pointee.line),
-                                   column: 0, message: state.prettify(message(of: error)))
-    var index: Int?
-    if let node = error.pointee.node, let info = state.nodes[node] {
-        diagnostic.line = info.position.line
-        diagnostic.column = info.position.column
-        diagnostic.element = info.element
-        diagnostic.attribute = info.attribute
-        index = info.index
-        // libxml2 reports attribute errors on the element ("Element 'x', attribute 'y': …"):
-        // point at the attribute itself.
-        if info.attribute == nil, let name = attributeName(in: diagnostic.message),
-           let position = state.attributePositions[info.index]?[name] {
-            diagnostic.attribute = name
-            diagnostic.line = position.line
-            diagnostic.column = position.column
-        }
-    }
-    state.validationIssues.append(XMLValidationIssue(diagnostic: diagnostic, elementIndex: index))
+    state.rawIssues.append(ParseState.RawIssue(severity: severity(of: error), line: Int(error.pointee.line),
+                                               message: message(of: error), node: error.pointee.node))
 }
 
 private func countElements(_ node: xmlNodePtr) -> Int {
@@ -324,13 +343,16 @@ private struct TreeBuilder {
     let state: ParseState
     let locator: SourceLocator
     let maxDepth: Int
+    /// Fill `state.nodes` / `attributePositions` (only needed to map XSD reports).
+    let recordNodes: Bool
     var nextIndex = 0
     var depthError: XMLDiagnostic?
 
-    init(state: ParseState, locator: SourceLocator, maxDepth: Int) {
+    init(state: ParseState, locator: SourceLocator, maxDepth: Int, recordNodes: Bool) {
         self.state = state
         self.locator = locator
         self.maxDepth = maxDepth
+        self.recordNodes = recordNodes
     }
 
     mutating func build(_ node: xmlNodePtr, depth: Int) -> XMLElement? {
@@ -341,8 +363,10 @@ private struct TreeBuilder {
         let prefix = node.pointee.ns?.pointee.prefix.map { String(cString: $0) }
         let tag = index < locator.tags.count ? locator.tags[index] : nil
         let position = tag?.position ?? SourcePosition(line: Int(xmlGetLineNo(node)), column: 0)
-        let display = state.displayName(localName: name, namespaceURI: uri, prefix: prefix)
-        state.nodes[UnsafeMutableRawPointer(node)] = .init(index: index, element: display, attribute: nil, position: position)
+        let display = recordNodes || depth > maxDepth ? state.displayName(localName: name, namespaceURI: uri, prefix: prefix) : ""
+        if recordNodes {
+            state.nodes[UnsafeMutableRawPointer(node)] = .init(index: index, element: display, attribute: nil, position: position)
+        }
 
         if depth > maxDepth {
             if depthError == nil {
@@ -364,9 +388,11 @@ private struct TreeBuilder {
             attributes.append(XMLAttribute(name: aname, namespaceURI: auri, prefix: aprefix,
                                            value: textContent(a.pointee.children),
                                            line: apos.line, column: apos.column))
-            state.nodes[UnsafeMutableRawPointer(a)] = .init(index: index, element: display, attribute: qname, position: apos)
-            let schemaName = state.displayName(localName: aname, namespaceURI: auri, prefix: aprefix)
-            state.attributePositions[index, default: [:]][schemaName] = apos
+            if recordNodes {
+                state.nodes[UnsafeMutableRawPointer(a)] = .init(index: index, element: display, attribute: qname, position: apos)
+                let schemaName = state.displayName(localName: aname, namespaceURI: auri, prefix: aprefix)
+                state.attributePositions[index, default: [:]][schemaName] = apos
+            }
             attr = a.pointee.next
         }
 
