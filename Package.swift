@@ -70,7 +70,7 @@ let package = Package(
         .executableTarget(name: "vswitchctl",
                           dependencies: ["VSwitchControl", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "vswitch-bench",
-                          dependencies: ["VSwitchCore", "VSwitchPacket", "VSwitchPolicy", "CVSwitchShim",
+                          dependencies: ["VSwitchCore", "VSwitchPacket", "VSwitchPolicy", "VSwitchProfiles", "CVSwitchShim",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "Atomics", package: "swift-atomics"),
                                          .product(name: "MallocInterposerSwift", package: "malloc-interposer"),

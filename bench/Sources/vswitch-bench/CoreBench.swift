@@ -14,6 +14,7 @@ import MallocInterposerSwift
 import VSwitchCore
 import VSwitchPacket
 import VSwitchPolicy
+import VSwitchProfiles
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -61,6 +62,9 @@ struct CoreBenchResult: Codable {
     var mpps_total: Double
     var mpps_per_core: Double
     var ns_per_frame: Double
+    /// CPU time of the forwarding threads per frame (CLOCK_THREAD_CPUTIME_ID): unlike ns_per_frame it
+    /// does not count time the threads spent descheduled, so it holds on a shared, noisy machine.
+    var cpu_ns_per_frame: Double
     var mallocs: Int
     var allocs_per_frame: Double
     var cpu_model: String
@@ -81,6 +85,8 @@ final class CoreWorker: @unchecked Sendable {
     let headers: UnsafeMutablePointer<UInt8>
     let headerCount = 4096
     var processed: UInt64 = 0
+    /// CPU time this worker's thread spent in `run` (ns).
+    var cpuNs: UInt64 = 0
 
     init(index: Int, cfg: CoreBenchConfig, view: UnsafeMutablePointer<ConfigView>, stations: [UInt64]) {
         self.index = index
@@ -89,6 +95,7 @@ final class CoreWorker: @unchecked Sendable {
         engine = ForwardingEngine(maxPorts: max(64, cfg.ports), batchCapacity: cfg.batch)
         batch = FrameBatch(capacity: cfg.batch, dataRoom: 2048)
         myPorts = stride(from: index, to: cfg.ports, by: cfg.threads).map { $0 }
+        headerBytes = cfg.mode == "trunk" ? 18 : 14
         headers = .allocate(capacity: myPorts.count * headerCount * 20)
         headers.initialize(repeating: 0, count: myPorts.count * headerCount * 20)
         // Station k lives on port k % ports. Frames from port p: source a station of p, destination a
@@ -128,7 +135,15 @@ final class CoreWorker: @unchecked Sendable {
 
     deinit { batch.deallocate(); engine.deallocate(); headers.deallocate() }
 
-    var headerBytes: Int { cfg.mode == "trunk" ? 18 : 14 }
+    static func threadCPUNs() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+        return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+    }
+
+    /// Bytes of precomputed header written per frame (a stored constant: comparing the mode string
+    /// per frame cost ~25 instructions of harness in every figure).
+    let headerBytes: Int
 
     @inline(__always)
     func runBatch(slot: Int, port: Int, cursor: inout Int, now: UInt32, nowNs: UInt64) {
@@ -150,6 +165,8 @@ final class CoreWorker: @unchecked Sendable {
 
     /// Runs until `stop` is set; returns frames processed.
     func run(stop: ManagedAtomic<Bool>) {
+        let cpu0 = CoreWorker.threadCPUNs()
+        defer { cpuNs = CoreWorker.threadCPUNs() &- cpu0 }
         var cursor = 0
         var rounds = 0
         var now = UInt32(truncatingIfNeeded: vsw_now_coarse_ns() / 1_000_000_000)
@@ -265,6 +282,7 @@ enum CoreBench {
                                ports: cfg.ports, frames: frames, seconds: secs, mpps_total: total,
                                mpps_per_core: total / Double(min(cfg.threads, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))),
                                ns_per_frame: secs * 1e9 * Double(cfg.threads) / Double(max(1, frames)),
+                               cpu_ns_per_frame: Double(workers.reduce(UInt64(0)) { $0 + $1.cpuNs }) / Double(max(1, frames)),
                                mallocs: stats.mallocCount,
                                allocs_per_frame: counting ? Double(stats.mallocCount) / Double(max(1, frames)) : -1,
                                cpu_model: cpuModel())
@@ -274,7 +292,12 @@ enum CoreBench {
     /// (IPv4/UDP 10.0.0.0/8 → port 4789) walks through before the last one allows it, and both policers
     /// at 100 Gbit/s (evaluated on every frame, never limiting).
     static func realisticProfile(base: PortPolicy, stations: [UInt64]) -> CompiledPort {
-        var p = PortProfile(id: "urn:bench", elementName: "bench", instanceID: "bench:1")
+        PolicyCompiler.compilePort(realisticPortProfile(base: base, stations: stations))
+    }
+
+    /// The realistic profile as a PortProfile (what a profile document holds), before compilation.
+    static func realisticPortProfile(base: PortPolicy, stations: [UInt64], id: String = "urn:bench") -> PortProfile {
+        var p = PortProfile(id: id, elementName: "bench", instanceID: "bench:" + id)
         p.desiredVLANEndpointMode = base.mode == .trunk ? .trunk : .access
         p.portVID = base.mode == .trunk ? nil : base.pvid
         p.trunkedVLANs = base.mode == .trunk ? base.vlans.members : []
@@ -301,7 +324,7 @@ enum CoreBench {
         p.acls = rules
         p.inboundAclDefaultAction = .deny
         p.outboundAclDefaultAction = .deny
-        return PolicyCompiler.compilePort(p)
+        return p
     }
 
     static func cpuModel() -> String {
@@ -336,6 +359,7 @@ extension Substring {
 struct ReloadBenchResult: Codable {
     var benchmark = "reload"
     var ports: Int
+    var profiles: Int
     var reloads: Int
     var threads: Int
     var frames: UInt64
@@ -347,28 +371,51 @@ struct ReloadBenchResult: Codable {
     /// Of which: compiling the profiles and building the snapshot; publishing (swap + grace period).
     var build_ms_p50: Double
     var publish_ms_p50: Double
+    /// What a reload did: "xml" = parse + validate the whole profile document, compile, build, publish
+    /// (what SIGHUP / `vswitchctl profile reload` do); "compiled" = compile, build, publish only.
+    var mode: String
+    /// Of build_ms_p50: parsing + validating the document (xml mode), compiling the profiles, building the snapshot.
+    var parse_ms_p50: Double
+    var compile_ms_p50: Double
+    var snapshot_ms_p50: Double
+    var document_bytes: Int
+    /// CPU time of the reloading thread for parse + compile + snapshot (CLOCK_THREAD_CPUTIME_ID): what a
+    /// reload costs when it does not compete for a core (this 2-core machine runs the forwarding thread beside it).
+    var parse_cpu_ms_p50: Double
+    var build_cpu_ms_p50: Double
     var mpps_during_reloads: Double
 }
 
 enum ReloadBench {
-    static func run(ports: Int, reloads: Int, threads: Int) -> ReloadBenchResult {
+    static func p50(_ v: [Double]) -> Double { v.isEmpty ? 0 : v.sorted()[v.count / 2] }
+
+    /// `xml`: each reload parses and validates a profile document holding every port's profile
+    /// (ProfileLoader: XSD + semantic rules), compiles each profile, builds the snapshot and publishes
+    /// it — the daemon's reload minus reading the file. Two documents (DefaultPriority 0 and 1 on
+    /// every profile) alternate, so every reload really changes every port.
+    /// `profiles`: distinct profiles in the set (port p is bound to profile p % profiles); as in the
+    /// daemon, each distinct profile is parsed and compiled once per reload, whatever the port count.
+    static func run(ports: Int, reloads: Int, threads: Int, xml: Bool = true, profiles profileCount: Int? = nil) throws -> ReloadBenchResult {
+        let distinct = max(1, min(profileCount ?? ports, ports))
         let stations = (0..<ports).map { UInt64(0x0200_0000_0000) | UInt64($0 + 1) }
         let table = MACTable(limit: max(65_536, ports * 4))
         let runtime = PortRuntime()
-        func profiles(_ version: Int) -> [CompiledPort] {
-            (0..<ports).map { p in
-                var c = CoreBench.realisticProfile(base: .access(10), stations: [stations[p]])
-                c.policy.transmitRate = 0; c.policy.receiveRate = 0   // measure reloads, not policers
-                c.policy.defaultPriority = UInt8(version & 7)
-                return c
+        func portProfiles(_ version: Int) -> [PortProfile] {
+            (0..<distinct).map { p in
+                var pp = CoreBench.realisticPortProfile(base: .access(10), stations: [stations[p]], id: "urn:bench:profile-\(p)")
+                pp.limit = nil; pp.receiveBandwidthLimit = nil   // measure reloads, not policers
+                pp.defaultPriority = UInt8(version & 7)
+                return pp
             }
         }
+        let documents = [0, 1].map { Array(ProfileWriter.write(portProfiles($0)).utf8) }
+        func compile(_ profiles: [PortProfile]) -> [CompiledPort] { profiles.map { PolicyCompiler.compilePort($0) } }
         func snapshot(_ gen: UInt64, _ compiled: [CompiledPort]) -> ConfigSnapshot {
-            let specs = compiled.enumerated().map { PortSpec(index: $0.offset, handle: Int32($0.offset), mtu: 1500,
-                                                             mac: stations[$0.offset], compiled: $0.element) }
+            let specs = (0..<ports).map { PortSpec(index: $0, handle: Int32($0), mtu: 1500,
+                                                   mac: stations[$0], compiled: compiled[$0 % compiled.count]) }
             return ConfigSnapshot(generation: gen, ports: specs, macTable: table, runtime: runtime)
         }
-        let publisher = SnapshotPublisher(initial: snapshot(1, profiles(0)))
+        let publisher = SnapshotPublisher(initial: snapshot(1, compile(portProfiles(0))))
         publisher.setThreadCount(threads)
         let now = UInt32(truncatingIfNeeded: vsw_now_coarse_ns() / 1_000_000_000)
         var prev = 0
@@ -393,18 +440,32 @@ enum ReloadBench {
         }
         usleep(200_000)
         var times: [Double] = [], builds: [Double] = [], publishes: [Double] = []
+        var parses: [Double] = [], compiles: [Double] = [], snapshots: [Double] = []
+        var parseCPU: [Double] = [], buildCPU: [Double] = []
         let t0 = vsw_now_ns()
         for r in 0..<reloads {
+            let ca = CoreWorker.threadCPUNs()
             let a = vsw_now_ns()
-            let next = snapshot(UInt64(r + 2), profiles(r + 1))
+            let profiles = xml ? try ProfileLoader.load(data: documents[(r + 1) & 1], fileName: "bench-profiles.xml").profiles
+                               : portProfiles(r + 1)
             let b = vsw_now_ns()
-            publisher.publish(next)
+            let cb = CoreWorker.threadCPUNs()
+            let compiled = compile(profiles)
             let c = vsw_now_ns()
-            times.append(Double(c - a) / 1e6)
-            builds.append(Double(b - a) / 1e6)
-            publishes.append(Double(c - b) / 1e6)
+            let next = snapshot(UInt64(r + 2), compiled)
+            let d = vsw_now_ns()
+            let cd = CoreWorker.threadCPUNs()
+            parseCPU.append(Double(cb - ca) / 1e6)
+            buildCPU.append(Double(cd - ca) / 1e6)
+            publisher.publish(next)
+            let e = vsw_now_ns()
+            times.append(Double(e - a) / 1e6)
+            builds.append(Double(d - a) / 1e6)
+            publishes.append(Double(e - d) / 1e6)
+            parses.append(Double(b - a) / 1e6)
+            compiles.append(Double(c - b) / 1e6)
+            snapshots.append(Double(d - c) / 1e6)
         }
-        builds.sort(); publishes.sort()
         let t1 = vsw_now_ns()
         stop.store(true, ordering: .relaxed)
         for t in tids { pthread_join(t, nil) }
@@ -413,12 +474,14 @@ enum ReloadBench {
         let dropped = workers.reduce(UInt64(0)) { acc, w in
             acc + (0..<ports).reduce(UInt64(0)) { $0 + PortCounters(port: $1, blocks: [w.engine.counters]).totalDrops }
         }
-        times.sort()
-        return ReloadBenchResult(ports: ports, reloads: reloads, threads: threads, frames: frames, delivered: delivered,
+        return ReloadBenchResult(ports: ports, profiles: distinct, reloads: reloads, threads: threads, frames: frames, delivered: delivered,
                                  dropped: dropped, lost: frames &- delivered &- dropped,
-                                 reload_ms_p50: times.isEmpty ? 0 : times[times.count / 2], reload_ms_max: times.last ?? 0,
-                                 build_ms_p50: builds.isEmpty ? 0 : builds[builds.count / 2],
-                                 publish_ms_p50: publishes.isEmpty ? 0 : publishes[publishes.count / 2],
+                                 reload_ms_p50: p50(times), reload_ms_max: times.max() ?? 0,
+                                 build_ms_p50: p50(builds), publish_ms_p50: p50(publishes),
+                                 mode: xml ? "xml" : "compiled", parse_ms_p50: xml ? p50(parses) : 0,
+                                 compile_ms_p50: p50(compiles), snapshot_ms_p50: p50(snapshots),
+                                 document_bytes: documents[0].count,
+                                 parse_cpu_ms_p50: xml ? p50(parseCPU) : 0, build_cpu_ms_p50: p50(buildCPU),
                                  mpps_during_reloads: Double(frames) / (Double(t1 - t0) / 1e9 + 0.2) / 1e6)
     }
 }

@@ -45,9 +45,9 @@ struct Core: ParsableCommand {
             enc.outputFormatting = [.sortedKeys]
             print(String(decoding: try enc.encode(r), as: UTF8.self))
         } else {
-            print(String(format: "core  size=%d macs=%d mode=%@ profile=%@ threads=%d batch=%d: %.2f Mpps total, %.2f Mpps/core, %.1f ns/frame, %.4f allocs/frame (%d mallocs)",
+            print(String(format: "core  size=%d macs=%d mode=%@ profile=%@ threads=%d batch=%d: %.2f Mpps total, %.2f Mpps/core, %.1f ns/frame, CPU %.1f ns/frame (%.2f Mpps per CPU-second), %.4f allocs/frame (%d mallocs)",
                          r.size, r.macs, r.mode, r.profile, r.threads, r.batch, r.mpps_total, r.mpps_per_core, r.ns_per_frame,
-                         r.allocs_per_frame, r.mallocs))
+                         r.cpu_ns_per_frame, 1e3 / max(r.cpu_ns_per_frame, 1e-9), r.allocs_per_frame, r.mallocs))
         }
     }
 }
@@ -61,16 +61,22 @@ struct Reload: ParsableCommand {
     @Option(help: "Reloads (each recompiles every port's profile and publishes a new snapshot).") var reloads = 100
     @Option(help: "Forwarding threads running flat out meanwhile.") var threads = 1
     @Option(help: "Output format: text or json.") var format = "text"
+    @Option(help: "What one reload does: xml (parse and validate the profile document, compile, publish: the daemon's reload) or compiled (compile and publish only).")
+    var mode = "xml"
+    @Option(help: "Distinct profiles in the set (port p binds profile p % N); default: one per port, the worst case.")
+    var profiles: Int?
 
     func run() throws {
-        let r = ReloadBench.run(ports: ports, reloads: reloads, threads: threads)
+        guard ["xml", "compiled"].contains(mode) else { throw ValidationError("--mode must be xml or compiled") }
+        let r = try ReloadBench.run(ports: ports, reloads: reloads, threads: threads, xml: mode == "xml", profiles: profiles)
         if format == "json" {
             let enc = JSONEncoder()
             enc.outputFormatting = [.sortedKeys]
             print(String(decoding: try enc.encode(r), as: UTF8.self))
         } else {
-            print(String(format: "reload  ports=%d reloads=%d threads=%d: reload p50 %.1f ms (build %.1f, publish %.1f), max %.1f ms; %llu frames in, %llu delivered, %llu dropped, %llu lost (%.1f Mpps during reloads)",
-                         r.ports, r.reloads, r.threads, r.reload_ms_p50, r.build_ms_p50, r.publish_ms_p50, r.reload_ms_max, r.frames, r.delivered, r.dropped, r.lost, r.mpps_during_reloads))
+            print(String(format: "reload  mode=%@ ports=%d profiles=%d reloads=%d threads=%d document=%d bytes: reload p50 %.1f ms (parse %.1f, compile %.1f, snapshot %.1f, publish %.1f), max %.1f ms; CPU per reload p50 %.1f ms (parse %.1f); %llu frames in, %llu delivered, %llu dropped, %llu lost (%.1f Mpps during reloads)",
+                         r.mode, r.ports, r.profiles, r.reloads, r.threads, r.document_bytes, r.reload_ms_p50, r.parse_ms_p50, r.compile_ms_p50, r.snapshot_ms_p50,
+                         r.publish_ms_p50, r.reload_ms_max, r.build_cpu_ms_p50, r.parse_cpu_ms_p50, r.frames, r.delivered, r.dropped, r.lost, r.mpps_during_reloads))
         }
     }
 }
