@@ -134,8 +134,19 @@ public final class ControlCommands {
             try r.allowOnly(["port"])
             return try portStats(port: try r.optionalString("port"))
         case "set-switch":
-            try r.allowOnly(["mac-aging-time", "mac-table-size"])
-            try model.setSwitch(macAgingTime: try r.optionalInt("mac-aging-time"), macTableSize: try r.optionalInt("mac-table-size"))
+            try r.allowOnly(["mac-aging-time", "mac-table-size", "bandwidth-capacity"])
+            var capacity: UInt64?? = nil
+            if let v = r.args["bandwidth-capacity"] {
+                // A number of bit/s (> 0), or null / "none" to turn the admission check off.
+                switch v {
+                case .null: capacity = .some(nil)
+                case .string(let s) where s == "none": capacity = .some(nil)
+                case .int(let n) where n > 0: capacity = .some(UInt64(n))
+                default: throw DaemonError("set-switch: bandwidth-capacity must be a positive number of bit/s or \"none\"")
+                }
+            }
+            try model.setSwitch(macAgingTime: try r.optionalInt("mac-aging-time"), macTableSize: try r.optionalInt("mac-table-size"),
+                                bandwidthCapacity: capacity)
             return settingsJSON()
         case "capture":
             return try startCapture(r)
@@ -157,6 +168,7 @@ public final class ControlCommands {
         let s = model.config.settings
         return ["mac-aging-time": .int(s.macAgingTime), "mac-table-size": .int(s.macTableSize),
                 "forwarding-threads": .int(s.forwardingThreads),
+                "bandwidth-capacity": s.bandwidthCapacity.map { .int(Int(clamping: $0)) } ?? .null,
                 "max-macs-per-port": s.maxMACsPerPort.map { .int(Int($0)) } ?? .null]
     }
 
@@ -165,6 +177,10 @@ public final class ControlCommands {
         var o: [String: JSON] = ["index": .int(p.index), "name": .string(c.name), "type": .string(c.type),
                                  "profile": .string(c.profile), "mtu": .int(c.mtu), "mac": .optional(c.mac),
                                  "link": .string(p.link.rawValue), "adopted": .bool(c.adopt)]
+        if let prof = model.profiles.profile(id: c.profile) {
+            o["reservation"] = .int(Int(clamping: prof.reservation ?? 0))
+            o["receive-reservation"] = .int(Int(clamping: prof.receiveBandwidthReservation ?? 0))
+        }
         if c.type == "netdev" { o["interface"] = .optional(c.interface) }
         if c.type == "pcap" {
             o["file"] = .optional(c.file); o["loop"] = .bool(c.loop ?? false); o["rate"] = .int(c.rate ?? 0)
@@ -181,7 +197,9 @@ public final class ControlCommands {
     public func show() -> JSON {
         ["switch": ["name": .string(model.config.name), "generation": .int(Int(model.generation)),
                     "protocol": .int(ControlProtocol.version), "settings": settingsJSON(),
-                    "mac-table-entries": .int(model.table.liveCount)],
+                    "mac-table-entries": .int(model.table.liveCount),
+                    "reserved": ["transmit": .int(Int(clamping: model.reserved.transmit)),
+                                 "receive": .int(Int(clamping: model.reserved.receive))]],
          "ports": .array(model.sortedPorts.map(portJSON)),
          "profiles": .array(model.profiles.ids.map { .string($0) })]
     }

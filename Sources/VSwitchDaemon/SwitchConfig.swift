@@ -65,6 +65,10 @@ public struct SettingsConfig: Codable, Equatable, Sendable {
     public var macTableSize: Int
     public var forwardingThreads: Int
     public var maxMACsPerPort: UInt32?
+    /// Reservable bandwidth of the switch in bit/s, per direction (issue 3's admission check): the
+    /// Reservation of every port (transmit) and its ReceiveBandwidthReservation (receive) must each sum
+    /// to at most this. nil = no admission check (the default: a software switch has no fixed capacity).
+    public var bandwidthCapacity: UInt64?
     public init(macAgingTime: Int = 300, macTableSize: Int = 65536, forwardingThreads: Int = 0, maxMACsPerPort: UInt32? = nil) {
         self.macAgingTime = macAgingTime; self.macTableSize = macTableSize
         self.forwardingThreads = forwardingThreads; self.maxMACsPerPort = maxMACsPerPort

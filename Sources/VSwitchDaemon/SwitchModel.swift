@@ -181,13 +181,15 @@ public final class SwitchModel {
         return merged
     }
 
-    /// Replaces the profile documents (load, reload, start-up). Refused if a bound profile would disappear.
+    /// Replaces the profile documents (load, reload, start-up). Refused if a bound profile would disappear
+    /// or if the new reservations would not fit the switch's bandwidth capacity.
     public func setProfileSources(_ sources: [ProfileSource]) throws -> ProfileSet {
         let next = try SwitchModel.merge(sources)
         for i in ports.keys.sorted() where next.profile(id: ports[i]!.config.profile) == nil {
             let p = ports[i]!.config
             throw DaemonError("refused: port \(p.name) is bound to profile \(p.profile), which the new profile set does not define")
         }
+        try admit(bindings: bindings(), profiles: next, capacity: config.settings.bandwidthCapacity, change: "the new profile set")
         config.profiles = sources
         profiles = next
         publish()
@@ -285,6 +287,10 @@ public final class SwitchModel {
     public func addPort(_ new: PortConfig, restore: Bool = false) throws -> Int {
         var p = new
         try validateNew(p)
+        if !restore {   // a restored port was admitted when it was added
+            try admit(bindings: bindings() + [(p.name, p.profile)], profiles: profiles,
+                      capacity: config.settings.bandwidthCapacity, change: "adding port \(p.name)")
+        }
         if p.index >= 0 {
             if ports[p.index] != nil { throw DaemonError("port \(p.name): index \(p.index) is taken") }
             if p.index >= SwitchModel.maxPorts { throw DaemonError("port \(p.name): index \(p.index) out of range") }
@@ -334,6 +340,8 @@ public final class SwitchModel {
     public func setPortProfile(_ name: String, profile id: String) throws {
         let i = try resolve(name)
         let p = try profile(id)
+        try admit(bindings: bindings().map { $0.port == name ? ($0.port, p.networkPortProfileID) : $0 }, profiles: profiles,
+                  capacity: config.settings.bandwidthCapacity, change: "binding \(name) to \(p.networkPortProfileID)")
         ports[i]!.config.profile = p.networkPortProfileID
         if let k = config.ports.firstIndex(where: { $0.index == i }) { config.ports[k].profile = p.networkPortProfileID }
         publish()
@@ -377,16 +385,73 @@ public final class SwitchModel {
         }
     }
 
+    // MARK: - bandwidth admission (issue 3)
+
+    /// (port, profile ID) of every port.
+    func bindings() -> [(port: String, profile: String)] {
+        ports.keys.sorted().map { (ports[$0]!.config.name, ports[$0]!.config.profile) }
+    }
+
+    /// Reserved bandwidth per direction (bit/s) of the given bindings, each port counting its profile's
+    /// Reservation (transmit: from the virtual system) and ReceiveBandwidthReservation (receive).
+    public static func reservations(_ bindings: [(port: String, profile: String)], _ set: ProfileSet)
+        -> (transmit: UInt64, receive: UInt64, perPort: [(port: String, transmit: UInt64, receive: UInt64)]) {
+        var tx: UInt64 = 0, rx: UInt64 = 0
+        var per: [(port: String, transmit: UInt64, receive: UInt64)] = []
+        for b in bindings {
+            guard let p = set.profile(id: b.profile) else { continue }
+            let t = p.reservation ?? 0, r = p.receiveBandwidthReservation ?? 0
+            tx = tx.addingReportingOverflow(t).overflow ? .max : tx &+ t
+            rx = rx.addingReportingOverflow(r).overflow ? .max : rx &+ r
+            if t > 0 || r > 0 { per.append((b.port, t, r)) }
+        }
+        return (tx, rx, per)
+    }
+
+    public var reserved: (transmit: UInt64, receive: UInt64) {
+        let r = SwitchModel.reservations(bindings(), profiles)
+        return (r.transmit, r.receive)
+    }
+
+    /// Refuses `change` if, with `bindings` and `set`, either direction's reservations exceed `capacity`.
+    func admit(bindings: [(port: String, profile: String)], profiles set: ProfileSet, capacity: UInt64?, change: String) throws {
+        guard let capacity else { return }
+        let r = SwitchModel.reservations(bindings, set)
+        for (direction, total, value) in [("transmit (Reservation)", r.transmit, { (x: (port: String, transmit: UInt64, receive: UInt64)) in x.transmit }),
+                                          ("receive (ReceiveBandwidthReservation)", r.receive, { (x: (port: String, transmit: UInt64, receive: UInt64)) in x.receive })]
+        where total > capacity {
+            let ports = r.perPort.filter { value($0) > 0 }.map { "\($0.port) \(SwitchModel.bits(value($0)))" }.joined(separator: ", ")
+            throw DaemonError("refused: \(change) would reserve \(SwitchModel.bits(total)) \(direction) in all (\(ports)), "
+                              + "more than the switch's bandwidth-capacity of \(SwitchModel.bits(capacity)); nothing changed")
+        }
+    }
+
+    /// "2.5 Gbit/s" style.
+    public static func bits(_ v: UInt64) -> String {
+        for (unit, scale) in [("Tbit/s", 1e12), ("Gbit/s", 1e9), ("Mbit/s", 1e6), ("kbit/s", 1e3)] where Double(v) >= scale {
+            let x = Double(v) / scale
+            return (x == x.rounded() ? String(Int(x)) : String(format: "%.3g", x)) + " " + unit
+        }
+        return "\(v) bit/s"
+    }
+
     // MARK: - settings
 
-    public func setSwitch(macAgingTime: Int?, macTableSize: Int?) throws {
+    public func setSwitch(macAgingTime: Int?, macTableSize: Int?, bandwidthCapacity: UInt64?? = nil) throws {
         if let a = macAgingTime, !SettingsConfig.macAgingTimeRange.contains(a) {
             throw DaemonError("mac-aging-time \(a) out of range \(SettingsConfig.macAgingTimeRange.lowerBound)–\(SettingsConfig.macAgingTimeRange.upperBound) seconds")
         }
         if let s = macTableSize, !SettingsConfig.macTableSizeRange.contains(s) {
             throw DaemonError("mac-table-size \(s) out of range \(SettingsConfig.macTableSizeRange.lowerBound)–\(SettingsConfig.macTableSizeRange.upperBound)")
         }
-        if macAgingTime == nil && macTableSize == nil { throw DaemonError("set switch: nothing to set (mac-aging-time=N, mac-table-size=N)") }
+        if macAgingTime == nil && macTableSize == nil && bandwidthCapacity == nil {
+            throw DaemonError("set switch: nothing to set (mac-aging-time=N, mac-table-size=N, bandwidth-capacity=BITS|none)")
+        }
+        if let c = bandwidthCapacity {
+            try admit(bindings: bindings(), profiles: profiles, capacity: c,
+                      change: "setting bandwidth-capacity to \(c.map { SwitchModel.bits($0) } ?? "none")")
+            config.settings.bandwidthCapacity = c
+        }
         if let a = macAgingTime { config.settings.macAgingTime = a }
         if let s = macTableSize, s != table.limit {
             config.settings.macTableSize = s

@@ -107,6 +107,9 @@ struct Show: ParsableCommand {
             var s = "switch \(str(sw["name"])) (generation \(str(sw["generation"])))\n"
             s += "  mac-aging-time=\(str(st["mac-aging-time"])) mac-table-size=\(str(st["mac-table-size"])) "
             s += "mac-table-entries=\(str(sw["mac-table-entries"])) forwarding-threads=\(str(st["forwarding-threads"]))\n"
+            let reserved = sw["reserved"] ?? .null
+            s += "  bandwidth-capacity=\(bitsText(st["bandwidth-capacity"], none: "none (no admission check)")) "
+            s += "reserved transmit=\(bitsText(reserved["transmit"])) receive=\(bitsText(reserved["receive"]))\n"
             s += "  profiles: \(str(r["profiles"]))\n"
             let ports = r["ports"]?.arrayValue ?? []
             s += "  ports: \(ports.count)\n"
@@ -338,7 +341,7 @@ struct Port: ParsableCommand {
 
 struct SetCmd: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "set",
-                                                    abstract: "Switch settings: set switch mac-aging-time=N mac-table-size=N.")
+                                                    abstract: "Switch settings: set switch mac-aging-time=N mac-table-size=N bandwidth-capacity=BITS|none (e.g. 10G: the admission check of port Reservations).")
     @OptionGroup var common: Common
     @Argument(help: "switch") var object: String
     @Argument(help: "KEY=VALUE") var settings: [String]
@@ -348,8 +351,16 @@ struct SetCmd: ParsableCommand {
         var a: [String: JSON] = [:]
         for kv in settings {
             let parts = kv.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2, ["mac-aging-time", "mac-table-size"].contains(parts[0]) else {
-                fail("set switch: expected mac-aging-time=N or mac-table-size=N, got \(kv)")
+            guard parts.count == 2, ["mac-aging-time", "mac-table-size", "bandwidth-capacity"].contains(parts[0]) else {
+                fail("set switch: expected mac-aging-time=N, mac-table-size=N or bandwidth-capacity=BITS|none, got \(kv)")
+            }
+            if parts[0] == "bandwidth-capacity" {
+                if parts[1] == "none" { a[parts[0]] = .string("none"); continue }
+                guard let bits = parseBits(parts[1]) else {
+                    fail("set switch: bandwidth-capacity must be bit/s with an optional k, M, G or T suffix (e.g. 10G, 2.5G, 800M) or none, got \(parts[1])")
+                }
+                a[parts[0]] = .int(bits)
+                continue
             }
             guard let v = Int(parts[1]) else { fail("set switch: \(parts[0]) must be an integer, got \(parts[1])") }
             a[parts[0]] = .int(v)
@@ -357,6 +368,26 @@ struct SetCmd: ParsableCommand {
         if a.isEmpty { fail("set switch: nothing to set") }
         _ = try common.call("set-switch", a)
     }
+}
+
+/// "10G" → 10,000,000,000 (SI suffixes k, M, G, T; bit/s). Nil if malformed or not > 0.
+func parseBits(_ text: String) -> Int? {
+    var t = text.trimmingCharacters(in: .whitespaces)
+    var scale = 1.0
+    if let last = t.last, let s = ["k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12][String(last)] { scale = s; t.removeLast() }
+    guard let v = Double(t), v > 0, (v * scale) < 9e18 else { return nil }
+    let bits = (v * scale).rounded()
+    return bits >= 1 ? Int(bits) : nil
+}
+
+/// A bit/s value from the daemon as "2.5 Gbit/s"; `none` for null.
+func bitsText(_ v: JSON?, none: String = "0") -> String {
+    guard case .int(let n)? = v else { return none }
+    for (unit, scale) in [("Tbit/s", 1e12), ("Gbit/s", 1e9), ("Mbit/s", 1e6), ("kbit/s", 1e3)] where Double(n) >= scale {
+        let x = Double(n) / scale
+        return (x == x.rounded() ? String(Int(x)) : String(format: "%.3g", x)) + " " + unit
+    }
+    return n == 0 ? "0" : "\(n) bit/s"
 }
 
 struct Metrics: ParsableCommand {

@@ -212,3 +212,84 @@ def test_topology_mode_has_a_control_socket(vswitch, tmp_path):
     assert p.returncode == 0, p.stderr
     names = [x["name"] for x in json.loads(p.stdout)["ports"]]
     assert names == [x.name for x in d.topo.ports]
+
+
+def reservation_profiles(tx_a, rx_a, tx_b):
+    """Two access profiles in VLAN 10 with Reservations (AllocationUnits Mbit/s)."""
+    def item(name, tx, rx):
+        return """  <ovf:NetworkPortProfile>
+    <ovf:Item>
+      <epasd:AllocationUnits>bit / second * 10^6</epasd:AllocationUnits>
+      <epasd:DesiredVLANEndpointMode>2</epasd:DesiredVLANEndpointMode>
+      <epasd:ElementName>%(n)s</epasd:ElementName>
+      <epasd:InstanceID>vsc.test:%(n)s</epasd:InstanceID>
+      <epasd:NetworkPortProfileID>urn:vsc:%(n)s</epasd:NetworkPortProfileID>
+      <epasd:NetworkPortProfileIDType>2</epasd:NetworkPortProfileIDType>
+      <epasd:PortVID>10</epasd:PortVID>
+      <epasd:ReceiveBandwidthReservation>%(rx)d</epasd:ReceiveBandwidthReservation>
+      <epasd:Reservation>%(tx)d</epasd:Reservation>
+    </ovf:Item>
+  </ovf:NetworkPortProfile>
+""" % {"n": name, "tx": tx, "rx": rx}
+    return ("""<?xml version="1.0" encoding="UTF-8"?>
+<vsx:NetworkPortProfiles FormatVersion="1.0" xmlns:vsx="urn:vswitch:port-profile:1"
+    xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/2"
+    xmlns:epasd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_EthernetPortAllocationSettingData">
+""" + item("res-a", tx_a, rx_a) + item("res-b", tx_b, 0) + "</vsx:NetworkPortProfiles>\n")
+
+
+def test_bandwidth_reservations_are_admitted_against_the_capacity(ctl, tmp_path):
+    """Issue 3: Reservation / ReceiveBandwidthReservation shown per port and summed per switch; with a
+    bandwidth-capacity set, add-port, set-port, a profile reload and lowering the capacity are each refused
+    (one clear line, nothing changed, state file untouched) when the reservations would not fit."""
+    ctl.start()
+    prof = tmp_path / "reservations.xml"
+    prof.write_text(reservation_profiles(2000, 1000, 5000))     # res-a: 2 Gbit/s tx, 1 Gbit/s rx; res-b: 5 Gbit/s tx
+    ctl.ctl("profile", "load", str(prof))
+    sw = ctl.show()["switch"]
+    assert sw["settings"]["bandwidth-capacity"] is None, "no capacity configured by default"
+    ctl.ctl("add-port", "vsc-p1", "--profile", "urn:vsc:res-a")
+    ctl.ctl("set", "switch", "bandwidth-capacity=6G")
+    show = ctl.show()
+    assert show["switch"]["settings"]["bandwidth-capacity"] == 6_000_000_000
+    assert show["switch"]["reserved"] == {"transmit": 2_000_000_000, "receive": 1_000_000_000}
+    p1 = ctl.port("vsc-p1")
+    assert (p1["reservation"], p1["receive-reservation"]) == (2_000_000_000, 1_000_000_000)
+    text = ctl.ctl("show").stdout
+    assert "bandwidth-capacity=6 Gbit/s" in text and "reserved transmit=2 Gbit/s receive=1 Gbit/s" in text, text
+
+    ctl.ctl("add-port", "vsc-p2", "--profile", "urn:vsc:res-a")            # 4 of 6 Gbit/s
+    state = (ctl.state_dir / "state.json").read_bytes()
+    before = ctl.show()
+    refusals = [
+        (("add-port", "vsc-p3", "--profile", "urn:vsc:res-b"), "adding port vsc-p3 would reserve 9 Gbit/s transmit"),
+        (("set-port", "vsc-p2", "profile=urn:vsc:res-b"), "binding vsc-p2 to urn:vsc:res-b would reserve 7 Gbit/s transmit"),
+        (("set", "switch", "bandwidth-capacity=3G"), "setting bandwidth-capacity to 3 Gbit/s would reserve 4 Gbit/s transmit"),
+    ]
+    for args, message in refusals:
+        p = ctl.ctl(*args, check=False)
+        assert p.returncode != 0, "vswitchctl %s succeeded" % " ".join(args)
+        err = p.stderr.strip()
+        assert message in err and "bandwidth-capacity of" in err and "nothing changed" in err, err
+        assert "vsc-p1 2 Gbit/s" in err, "the refusal names the ports holding the reservations: " + err
+        assert len(err.splitlines()) == 1, err
+    # A reload that raises res-a's receive reservation to 4 Gbit/s per port (8 > 6) is refused too.
+    prof.write_text(reservation_profiles(2000, 4000, 5000))
+    p = ctl.ctl("profile", "reload", check=False)
+    assert p.returncode != 0 and "the new profile set would reserve 8 Gbit/s receive" in p.stderr, p.stderr
+    assert ctl.show()["ports"] == before["ports"] and ctl.show()["switch"]["settings"] == before["switch"]["settings"]
+    assert (ctl.state_dir / "state.json").read_bytes() == state, "a refused change rewrote the state file"
+    assert "vsc-p3" not in [q["name"] for q in ctl.show()["ports"]]
+
+    # Without a capacity nothing is refused; the setting persists in the state.
+    ctl.ctl("set", "switch", "bandwidth-capacity=none")
+    ctl.ctl("add-port", "vsc-p3", "--profile", "urn:vsc:res-b")
+    assert ctl.show()["switch"]["reserved"]["transmit"] == 9_000_000_000
+    def saved_settings():
+        header, body = (ctl.state_dir / "state.json").read_text().split("\n", 1)   # "vswitch-state 1 length=… crc32=…"
+        return json.loads(body)["settings"]
+    assert saved_settings().get("bandwidthCapacity") is None
+    ctl.ctl("set", "switch", "bandwidth-capacity=12G")
+    assert saved_settings()["bandwidthCapacity"] == 12_000_000_000
+    bad = ctl.ctl("set", "switch", "bandwidth-capacity=lots", check=False)
+    assert bad.returncode != 0 and "bandwidth-capacity must be" in bad.stderr
