@@ -1,11 +1,21 @@
 // CaptureRing and the forwarding path's capture/mirror hooks (issue 4; design.md point 10).
 //
 // Design
-// - One CaptureRing per forwarding engine: a preallocated single-producer / single-consumer ring
-//   of fixed-size slots (24-byte header + `slotBytes` of frame). The producer is the engine's
-//   forwarding thread, the consumer the daemon's one capture writer thread (VSwitchCapture).
-//   head and tail are atomics on separate cache lines; a push is: relaxed load of head, acquire
-//   load of tail, copy, release store of head. No allocation, no lock, no ARC.
+// - One CaptureRing per forwarding engine: a preallocated single-producer / single-consumer *byte*
+//   ring of variable-length records (a 16-byte header, then the frame's first `maxCopy` bytes,
+//   padded to 8). A 60-byte frame takes 80 bytes of ring, a 9018-byte jumbo frame 9040, a 64 KB
+//   GSO frame (later) up to `maxCopy` = 65535 (pcap's usual snaplen cap) + 16. The ring is
+//   4 MiB by default (~52,000 small frames, ~460 jumbo frames); its pages are touched only once
+//   capture is used. A record never wraps: when it does not fit before the end of the buffer, a
+//   wrap marker (port field 0xFFFF) fills the rest and the record starts at offset 0.
+// - The producer is the engine's forwarding thread, the consumer the daemon's one capture writer
+//   thread (VSwitchCapture). head and tail are byte counters (never wrapped, masked to index) on
+//   separate cache lines; the producer keeps a cached copy of tail on its own line and reads the
+//   consumer's only when the cached value says "full". A push is: relaxed load of head, compare
+//   with the cached tail, two 8-byte header stores, one copy, release store of head. No
+//   allocation, no lock, no ARC.
+// - Snaplen: the ring keeps up to 65535 bytes of every frame (whole frames up to the 9000-byte
+//   MTU + tags); each capture session truncates further to its own --snaplen in the writer.
 // - A full ring refuses the copy: the engine counts it (PortCounter.captureDrops on the port) and
 //   goes on; the frame itself is never held back.
 // - Hooks, gated by `PortEntry.taps` (built into the snapshot): ingress taps run once per batch
@@ -23,14 +33,20 @@ import VSwitchPacket
 import VSwitchPolicy
 
 public struct CaptureRing: @unchecked Sendable {
-    public static let headerBytes = 24
+    /// Record header: [0] UInt32 original length, [4] UInt16 bytes kept, [6] UInt16 port | direction << 15
+    /// (0xFFFF = wrap marker), [8] UInt64 timestamp (ns).
+    public static let headerBytes = 16
     public static let ingress: UInt8 = 0, egress: UInt8 = 1
-    public let slotCount: Int
-    public let slotBytes: Int
+    /// pcap's usual snaplen cap; also the most a record's 16-bit length field holds.
+    public static let maxSnaplen = 65535
+    @usableFromInline static let wrapMarker: UInt64 = 0xFFFF << 48
+    /// Buffer size in bytes (a power of two).
+    public let byteCount: Int
+    /// Most bytes kept of one frame.
+    public let maxCopy: Int
     @usableFromInline let mask: Int
-    @usableFromInline let stride: Int
     @usableFromInline let memory: UnsafeMutableRawPointer
-    /// [0] = head (producer), [8] = tail (consumer): one cache line each.
+    /// [0] = head (producer), [1] = the producer's cached tail, [8] = tail (consumer): a cache line each side.
     @usableFromInline let indices: UnsafeMutablePointer<UnsafeAtomic<Int>.Storage>
 
     /// One copied frame, as the consumer sees it (valid until `drain`'s body returns).
@@ -42,15 +58,20 @@ public struct CaptureRing: @unchecked Sendable {
         public var bytes: UnsafeRawBufferPointer
     }
 
-    /// `slotCount` is rounded up to a power of two. Slot memory is reserved, not touched, until used.
-    public init(slotCount: Int = 1024, slotBytes: Int = 2048) {
-        var n = 1
-        while n < slotCount { n <<= 1 }
-        self.slotCount = n
-        self.slotBytes = slotBytes
+    /// Bytes one record of `kept` frame bytes takes in the ring.
+    @inlinable @inline(__always)
+    public static func recordBytes(_ kept: Int) -> Int { (headerBytes &+ kept &+ 7) & ~7 }
+
+    /// `byteCount` is rounded up to a power of two holding at least two records of `maxCopy` bytes.
+    /// The memory is reserved, not touched, until used.
+    public init(byteCount: Int = 4 << 20, maxCopy: Int = CaptureRing.maxSnaplen) {
+        precondition(maxCopy >= 14 && maxCopy <= CaptureRing.maxSnaplen)
+        var n = 64
+        while n < byteCount || n < 2 * CaptureRing.recordBytes(maxCopy) { n <<= 1 }
+        self.byteCount = n
+        self.maxCopy = maxCopy
         mask = n - 1
-        stride = (CaptureRing.headerBytes + slotBytes + 63) & ~63
-        memory = .allocate(byteCount: n * stride, alignment: 64)
+        memory = .allocate(byteCount: n, alignment: 64)
         indices = .allocate(capacity: 16)
         for i in 0..<16 { (indices + i).initialize(to: .init(0)) }
     }
@@ -58,48 +79,82 @@ public struct CaptureRing: @unchecked Sendable {
     public func deallocate() { memory.deallocate(); indices.deallocate() }
 
     @usableFromInline var head: UnsafeAtomic<Int> { UnsafeAtomic(at: indices) }
+    @usableFromInline var cachedTail: UnsafeAtomic<Int> { UnsafeAtomic(at: indices + 1) }
     @usableFromInline var tail: UnsafeAtomic<Int> { UnsafeAtomic(at: indices + 8) }
 
-    /// Producer: copies frame `i` of `batch` (at most `slotBytes`). False = ring full, nothing copied.
+    /// Producer: copies frame `i` of `batch` (at most `maxCopy` bytes). False = ring full, nothing copied.
+    /// `port` must be below 0x7FFF.
     @inlinable @inline(__always)
     public func push(_ batch: FrameBatch, _ i: Int, port: Int, direction: UInt8, timestampNs: UInt64) -> Bool {
-        let h = head.load(ordering: .relaxed)
-        if h &- tail.load(ordering: .acquiring) >= slotCount { return false }
-        let slot = memory + (h & mask) &* stride
         let length = Int(batch.meta[i].length)
-        let cap = length < slotBytes ? length : slotBytes
-        slot.storeBytes(of: timestampNs, toByteOffset: 0, as: UInt64.self)
-        slot.storeBytes(of: UInt32(truncatingIfNeeded: length), toByteOffset: 8, as: UInt32.self)
-        slot.storeBytes(of: UInt32(truncatingIfNeeded: cap), toByteOffset: 12, as: UInt32.self)
-        slot.storeBytes(of: UInt16(truncatingIfNeeded: port), toByteOffset: 16, as: UInt16.self)
-        slot.storeBytes(of: direction, toByteOffset: 18, as: UInt8.self)
-        (slot + CaptureRing.headerBytes).copyMemory(from: batch.data(i), byteCount: cap)
-        head.store(h &+ 1, ordering: .releasing)
+        let kept = length < maxCopy ? length : maxCopy
+        let need = CaptureRing.recordBytes(kept)
+        let h = head.load(ordering: .relaxed)
+        let pos = h & mask
+        let room = byteCount &- pos
+        let pad = need > room ? room : 0
+        let end = h &+ pad &+ need
+        if end &- cachedTail.load(ordering: .relaxed) > byteCount {
+            let t = tail.load(ordering: .acquiring)
+            cachedTail.store(t, ordering: .relaxed)
+            if end &- t > byteCount { return false }
+        }
+        var rec = memory + pos
+        if pad != 0 {
+            rec.storeBytes(of: CaptureRing.wrapMarker, as: UInt64.self)
+            rec = memory
+        }
+        let tag = UInt64(truncatingIfNeeded: port) | UInt64(direction) << 15
+        rec.storeBytes(of: UInt64(truncatingIfNeeded: length) | UInt64(truncatingIfNeeded: kept) << 32 | tag << 48,
+                       as: UInt64.self)
+        rec.storeBytes(of: timestampNs, toByteOffset: 8, as: UInt64.self)
+        (rec + CaptureRing.headerBytes).copyMemory(from: batch.data(i), byteCount: kept)
+        head.store(end, ordering: .releasing)
         return true
     }
 
-    /// Consumer: hands up to `max` records to `body`, oldest first; returns how many.
+    /// Consumer: hands up to `max` records to `body`, oldest first; returns how many. Space is given back
+    /// to the producer every 256 records and at the end.
     public func drain(max: Int = .max, _ body: (Record) -> Void) -> Int {
-        let t = tail.load(ordering: .relaxed)
+        var t = tail.load(ordering: .relaxed)
         let h = head.load(ordering: .acquiring)
-        let n = Swift.min(h - t, max)
         var k = 0
-        while k < n {
-            let slot = UnsafeRawPointer(memory + ((t + k) & mask) * stride)
-            let cap = Int(slot.load(fromByteOffset: 12, as: UInt32.self))
-            body(Record(port: Int(slot.load(fromByteOffset: 16, as: UInt16.self)),
-                        direction: slot.load(fromByteOffset: 18, as: UInt8.self),
-                        timestampNs: slot.load(fromByteOffset: 0, as: UInt64.self),
-                        originalLength: Int(slot.load(fromByteOffset: 8, as: UInt32.self)),
-                        bytes: UnsafeRawBufferPointer(start: slot + CaptureRing.headerBytes, count: cap)))
+        while t != h && k < max {
+            let pos = t & mask
+            let rec = UnsafeRawPointer(memory + pos)
+            let w0 = rec.load(as: UInt64.self)
+            if w0 >> 48 == 0xFFFF { t &+= byteCount &- pos; continue }
+            let kept = Int((w0 >> 32) & 0xFFFF)
+            let tag = Int(w0 >> 48)
+            body(Record(port: tag & 0x7FFF, direction: UInt8(tag >> 15),
+                        timestampNs: rec.load(fromByteOffset: 8, as: UInt64.self),
+                        originalLength: Int(w0 & 0xFFFF_FFFF),
+                        bytes: UnsafeRawBufferPointer(start: rec + CaptureRing.headerBytes, count: kept)))
+            t &+= CaptureRing.recordBytes(kept)
             k += 1
+            if k & 255 == 0 { tail.store(t, ordering: .releasing) }
         }
-        if n > 0 { tail.store(t + n, ordering: .releasing) }
-        return n
+        tail.store(t, ordering: .releasing)
+        return k
     }
 
-    /// Records waiting (any thread; approximate while the producer runs).
-    public var pending: Int { head.load(ordering: .relaxed) &- tail.load(ordering: .relaxed) }
+    /// Records waiting (consumer thread, or while the producer is idle: it walks the records).
+    public var pending: Int {
+        var t = tail.load(ordering: .relaxed)
+        let h = head.load(ordering: .acquiring)
+        var k = 0
+        while t != h {
+            let pos = t & mask
+            let w0 = UnsafeRawPointer(memory + pos).load(as: UInt64.self)
+            if w0 >> 48 == 0xFFFF { t &+= byteCount &- pos; continue }
+            t &+= CaptureRing.recordBytes(Int((w0 >> 32) & 0xFFFF))
+            k += 1
+        }
+        return k
+    }
+
+    /// Bytes of the ring in use (any thread; approximate while the producer runs).
+    public var pendingBytes: Int { head.load(ordering: .relaxed) &- tail.load(ordering: .relaxed) }
 }
 
 extension PortEntry {
@@ -114,13 +169,13 @@ extension ForwardingEngine {
                                             nowNs: UInt64, backend: inout B) {
         let n = batch.count
         if taps & PortEntry.captureIn != 0 {
+            var copied: UInt64 = 0
             var i = 0
             while i < n {
-                if !capture.push(batch, i, port: port, direction: CaptureRing.ingress, timestampNs: nowNs) {
-                    counters.add(port: port, PortCounter.captureDrops, 1)
-                }
+                if capture.push(batch, i, port: port, direction: CaptureRing.ingress, timestampNs: nowNs) { copied &+= 1 }
                 i &+= 1
             }
+            countCopies(port: port, copied: copied, of: n)
         }
         if taps & PortEntry.mirrorSource != 0 {
             mirror(batch, list: nil, count: n, from: port, view: view, backend: &backend)
@@ -132,17 +187,25 @@ extension ForwardingEngine {
     func egressTaps<B: PortBackend>(_ batch: FrameBatch, list: UnsafeMutablePointer<UInt16>, count: Int, port: Int, taps: UInt8,
                                     view: UnsafeMutablePointer<ConfigView>, nowNs: UInt64, backend: inout B) {
         if taps & PortEntry.captureOut != 0 {
+            var copied: UInt64 = 0
             var k = 0
             while k < count {
-                if !capture.push(batch, Int(list[k]), port: port, direction: CaptureRing.egress, timestampNs: nowNs) {
-                    counters.add(port: port, PortCounter.captureDrops, 1)
-                }
+                if capture.push(batch, Int(list[k]), port: port, direction: CaptureRing.egress, timestampNs: nowNs) { copied &+= 1 }
                 k &+= 1
             }
+            countCopies(port: port, copied: copied, of: count)
         }
         if taps & PortEntry.mirrorSource != 0 {
             mirror(batch, list: list, count: count, from: port, view: view, backend: &backend)
         }
+    }
+
+    /// Counts one batch's capture copies: taken, and refused because the ring was full.
+    @inlinable @inline(__always)
+    func countCopies(port: Int, copied: UInt64, of n: Int) {
+        if copied > 0 { counters.add(port: port, PortCounter.captureCopies, copied) }
+        let refused = UInt64(truncatingIfNeeded: n) &- copied
+        if refused > 0 { counters.add(port: port, PortCounter.captureDrops, refused) }
     }
 
     /// Sends frames (all of the batch when `list` is nil) unchanged to the destination ports of the

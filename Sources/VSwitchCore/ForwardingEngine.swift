@@ -138,8 +138,8 @@ public struct ForwardingEngine {
     /// Egress verdicts of the output port being transmitted (one per list entry).
     @usableFromInline let verdicts: UnsafeMutablePointer<UInt8>
 
-    public init(maxPorts: Int = 1024, batchCapacity: Int, captureSlots: Int = 1024, captureSlotBytes: Int = 2048) {
-        capture = CaptureRing(slotCount: captureSlots, slotBytes: captureSlotBytes)
+    public init(maxPorts: Int = 1024, batchCapacity: Int, captureBytes: Int = 4 << 20) {
+        capture = CaptureRing(byteCount: captureBytes)
         counters = CounterBlock(maxPorts: maxPorts)
         moves = MoveLog()
         tx = TxPlan(maxPorts: maxPorts, batchCapacity: batchCapacity)
