@@ -64,6 +64,7 @@ public enum PortCounter {
     public static let floods = 4          // frames from this port that were flooded
     public static let macMoves = 5        // MACs that moved onto this port
     public static let learnTableFull = 6  // new MACs not learned: switch-wide table full
+    public static let captureCopies = 7   // capture copies of this port's frames taken into a capture ring (issue 4)
     public static let dropBase = 8
     public static let captureDrops = 29  // capture copies refused: the capture ring was full (issue 4)
     public static let mirrorSent = 30    // mirror copies sent out of this (destination) port
@@ -118,6 +119,7 @@ public struct PortCounters: Equatable, Sendable {
     public var floods: UInt64 = 0
     public var macMoves: UInt64 = 0
     public var learnTableFull: UInt64 = 0
+    public var captureCopies: UInt64 = 0
     public var captureDrops: UInt64 = 0
     public var mirrorSent: UInt64 = 0
     public var mirrorDrops: UInt64 = 0
@@ -134,6 +136,7 @@ public struct PortCounters: Equatable, Sendable {
             floods &+= b.read(port: port, PortCounter.floods)
             macMoves &+= b.read(port: port, PortCounter.macMoves)
             learnTableFull &+= b.read(port: port, PortCounter.learnTableFull)
+            captureCopies &+= b.read(port: port, PortCounter.captureCopies)
             captureDrops &+= b.read(port: port, PortCounter.captureDrops)
             mirrorSent &+= b.read(port: port, PortCounter.mirrorSent)
             mirrorDrops &+= b.read(port: port, PortCounter.mirrorDrops)
