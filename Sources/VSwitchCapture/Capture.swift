@@ -36,7 +36,7 @@ public final class CaptureFilter: @unchecked Sendable {
     var program = bpf_program()
 
     /// Compiles `expression`; an invalid one throws libpcap's own message.
-    public init(_ expression: String, snaplen: Int = 262_144) throws {
+    public init(_ expression: String, snaplen: Int = CaptureRing.maxSnaplen) throws {
         self.expression = expression
         guard let dead = pcap_open_dead(DLT_EN10MB, Int32(snaplen)) else { throw CaptureError("pcap_open_dead failed") }
         defer { pcap_close(dead) }

@@ -40,8 +40,10 @@ extension ControlCommands {
             for i in sources { ports[i] = direction.taps; names.append(model.portName(i)) }
         }
         if ports.isEmpty { throw DaemonError("capture: missing argument \"port\" (or \"session\")") }
-        let snaplen = try r.optionalInt("snaplen") ?? 262_144
-        guard snaplen >= 14 && snaplen <= 262_144 else { throw DaemonError("capture: snaplen must be 14–262144 bytes") }
+        let snaplen = try r.optionalInt("snaplen") ?? CaptureRing.maxSnaplen
+        guard snaplen >= 14 && snaplen <= CaptureRing.maxSnaplen else {
+            throw DaemonError("capture: snaplen must be 14–\(CaptureRing.maxSnaplen) bytes")
+        }
         let count = try r.optionalInt("count")
         if let count, count < 1 { throw DaemonError("capture: count must be at least 1") }
         var duration: Double?
