@@ -21,6 +21,12 @@ public enum PrometheusText {
         family("vswitch_port_mac_moves_total", "MAC addresses that moved onto the port.", "counter", "mac_moves")
         family("vswitch_port_learn_table_full_total", "New MACs not learned because the MAC table was full.",
                "counter", "learn_table_full")
+        family("vswitch_port_capture_copies_total", "Capture copies of the port's frames taken into a capture ring.",
+               "counter", "capture_copies")
+        family("vswitch_port_capture_drops_total", "Capture copies refused because a capture ring was full (frames forwarded).",
+               "counter", "capture_drops")
+        family("vswitch_port_mirror_tx_total", "Mirror copies sent out of the port (a mirror destination).", "counter", "mirror_tx")
+        family("vswitch_port_mirror_drops_total", "Mirror copies the port could not send.", "counter", "mirror_drops")
         out += "# HELP vswitch_port_drops_total Frames dropped, by reason (each frame counted once).\n"
         out += "# TYPE vswitch_port_drops_total counter\n"
         for p in ports {

@@ -268,7 +268,7 @@ public final class ControlCommands {
                     "rx_packets": .count(c.rxPackets), "rx_bytes": .count(c.rxBytes), "tx_packets": .count(c.txPackets),
                     "tx_bytes": .count(c.txBytes), "floods": .count(c.floods), "mac_moves": .count(c.macMoves),
                     "learn_table_full": .count(c.learnTableFull), "drops_total": .count(c.totalDrops),
-                    "capture_drops": .count(c.captureDrops), "mirror_tx": .count(c.mirrorSent), "mirror_drops": .count(c.mirrorDrops),
+                    "capture_copies": .count(c.captureCopies), "capture_drops": .count(c.captureDrops), "mirror_tx": .count(c.mirrorSent), "mirror_drops": .count(c.mirrorDrops),
                     "drops": .object(drops)]
         }
         return ["ports": .array(rows)]

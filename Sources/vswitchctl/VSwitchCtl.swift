@@ -329,6 +329,8 @@ struct Port: ParsableCommand {
                     s += "  rx: packets \(str(p["rx_packets"])) bytes \(str(p["rx_bytes"]))\n"
                     s += "  tx: packets \(str(p["tx_packets"])) bytes \(str(p["tx_bytes"]))\n"
                     s += "  floods \(str(p["floods"])) mac-moves \(str(p["mac_moves"])) learn-table-full \(str(p["learn_table_full"]))\n"
+                    s += "  capture: copies \(str(p["capture_copies"])) dropped-ring-full \(str(p["capture_drops"]))"
+                        + "  mirror: sent \(str(p["mirror_tx"])) dropped \(str(p["mirror_drops"]))\n"
                     let d = p["drops"]?.objectValue ?? [:]
                     let nz = d.keys.sorted().filter { (d[$0]?.intValue ?? 0) > 0 }.map { "\($0)=\(str(d[$0]))" }
                     s += "  drops \(str(p["drops_total"]))" + (nz.isEmpty ? "" : ": " + nz.joined(separator: " ")) + "\n"
