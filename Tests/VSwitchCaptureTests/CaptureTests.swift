@@ -26,8 +26,8 @@ final class Rig {
     let engine: ForwardingEngine
     var batch = FrameBatch(capacity: 64)
     var specs: [PortSpec]
-    init(captureSlots: Int = 1024) {
-        engine = ForwardingEngine(maxPorts: 16, batchCapacity: 64, captureSlots: captureSlots)
+    init(captureBytes: Int = 4 << 20) {
+        engine = ForwardingEngine(maxPorts: 16, batchCapacity: 64, captureBytes: captureBytes)
         let trunk = PortPolicy.trunk([10, 20], taggedOnly: true)
         specs = [PortSpec(index: 0, policy: .access(10)), PortSpec(index: 1, policy: trunk), PortSpec(index: 2, policy: .access(10))]
         snapshot = ConfigSnapshot(generation: 1, ports: specs, macTable: table)
@@ -51,27 +51,68 @@ final class Rig {
 
 final class CaptureRingTests: XCTestCase {
     func testPushDrainOrderFullAndWrap() {
-        let ring = CaptureRing(slotCount: 4, slotBytes: 64)
+        // 256-byte ring, records up to 64 bytes (80 with the header): 3 fit; the 4th is refused.
+        let ring = CaptureRing(byteCount: 256, maxCopy: 64)
         defer { ring.deallocate() }
+        XCTAssertEqual(ring.byteCount, 256)
         var batch = FrameBatch(capacity: 8)
         defer { batch.deallocate() }
         for k in 0..<8 { _ = batch.append(frame(dst: bcast, src: macA, payload: 46 + k)) }
-        for round in 0..<3 {
-            for i in 0..<4 { XCTAssertTrue(ring.push(batch, i, port: i, direction: 0, timestampNs: UInt64(round * 10 + i))) }
+        // Rounds of 3 records walk the ring's start (240 bytes a round), so records wrap with a marker.
+        for round in 0..<12 {
+            for i in 0..<3 { XCTAssertTrue(ring.push(batch, i, port: i, direction: UInt8(i & 1), timestampNs: UInt64(round * 10 + i)), "round \(round)") }
             XCTAssertFalse(ring.push(batch, 4, port: 4, direction: 0, timestampNs: 0), "a full ring refuses")
+            XCTAssertEqual(ring.pending, 3)
             var seen: [Int] = []
             XCTAssertEqual(ring.drain { r in
                 seen.append(r.port)
                 XCTAssertEqual(r.originalLength, 60 + r.port)
-                XCTAssertEqual(r.bytes.count, 60 + r.port <= 64 ? 60 + r.port : 64, "truncated to the slot")
+                XCTAssertEqual(r.bytes.count, min(60 + r.port, 64), "truncated to maxCopy")
+                XCTAssertEqual(Array(r.bytes), Array(batch.bytes(r.port).prefix(64)))
+                XCTAssertEqual(r.direction, UInt8(r.port & 1))
                 XCTAssertEqual(r.timestampNs, UInt64(round * 10 + r.port))
-            }, 4)
-            XCTAssertEqual(seen, [0, 1, 2, 3])
+            }, 3)
+            XCTAssertEqual(seen, [0, 1, 2])
+            XCTAssertEqual(ring.pendingBytes, 0)
+        }
+    }
+
+    func testJumboAndMaximumRecordsWholeAndVariableSized() {
+        // The default ring keeps frames whole up to 65535 bytes: a 9018-byte jumbo frame (9000 MTU + tag)
+        // and small frames share the ring at their own size.
+        let ring = CaptureRing()
+        defer { ring.deallocate() }
+        XCTAssertEqual(ring.maxCopy, 65535)
+        var batch = FrameBatch(capacity: 4, dataRoom: 70_000)
+        defer { batch.deallocate() }
+        _ = batch.append(frame(dst: bcast, src: macA, vlan: 10, payload: 9000))
+        _ = batch.append(frame(dst: bcast, src: macA, payload: 46))
+        _ = batch.append(frame(dst: bcast, src: macA, payload: 65_600))
+        var pushed = 0
+        while ring.push(batch, pushed % 3, port: 7, direction: 1, timestampNs: UInt64(pushed)) { pushed += 1 }
+        // 4 MiB / (9040 + 80 + 65552) bytes a round of three.
+        XCTAssertEqual(pushed / 3, (4 << 20) / (CaptureRing.recordBytes(9018) + CaptureRing.recordBytes(60) + CaptureRing.recordBytes(65535)))
+        var got = 0
+        _ = ring.drain { r in
+            let i = got % 3
+            XCTAssertEqual(r.originalLength, batch.bytes(i).count)
+            XCTAssertEqual(r.bytes.count, min(batch.bytes(i).count, 65535))
+            XCTAssertTrue(Array(r.bytes) == Array(batch.bytes(i).prefix(65535)), "record \(got) whole and intact")
+            XCTAssertEqual(r.timestampNs, UInt64(got))
+            got += 1
+        }
+        XCTAssertEqual(got, pushed)
+        // Around the wrap: push/drain one at a time many times over the buffer's length.
+        for k in 0..<2000 {
+            XCTAssertTrue(ring.push(batch, k % 2, port: k & 0x7FF, direction: 0, timestampNs: UInt64(k)))
+            var ok = false
+            XCTAssertEqual(ring.drain { r in ok = r.port == k & 0x7FF && r.bytes.count == batch.bytes(k % 2).count }, 1)
+            XCTAssertTrue(ok)
         }
     }
 
     func testOneProducerOneConsumerThreads() {
-        let ring = CaptureRing(slotCount: 64, slotBytes: 128)
+        let ring = CaptureRing(byteCount: 4096, maxCopy: 128)
         defer { ring.deallocate() }
         var batch = FrameBatch(capacity: 1)
         _ = batch.append(frame(dst: bcast, src: macA))
@@ -113,16 +154,26 @@ final class CaptureTapTests: XCTestCase {
         XCTAssertEqual(r.map { "\($0.port)/\($0.dir)/\(vlanOf($0.bytes).map(String.init) ?? "-")" },
                        ["0/0/-", "1/1/10", "1/0/10", "0/1/-"])
         XCTAssertEqual(r[0].ts, 5_000_000_000)
+        XCTAssertEqual(PortCounters(port: 0, blocks: [rig.engine.counters]).captureCopies, 2)
+        XCTAssertEqual(PortCounters(port: 1, blocks: [rig.engine.counters]).captureCopies, 2)
     }
 
     func testFullRingDropsTheCopyNotTheFrame() {
-        let rig = Rig(captureSlots: 4)
+        // The smallest ring holds two maximum records: 2 × 65552 → 256 KiB; 60-byte frames take 80 bytes.
+        let rig = Rig(captureBytes: 1)
+        let fit = rig.engine.capture.byteCount / CaptureRing.recordBytes(60)
         rig.specs[0].capture = PortEntry.captureIn
         rig.apply()
-        rig.inject(0, (0..<10).map { _ in frame(dst: bcast, src: macA) })
-        XCTAssertEqual(rig.store.sent(1).count, 10, "every frame forwarded")
-        XCTAssertEqual(rig.engine.capture.pending, 4)
-        XCTAssertEqual(PortCounters(port: 0, blocks: [rig.engine.counters]).captureDrops, 6)
+        var frames = 0
+        for _ in 0..<(fit / 64 + 2) {
+            rig.inject(0, (0..<64).map { _ in frame(dst: bcast, src: macA) })
+            frames += 64
+        }
+        XCTAssertEqual(rig.store.sent(1).count, 64, "every frame of the last batch forwarded")
+        XCTAssertEqual(PortCounters(port: 1, blocks: [rig.engine.counters]).txPackets, UInt64(frames), "every frame forwarded")
+        XCTAssertEqual(rig.engine.capture.pending, fit)
+        XCTAssertEqual(PortCounters(port: 0, blocks: [rig.engine.counters]).captureDrops, UInt64(frames - fit))
+        XCTAssertEqual(PortCounters(port: 0, blocks: [rig.engine.counters]).captureCopies, UInt64(fit))
     }
 
     func testMirrorSessionCopiesBothDirectionsUntouchedAndNeverLearns() {
