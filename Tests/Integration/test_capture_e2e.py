@@ -134,3 +134,71 @@ def test_mirror_session_delivers_copies_to_destination(vswitch, tmp_path):
     ps = subprocess.run([VSWITCHCTL, "--socket", sock, "port", "stats", DST, "--format", "json"],
                         capture_output=True, text=True, timeout=10)
     assert '"mirror_tx"' in ps.stdout, ps.stdout
+    import json as _json
+    row = _json.loads(ps.stdout)["ports"][0]
+    assert row["mirror_tx"] >= 7 and row["mirror_drops"] == 0, row
+    txt = subprocess.run([VSWITCHCTL, "--socket", sock, "port", "stats", DST], capture_output=True, text=True,
+                         timeout=10).stdout
+    assert "mirror: sent %d dropped 0" % row["mirror_tx"] in txt, txt
+    src_row = _json.loads(subprocess.run([VSWITCHCTL, "--socket", sock, "port", "stats", SRC, "--format", "json"],
+                                         capture_output=True, text=True, timeout=10).stdout)["ports"][0]
+    assert src_row["capture_copies"] >= 2, src_row   # the --session capture copied the source's frames
+
+
+JA, JB = "vswt-rj-a", "vswt-rj-b"
+
+
+def pcap_records(path):
+    """(caplen, original length, bytes) of every record of a pcap file (any timestamp precision)."""
+    import struct
+    data = open(path, "rb").read()
+    magic = data[:4]
+    assert magic in (b"\x4d\x3c\xb2\xa1", b"\xd4\xc3\xb2\xa1"), magic
+    off, out = 24, []
+    while off + 16 <= len(data):
+        _, _, caplen, length = struct.unpack_from("<IIII", data, off)
+        out.append((caplen, length, data[off + 16:off + 16 + caplen]))
+        off += 16 + caplen
+    assert off == len(data), "trailing bytes in %s" % path
+    return out
+
+
+def test_jumbo_frames_captured_whole_and_snaplen(vswitch, tmp_path):
+    """9000-byte MTU ports: a 9014-byte frame (and a 9018-byte tagged one as it leaves a trunk would be
+    longer still) is captured whole in both directions; --snaplen truncates and keeps the length."""
+    d, sock = start(vswitch, tmp_path, "vswt-rel-jumbo.xml")
+    a = d.vs(JA).mac
+    tok = new_token()
+    sent = [frame(a, token=tok + bytes([k]), size=9014) for k in range(3)] + [frame(a, token=tok + b"s", size=1514)]
+    full_in, full_out, snap = str(tmp_path / "in.pcap"), str(tmp_path / "out.pcap"), str(tmp_path / "snap.pcap")
+    p1 = capture(sock, JA, "--direction", "in", "--filter", "ether proto 0x88b5", "--count", "4", "-w", full_in)
+    p2 = capture(sock, JB, "--direction", "out", "--filter", "ether proto 0x88b5", "--count", "4", "-w", full_out)
+    p3 = capture(sock, JB, "--direction", "out", "--filter", "ether proto 0x88b5", "--count", "4", "--snaplen", "100",
+                 "-w", snap)
+    d.send(JA, *sent)
+    for p in (p1, p2, p3):
+        _, err = finish(p)
+        assert "4 frames captured" in err, err
+    for path in (full_in, full_out):
+        recs = pcap_records(path)
+        assert [(c, n) for c, n, _ in recs] == [(9014, 9014)] * 3 + [(1514, 1514)], path
+        assert [b for _, _, b in recs] == sent, "%s: the frames read back are the frames sent, byte for byte" % path
+    recs = pcap_records(snap)
+    assert [(c, n) for c, n, _ in recs] == [(100, 9014)] * 3 + [(100, 1514)]
+    assert [b for _, _, b in recs] == [f[:100] for f in sent]
+    # tshark reads the jumbo capture whole too.
+    assert tshark(full_out, "frame.len", "frame.cap_len") == ["9014\t9014"] * 3 + ["1514\t1514"]
+    # port stats: the capture counters in text equal the JSON ones; every copy was taken, none dropped.
+    js = subprocess.run([VSWITCHCTL, "--socket", sock, "port", "stats", "--format", "json"],
+                        capture_output=True, text=True, timeout=10)
+    import json as _json
+    rows = {r["name"]: r for r in _json.loads(js.stdout)["ports"]}
+    txt = subprocess.run([VSWITCHCTL, "--socket", sock, "port", "stats"], capture_output=True, text=True, timeout=10).stdout
+    assert rows[JA]["capture_copies"] >= 4 and rows[JB]["capture_copies"] >= 4, rows
+    assert rows[JA]["capture_drops"] == 0 and rows[JB]["capture_drops"] == 0, rows
+    for name in (JA, JB):
+        after = txt.split(name + " (#", 1)[1].splitlines()[1:]
+        block = "\n".join(next(iter([after[:k] for k, l in enumerate(after) if not l.startswith(" ")]), after))
+        line = "  capture: copies %d dropped-ring-full %d  mirror: sent %d dropped %d" % (
+            rows[name]["capture_copies"], rows[name]["capture_drops"], rows[name]["mirror_tx"], rows[name]["mirror_drops"])
+        assert line in block, (line, txt)
