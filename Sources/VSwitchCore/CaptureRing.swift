@@ -11,9 +11,10 @@
 // - The producer is the engine's forwarding thread, the consumer the daemon's one capture writer
 //   thread (VSwitchCapture). head and tail are byte counters (never wrapped, masked to index) on
 //   separate cache lines; the producer keeps a cached copy of tail on its own line and reads the
-//   consumer's only when the cached value says "full". A push is: relaxed load of head, compare
-//   with the cached tail, two 8-byte header stores, one copy, release store of head. No
-//   allocation, no lock, no ARC.
+//   consumer's only when the cached value says "full". The hooks push a batch at a time: head and
+//   the cached limit stay in registers (`Cursor`), each copy is a compare, two 8-byte header
+//   stores and one memcpy, and head is published once per batch with a release store (so its
+//   cache line moves to the consumer once per batch, not per copy). No allocation, no lock, no ARC.
 // - Snaplen: the ring keeps up to 65535 bytes of every frame (whole frames up to the 9000-byte
 //   MTU + tags); each capture session truncates further to its own --snaplen in the writer.
 // - A full ring refuses the copy: the engine counts it (PortCounter.captureDrops on the port) and
@@ -82,22 +83,42 @@ public struct CaptureRing: @unchecked Sendable {
     @usableFromInline var cachedTail: UnsafeAtomic<Int> { UnsafeAtomic(at: indices + 1) }
     @usableFromInline var tail: UnsafeAtomic<Int> { UnsafeAtomic(at: indices + 8) }
 
-    /// Producer: copies frame `i` of `batch` (at most `maxCopy` bytes). False = ring full, nothing copied.
-    /// `port` must be below 0x7FFF.
+    /// The producer's position during one batch of pushes: head and the cached end of free space, kept in
+    /// registers; published once per batch (`endPush`), so the head's cache line moves to the consumer once
+    /// per batch instead of once per copy.
+    public struct Cursor {
+        public var head: Int
+        public var limit: Int
+        @inlinable init(head: Int, limit: Int) { self.head = head; self.limit = limit }
+    }
+
     @inlinable @inline(__always)
-    public func push(_ batch: FrameBatch, _ i: Int, port: Int, direction: UInt8, timestampNs: UInt64) -> Bool {
+    public func beginPush() -> Cursor {
+        Cursor(head: head.load(ordering: .relaxed), limit: cachedTail.load(ordering: .relaxed) &+ byteCount)
+    }
+
+    /// Makes the records pushed since `beginPush` visible to the consumer.
+    @inlinable @inline(__always)
+    public func endPush(_ c: Cursor) {
+        cachedTail.store(c.limit &- byteCount, ordering: .relaxed)
+        head.store(c.head, ordering: .releasing)
+    }
+
+    /// Producer, between `beginPush` and `endPush`: copies frame `i` of `batch` (at most `maxCopy` bytes).
+    /// False = ring full, nothing copied. `port` must be below 0x7FFF.
+    @inlinable @inline(__always)
+    public func push(_ batch: FrameBatch, _ i: Int, port: Int, direction: UInt8, timestampNs: UInt64, cursor c: inout Cursor) -> Bool {
         let length = Int(batch.meta[i].length)
         let kept = length < maxCopy ? length : maxCopy
         let need = CaptureRing.recordBytes(kept)
-        let h = head.load(ordering: .relaxed)
+        let h = c.head
         let pos = h & mask
         let room = byteCount &- pos
         let pad = need > room ? room : 0
         let end = h &+ pad &+ need
-        if end &- cachedTail.load(ordering: .relaxed) > byteCount {
-            let t = tail.load(ordering: .acquiring)
-            cachedTail.store(t, ordering: .relaxed)
-            if end &- t > byteCount { return false }
+        if end > c.limit {
+            c.limit = tail.load(ordering: .acquiring) &+ byteCount
+            if end > c.limit { return false }
         }
         var rec = memory + pos
         if pad != 0 {
@@ -109,8 +130,17 @@ public struct CaptureRing: @unchecked Sendable {
                        as: UInt64.self)
         rec.storeBytes(of: timestampNs, toByteOffset: 8, as: UInt64.self)
         (rec + CaptureRing.headerBytes).copyMemory(from: batch.data(i), byteCount: kept)
-        head.store(end, ordering: .releasing)
+        c.head = end
         return true
+    }
+
+    /// Producer: one copy, published at once (tests, single frames).
+    @inlinable
+    public func push(_ batch: FrameBatch, _ i: Int, port: Int, direction: UInt8, timestampNs: UInt64) -> Bool {
+        var c = beginPush()
+        let ok = push(batch, i, port: port, direction: direction, timestampNs: timestampNs, cursor: &c)
+        endPush(c)
+        return ok
     }
 
     /// Consumer: hands up to `max` records to `body`, oldest first; returns how many. Space is given back
@@ -170,11 +200,13 @@ extension ForwardingEngine {
         let n = batch.count
         if taps & PortEntry.captureIn != 0 {
             var copied: UInt64 = 0
+            var cursor = capture.beginPush()
             var i = 0
             while i < n {
-                if capture.push(batch, i, port: port, direction: CaptureRing.ingress, timestampNs: nowNs) { copied &+= 1 }
+                if capture.push(batch, i, port: port, direction: CaptureRing.ingress, timestampNs: nowNs, cursor: &cursor) { copied &+= 1 }
                 i &+= 1
             }
+            capture.endPush(cursor)
             countCopies(port: port, copied: copied, of: n)
         }
         if taps & PortEntry.mirrorSource != 0 {
@@ -188,11 +220,14 @@ extension ForwardingEngine {
                                     view: UnsafeMutablePointer<ConfigView>, nowNs: UInt64, backend: inout B) {
         if taps & PortEntry.captureOut != 0 {
             var copied: UInt64 = 0
+            var cursor = capture.beginPush()
             var k = 0
             while k < count {
-                if capture.push(batch, Int(list[k]), port: port, direction: CaptureRing.egress, timestampNs: nowNs) { copied &+= 1 }
+                if capture.push(batch, Int(list[k]), port: port, direction: CaptureRing.egress, timestampNs: nowNs,
+                                cursor: &cursor) { copied &+= 1 }
                 k &+= 1
             }
+            capture.endPush(cursor)
             countCopies(port: port, copied: copied, of: count)
         }
         if taps & PortEntry.mirrorSource != 0 {
