@@ -58,7 +58,7 @@ struct Compare: ParsableCommand {
 
     @Flag(help: "Smoke run for CI (about 2 minutes): short trials, fewer search steps.") var quick = false
     @Option(help: "Results folder (default results/bench-<timestamp>).") var output: String?
-    @Option(help: "Comma-separated switches to run (direct,bridge,ovs-system,ovs-afxdp,vswitch-1t,vswitch-2t,vswitch-1t-syscall,vswitch-1t-netdev).") var only: String?
+    @Option(help: "Comma-separated switches to run (direct,bridge,ovs-system,ovs-afxdp,vswitch-1t,vswitch-2t,vswitch-1t-syscall,vswitch-1t-netdev,vswitch-1t-capture).") var only: String?
     @Option(help: "Fixed offered load (64-byte frames/s) for CPU per frame; every switch must sustain it.") var cpuLoad = 100_000
 
     func run() throws {
@@ -110,6 +110,7 @@ struct Compare: ParsableCommand {
             case "vswitch-2t": sut = vswitchSUT(threads: 2)
             case "vswitch-1t-syscall": sut = vswitchSUT(threads: 1, io: "syscall")
             case "vswitch-1t-netdev": sut = vswitchSUT(threads: 1, netdev: true)
+            case "vswitch-1t-capture": sut = vswitchSUT(threads: 1, capture: true)
             default: throw BenchError.failed("unknown switch \(name)")
             }
             Log.progress("\(name): setting up — \(sut.summary)")
@@ -159,6 +160,7 @@ struct Compare: ParsableCommand {
                     rep.switch_counters = String(decoding: d, as: UTF8.self)
                     try? d.write(to: URL(fileURLWithPath: outDir + "/\(name)-counters.json"))
                 }
+                if let more = sut.afterMeasure?() { sut.notes += more; for n in more { Log.progress("  \(name) \(n)") } }
             } catch {
                 rep.error = "\(error)"
                 Log.progress("  \(name) FAILED: \(error)")
@@ -252,6 +254,17 @@ func computeRatios(_ r: inout Report) {
         }
     }
     if let a = lf64(sut("vswitch-2t")), let b = lf64(vs), b > 0 { r.ratios["loss_free_64B_vswitch_2t_over_1t"] = a / b }
+    // Capture cost (issue 4): the same measurement while every frame of the receiving port is captured to a file.
+    let cap = sut("vswitch-1t-capture")
+    for size in [64, 512, 1518] {
+        if let a = cap?.sizes.first(where: { $0.size == size })?.loss_free_pps,
+           let b = vs?.sizes.first(where: { $0.size == size })?.loss_free_pps, b > 0 {
+            r.ratios["loss_free_\(size)B_capture_over_no_capture"] = a / b
+        }
+    }
+    if let a = cap?.cpu?.switch_process_ns_per_frame, let b = vs?.cpu?.switch_process_ns_per_frame, b > 0 {
+        r.ratios["cpu_per_frame_process_capture_over_no_capture"] = a / b
+    }
     // The plain statement the issue asks for.
     if let c = r.core.first, let v = vs {
         let through = v.sizes.first { $0.size == 64 }?.ceiling_forwarded_pps ?? 0

@@ -35,6 +35,10 @@ final class SwitchUnderTest {
     var notes: [String] = []
     /// Processes whose CPU time is the switch's (empty for the kernel bridge and direct).
     var switchPids: [pid_t] = []
+    /// vswitchd's --stats-json file (SIGUSR1 writes it).
+    var statsPath: String?
+    /// Run after the measurements, before tear-down; returns notes (e.g. the capture's own counters).
+    var afterMeasure: (() -> [String])?
     let setUpBody: (SwitchUnderTest) throws -> Void
     var mark = 0
 
@@ -283,13 +287,15 @@ let benchProfile = """
 /// `io`: vswitchd's --port-io (uring: batched io_uring submissions; syscall: one read()/write() per frame).
 /// `netdev`: the virtual systems sit behind veth pairs (like the bridge's) whose host ends vswitchd attaches
 /// as netdev ports (AF_PACKET TPACKET_V3 rings) instead of TAPs.
-func vswitchSUT(threads: Int, io: String = "uring", netdev: Bool = false) -> SwitchUnderTest {
+/// `capture`: a `vswitchctl capture` of every frame of the receiving port (vsb-tb, both directions, whole
+/// frames) writes a pcap file on /tmp for the whole measurement (issue 4's "How fast").
+func vswitchSUT(threads: Int, io: String = "uring", netdev: Bool = false, capture: Bool = false) -> SwitchUnderTest {
     SwitchUnderTest(name: "vswitch-\(threads)t",
                     summary: netdev
                         ? "VSwitch vswitchd, netdev ports (AF_PACKET TPACKET_V3 rings on veth host ends), \(threads) forwarding thread\(threads == 1 ? "" : "s"), access ports in VLAN 10"
                         : "VSwitch vswitchd, TAP ports (\(io == "uring" ? "io_uring, one submission per batch and direction" : "one read()/write() per frame")), \(threads) forwarding thread\(threads == 1 ? "" : "s"), access ports in VLAN 10") { sut in
         let bin = try vswitchdPath()
-        let dir = runDir + "/vswitch-\(threads)t-\(netdev ? "netdev" : io)"
+        let dir = runDir + "/vswitch-\(threads)t-\(netdev ? "netdev" : io)\(capture ? "-capture" : "")"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try benchProfile.write(toFile: dir + "/profiles.xml", atomically: true, encoding: .utf8)
         let portsXML = netdev
@@ -318,8 +324,11 @@ func vswitchSUT(threads: Int, io: String = "uring", netdev: Bool = false) -> Swi
             sut.notes.append("netdev ports: TX checksum offload switched off on the endpoints' eth0 (ethtool -K eth0 tx off), as for OVS with AF_PACKET ports; VSwitch does not handle partial checksums on netdev ports yet (issue 7)")
         }
         let ready = dir + "/ready", stats = dir + "/stats.json"
+        let sock = dir + "/ctl.sock"
         let d = try Child([bin, "--topology", dir + "/topology.xml", "--threads", "\(threads)", "--ready-file", ready,
-                           "--stats-json", stats, "--log-level", "warning", "--port-io", io], log: dir + "/vswitchd.log")
+                           "--stats-json", stats, "--log-level", "warning", "--port-io", io] + (capture ? ["--control-socket", sock] : []),
+                          log: dir + "/vswitchd.log")
+        sut.statsPath = stats
         try "\(d.pid)\n".write(toFile: dir + "/vswitchd.pid", atomically: true, encoding: .utf8)
         Cleanup.push("vswitchd") {
             d.stop(signal: SIGTERM, grace: 10)
@@ -338,14 +347,48 @@ func vswitchSUT(threads: Int, io: String = "uring", netdev: Bool = false) -> Swi
             if Date() > deadline { throw BenchError.failed("vswitchd not ready after 20 s; see \(dir)/vswitchd.log") }
             usleep(50_000)
         }
+        if capture { try startBenchCapture(sut, bin: bin, socket: sock, dir: dir, port: netdev ? "vsb-nb" : "vsb-tb") }
         if io == "syscall" { sut.notes.append("VSwitch's TAP I/O here is per-frame syscalls (one read() and one write() per frame); see issue 7") }
+    }
+}
+
+/// Starts `vswitchctl capture PORT --direction both -w /tmp/vsb-capture-PID.pcap` (whole frames, no filter) and
+/// waits until the daemon has accepted it; afterwards `afterMeasure` reports the capture's own counters.
+func startBenchCapture(_ sut: SwitchUnderTest, bin: String, socket: String, dir: String, port: String) throws {
+    let ctl = URL(fileURLWithPath: bin).deletingLastPathComponent().appendingPathComponent("vswitchctl").path
+    guard FileManager.default.isExecutableFile(atPath: ctl) else {
+        throw BenchError.failed("vswitchctl not found next to vswitchd (\(ctl)): swift build -c release --product vswitchctl")
+    }
+    let pcap = "/tmp/vsb-capture-\(getpid()).pcap", log = dir + "/capture.log"
+    let c = try Child([ctl, "--socket", socket, "capture", port, "--direction", "both", "-w", pcap], log: log, name: "vswitchctl capture")
+    Cleanup.push("capture") {
+        c.stop(signal: SIGINT, grace: 5)
+        unlink(pcap)
+    }
+    let deadline = Date().addingTimeInterval(10)
+    while !((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("capturing on") {
+        if !c.running || Date() > deadline {
+            throw BenchError.failed("vswitchctl capture did not start: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+        }
+        usleep(20_000)
+    }
+    sut.notes.append("capture: `vswitchctl capture \(port) --direction both -w \(pcap)` (every frame of the receiving port, whole, both directions, pcap written by the daemon's writer thread, which shares CPU 1 with the forwarding thread) runs for the whole measurement")
+    sut.afterMeasure = {
+        let r = try? sh("\(ctl) --socket \(socket) port stats \(port) --format json")
+        var copies = "?", drops = "?"
+        if let out = r?.out, let j = try? JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any],
+           let row = (j["ports"] as? [[String: Any]])?.first {
+            copies = "\(row["capture_copies"] ?? "?")"; drops = "\(row["capture_drops"] ?? "?")"
+        }
+        let size = (try? FileManager.default.attributesOfItem(atPath: pcap)[.size] as? Int) ?? 0
+        return ["capture: \(copies) copies taken on \(port), \(drops) dropped for a full ring; pcap file \(size / 1_000_000) MB"]
     }
 }
 
 /// Asks vswitchd for its counters (SIGUSR1 writes --stats-json) and returns the JSON.
 func vswitchStats(_ sut: SwitchUnderTest) -> Any? {
     guard sut.name.hasPrefix("vswitch"), let pid = sut.switchPids.first else { return nil }
-    let path = runDir + "/\(sut.name)/stats.json"
+    let path = sut.statsPath ?? runDir + "/\(sut.name)/stats.json"
     try? FileManager.default.removeItem(atPath: path)
     kill(pid, SIGUSR1)
     for _ in 0..<40 {
