@@ -26,6 +26,7 @@ struct Core: ParsableCommand {
     @Option(help: "Port profile: vlan (VLANs only) or realistic (anti-spoofing, 16 ACL rules, both policers).") var profile = "vlan"
     @Option(help: "Output format: text or json.") var format = "text"
     @Flag(help: "Capture every frame of port 0 (both directions) into the capture rings, drained by a writer thread.") var capture = false
+    @Option(help: "With --capture: the daemon's capture writer writes every copy to this pcap file (else a reader only touches the copies).") var captureFile: String?
 
     func validate() throws {
         guard (64...1518).contains(size) else { throw ValidationError("--size must be 64...1518") }
@@ -39,7 +40,8 @@ struct Core: ParsableCommand {
 
     func run() throws {
         let r = CoreBench.run(CoreBenchConfig(size: size, macs: macs, threads: threads, mode: mode, seconds: seconds,
-                                              batch: batch, ports: ports, profile: profile, capture: capture))
+                                              batch: batch, ports: ports, profile: profile, capture: capture,
+                                              captureFile: captureFile))
         if format == "json" {
             let enc = JSONEncoder()
             enc.outputFormatting = [.sortedKeys]
