@@ -99,8 +99,12 @@ seeds["mac-flood"] = b"".join(rec(tun, pad(eth(BCAST, bytes([2, 0, 0, 1, i >> 8,
 seeds["promiscuous-sees-unicast"] = conv + rec(mon, pad(eth(BCAST, mac(mon), 0x0800, b"")))
 
 if __name__ == "__main__":
-    shutil.rmtree(OUT, ignore_errors=True)
-    os.makedirs(OUT)
+    # Regenerates the written seeds; keeps `found-*`, inputs a fuzzing run discovered and merged in
+    # (RELIABILITY.md, "Growing the seed corpora").
+    os.makedirs(OUT, exist_ok=True)
+    for f in os.listdir(OUT):
+        if not f.startswith("found-"):
+            os.unlink(os.path.join(OUT, f))
     for name, data in seeds.items():
         with open(os.path.join(OUT, name), "wb") as f:
             f.write(data)
