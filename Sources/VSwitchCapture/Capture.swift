@@ -22,8 +22,9 @@
 //   exclusivity checks), 50–80 ns of writer CPU per record.
 //
 // Threading: `add`, `stop`, `activeTaps` from the control thread; `pump` on the writer thread
-// (or a test's thread when the writer is not started). Sessions are guarded by one lock that the
-// forwarding threads never touch.
+// (or a test's thread when the writer is not started). The session list is guarded by one lock that
+// the forwarding threads never touch and that the writer holds only to read the list and to retire
+// ended sessions (never while writing: a stalled output must not stall the control thread).
 
 import CLibPcap
 import Foundation
@@ -244,9 +245,14 @@ public final class CaptureWriter: @unchecked Sendable {
     var lastCheckNs: UInt64 = 0
 
     /// One pass: drain every ring, end completed sessions. Returns the records drained.
+    /// The lock is held only to read the session list and to retire ended sessions: the writes (which a
+    /// slow disk or pipe can stall) run outside it, so the control thread (`add`, `activeTaps`,
+    /// `takeFinished`) never waits for an output. Only this thread touches a running session's output.
     @discardableResult
     public func pump() -> Int {
-        lock.lock(); defer { lock.unlock() }
+        lock.lock()
+        let sessions = self.sessions   // a reference to the array's storage: no copy, no allocation
+        lock.unlock()
         var total = 0
         let offset = realtimeOffset
         for ring in rings {
@@ -271,7 +277,12 @@ public final class CaptureWriter: @unchecked Sendable {
             }
             if let reason { end(s, reason); ended = true }
         }
-        if ended { sessions.removeAll { $0.endReason != nil } }   // in place: a pass allocates nothing
+        if ended {
+            lock.lock()
+            finished += sessions.filter { $0.endReason != nil }.map(\.summary)
+            self.sessions.removeAll { $0.endReason != nil }
+            lock.unlock()
+        }
         return total
     }
 
@@ -279,7 +290,6 @@ public final class CaptureWriter: @unchecked Sendable {
         var drops: UInt64 = 0
         for p in s.ports.keys { drops &+= dropsOf(p) &- (s.dropsAtStart[p] ?? 0) }
         s.finish(reason, drops: drops)
-        finished.append(s.summary)
     }
 
     func clientGone(_ fd: Int32) -> Bool {
@@ -294,7 +304,7 @@ public final class CaptureWriter: @unchecked Sendable {
     /// Stops every session (reason "stopped") — daemon shutdown.
     public func stopAll() {
         lock.lock(); defer { lock.unlock() }
-        for s in sessions { end(s, "stopped") }
+        for s in sessions { end(s, "stopped"); finished.append(s.summary) }
         sessions = []
     }
 
