@@ -191,6 +191,44 @@ final class CaptureTapTests: XCTestCase {
         XCTAssertEqual(PortCounters(port: 2, blocks: [rig.engine.counters]).mirrorSent, 2)
     }
 
+    func testStalledOutputNeverBlocksTheControlThread() throws {
+        // A pipe nobody reads: the writer's fwrite blocks once the pipe (64 KiB) is full. The control
+        // thread's calls must still return at once (the writer holds no lock while writing).
+        let rig = Rig()
+        rig.specs[0].capture = PortEntry.captureIn
+        rig.apply()
+        var fds: [Int32] = [0, 0]
+        XCTAssertEqual(pipe(&fds), 0)
+        let writer = CaptureWriter(rings: [rig.engine.capture], dropsOf: { _ in 0 })
+        writer.add(try CaptureSession(id: 1, ports: [0: PortEntry.captureIn], filter: nil, count: nil, duration: nil,
+                                      snaplen: 65535, output: fds[1]))
+        for _ in 0..<400 { rig.inject(0, (0..<64).map { _ in frame(dst: bcast, src: macA, payload: 100) }) }   // 25,600 × 130 B
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) let w = writer
+        Thread { w.pump(); done.signal() }.start()
+        usleep(300_000)
+        XCTAssertEqual(done.wait(timeout: .now()), .timedOut, "the writer is stuck on the full pipe (the test's premise)")
+        // The control thread's calls, on their own thread so that a regression fails instead of hanging.
+        let answered = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var taps: [Int: UInt8] = [:]
+        Thread { taps = w.activeTaps(); _ = w.takeFinished(); answered.signal() }.start()
+        let prompt = answered.wait(timeout: .now() + 1)
+        XCTAssertEqual(prompt, .success, "the control thread waited for the stalled output")
+        // Drain the pipe (non-blocking reads): the writer finishes its pass.
+        _ = fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK)
+        var buf = [UInt8](repeating: 0, count: 1 << 16)
+        var got = 0
+        while done.wait(timeout: .now()) == .timedOut {
+            let n = read(fds[0], &buf, buf.count)
+            if n > 0 { got += n } else { usleep(1000) }
+        }
+        if prompt == .timedOut { _ = answered.wait(timeout: .now() + 10) }
+        XCTAssertEqual(taps, [0: PortEntry.captureIn])
+        XCTAssertGreaterThan(got, 1 << 20)
+        writer.stopAll()
+        close(fds[0])
+    }
+
     func testInvalidFilterGivesLibpcapMessage() {
         XCTAssertThrowsError(try CaptureFilter("vlan and and")) { e in
             XCTAssertTrue("\(e)".contains("syntax error"), "\(e)")
