@@ -288,7 +288,7 @@ let benchProfile = """
 /// `netdev`: the virtual systems sit behind veth pairs (like the bridge's) whose host ends vswitchd attaches
 /// as netdev ports (AF_PACKET TPACKET_V3 rings) instead of TAPs.
 /// `capture`: a `vswitchctl capture` of every frame of the receiving port (vsb-tb, both directions, whole
-/// frames) writes a pcap file on /tmp for the whole measurement (issue 4's "How fast").
+/// frames) writes a pcap file on /dev/shm for the whole measurement (issue 4's "How fast").
 func vswitchSUT(threads: Int, io: String = "uring", netdev: Bool = false, capture: Bool = false) -> SwitchUnderTest {
     SwitchUnderTest(name: "vswitch-\(threads)t",
                     summary: netdev
@@ -352,14 +352,16 @@ func vswitchSUT(threads: Int, io: String = "uring", netdev: Bool = false, captur
     }
 }
 
-/// Starts `vswitchctl capture PORT --direction both -w /tmp/vsb-capture-PID.pcap` (whole frames, no filter) and
+/// Starts `vswitchctl capture PORT --direction both -w /dev/shm/vsb-capture-PID.pcap` (whole frames, no filter) and
 /// waits until the daemon has accepted it; afterwards `afterMeasure` reports the capture's own counters.
 func startBenchCapture(_ sut: SwitchUnderTest, bin: String, socket: String, dir: String, port: String) throws {
     let ctl = URL(fileURLWithPath: bin).deletingLastPathComponent().appendingPathComponent("vswitchctl").path
     guard FileManager.default.isExecutableFile(atPath: ctl) else {
         throw BenchError.failed("vswitchctl not found next to vswitchd (\(ctl)): swift build -c release --product vswitchctl")
     }
-    let pcap = "/tmp/vsb-capture-\(getpid()).pcap", log = dir + "/capture.log"
+    // /dev/shm: the cost of capture, not of the disk (a 2 GB pcap on /tmp's disk hits the kernel's dirty-page
+    // throttling; the file is removed at tear-down).
+    let pcap = "/dev/shm/vsb-capture-\(getpid()).pcap", log = dir + "/capture.log"
     let c = try Child([ctl, "--socket", socket, "capture", port, "--direction", "both", "-w", pcap], log: log, name: "vswitchctl capture")
     Cleanup.push("capture") {
         c.stop(signal: SIGINT, grace: 5)
@@ -379,6 +381,8 @@ func startBenchCapture(_ sut: SwitchUnderTest, bin: String, socket: String, dir:
         if let out = r?.out, let j = try? JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any],
            let row = (j["ports"] as? [[String: Any]])?.first {
             copies = "\(row["capture_copies"] ?? "?")"; drops = "\(row["capture_drops"] ?? "?")"
+        } else {
+            copies = "? (port stats failed: \(r?.out.prefix(200) ?? "no output"))"
         }
         let size = (try? FileManager.default.attributesOfItem(atPath: pcap)[.size] as? Int) ?? 0
         return ["capture: \(copies) copies taken on \(port), \(drops) dropped for a full ring; pcap file \(size / 1_000_000) MB"]
