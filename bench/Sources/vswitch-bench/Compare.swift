@@ -60,6 +60,7 @@ struct Compare: ParsableCommand {
     @Option(help: "Results folder (default results/bench-<timestamp>).") var output: String?
     @Option(help: "Comma-separated switches to run (direct,bridge,ovs-system,ovs-afxdp,vswitch-1t,vswitch-2t,vswitch-1t-syscall,vswitch-1t-netdev,vswitch-1t-capture).") var only: String?
     @Option(help: "Fixed offered load (64-byte frames/s) for CPU per frame; every switch must sustain it.") var cpuLoad = 100_000
+    @Option(help: "Frame size of the CPU-per-frame measurement (64 unless set; the table and ratios then refer to it).") var cpuSize = 64
 
     func run() throws {
         guard getuid() == 0 else { throw BenchError.failed("vswitch-bench compare must run as root (namespaces, TAPs, bridges)") }
@@ -131,7 +132,7 @@ struct Compare: ParsableCommand {
                         rep.sizes.append(try searchLossFree(sut, size: size, steps: p.steps, seconds: p.trial))
                     }
                 }
-                let cpu = try measureCPU(sut, rate: cpuLoad, seconds: p.cpuSeconds, baselineNsPerFrame: baseline)
+                let cpu = try measureCPU(sut, rate: cpuLoad, seconds: p.cpuSeconds, baselineNsPerFrame: baseline, size: cpuSize)
                 if name == "direct" { baseline = cpu.kernel_path_ns_per_frame }
                 rep.cpu = cpu
                 Log.progress(String(format: "  %@ CPU at %d pps offered (%.0f forwarded, loss %.2f%%): switch process %@ ns/frame, kernel path %.0f ns/frame, minus no-switch baseline %@",

@@ -166,8 +166,8 @@ struct CPUResult: Codable {
     var method: String
 }
 
-func measureCPU(_ sut: SwitchUnderTest, rate: Int, seconds: Double, baselineNsPerFrame: Double?) throws -> CPUResult {
-    let t = try runTrial(sut, size: 64, rate: rate, seconds: seconds)
+func measureCPU(_ sut: SwitchUnderTest, rate: Int, seconds: Double, baselineNsPerFrame: Double?, size: Int = 64) throws -> CPUResult {
+    let t = try runTrial(sut, size: size, rate: rate, seconds: seconds)
     let frames = max(t.window_frames, 1)
     let proc = sut.switchPids.isEmpty ? nil : t.switch_cpu_s * 1e9 / Double(frames)
     let machine = t.machine_busy_s * 1e9 / Double(frames)
