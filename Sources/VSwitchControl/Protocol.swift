@@ -18,7 +18,7 @@ public enum ControlProtocol {
         "show", "add-port", "del-port", "set-port",
         "profile-load", "profile-reload", "profile-validate", "profile-export", "profile-show",
         "fdb-show", "fdb-flush", "fdb-add", "fdb-del", "fdb-stats",
-        "port-stats", "set-switch", "metrics", "ping", "capture",
+        "port-stats", "set-switch", "metrics", "ping", "capture", "show-cim",
     ]
 }
 

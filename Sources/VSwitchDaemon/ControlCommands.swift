@@ -59,6 +59,9 @@ public final class ControlCommands {
         case "show":
             try r.allowOnly([])
             return show()
+        case "show-cim":
+            try r.allowOnly([])
+            return ["xml": .string(cimView())]
         case "add-port":
             try r.allowOnly(["name", "type", "profile", "mac", "mtu", "namespace", "interface", "addresses",
                              "file", "loop", "rate", "output"])
@@ -202,6 +205,19 @@ public final class ControlCommands {
                                  "receive": .int(Int(clamping: model.reserved.receive))]],
          "ports": .array(model.sortedPorts.map(portJSON)),
          "profiles": .array(model.profiles.ids.map { .string($0) })]
+    }
+
+    /// The DSP1097 view (VSwitchProfiles/CIMView.swift, docs/cim-view.md).
+    public func cimView() -> String {
+        let st = model.config.settings
+        let ports: [CIMView.Port] = model.sortedPorts.compactMap { p in
+            guard let profile = model.profiles.profile(id: p.config.profile) else { return nil }
+            let link: CIMView.Link = switch p.link { case .up: .up; case .down: .down; case .gone: .detached }
+            return CIMView.Port(index: p.index, name: p.config.name, type: p.config.type, mac: p.config.mac,
+                                mtu: p.config.mtu, link: link, profile: profile)
+        }
+        return CIMView.render(switch: .init(name: model.config.name, macTableSize: st.macTableSize,
+                                            macAgingTime: st.macAgingTime), ports: ports)
     }
 
     func profileShow() -> JSON {

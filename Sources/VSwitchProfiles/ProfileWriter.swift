@@ -37,7 +37,7 @@ public enum ProfileWriter {
     }
 
     /// (EPASD property, values) sorted by property name; a nil value is written as NULL.
-    static func dmtfProperties(_ p: PortProfile) -> [(String, [String?])] {
+    public static func dmtfProperties(_ p: PortProfile) -> [(String, [String?])] {
         var props: [String: [String?]] = [:]
         func put(_ name: String, _ value: String?) { if let value { props[name] = [value] } }
         func putAll(_ name: String, _ values: [String?]) { if !values.isEmpty { props[name] = values } }
@@ -82,7 +82,7 @@ public enum ProfileWriter {
     }
 
     /// The vsx elements, one line each, in the order of the spec's table.
-    static func extensions(_ p: PortProfile) -> [String] {
+    public static func extensions(_ p: PortProfile) -> [String] {
         var lines: [String] = []
         func element(_ name: String, _ value: String?) {
             if let value { lines.append("<vsx:\(name)>\(escapeText(value))</vsx:\(name)>") }

@@ -33,6 +33,9 @@ struct Common: ParsableArguments {
 
 enum Format: String, ExpressibleByArgument, CaseIterable { case text, json }
 
+/// `show` also speaks CIM: the DSP1097 view as WS-CIM XML (docs/cim-view.md).
+enum ShowFormat: String, ExpressibleByArgument, CaseIterable { case text, json, cim }
+
 struct FormatOption: ParsableArguments {
     @Option(name: .long, help: "Output format: text or json.") var format: Format = .text
 }
@@ -97,11 +100,16 @@ struct VSwitchCtl: ParsableCommand {
 struct Show: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "The switch, its settings and its ports.")
     @OptionGroup var common: Common
-    @OptionGroup var fmt: FormatOption
+    @Option(name: .long, help: "Output format: text, json, or cim (DSP1097 as WS-CIM XML).") var format: ShowFormat = .text
 
     func run() throws {
+        if format == .cim {
+            let r = try common.call("show-cim")
+            print(str(r["xml"]), terminator: "")
+            return
+        }
         let r = try common.call("show")
-        emit(r, fmt.format) { r in
+        emit(r, format == .json ? .json : .text) { r in
             let sw = r["switch"] ?? .null
             let st = sw["settings"] ?? .null
             var s = "switch \(str(sw["name"])) (generation \(str(sw["generation"])))\n"
