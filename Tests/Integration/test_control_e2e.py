@@ -293,3 +293,67 @@ def test_bandwidth_reservations_are_admitted_against_the_capacity(ctl, tmp_path)
     assert saved_settings()["bandwidthCapacity"] == 12_000_000_000
     bad = ctl.ctl("set", "switch", "bandwidth-capacity=lots", check=False)
     assert bad.returncode != 0 and "bandwidth-capacity must be" in bad.stderr
+
+
+CIM = "http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/"
+
+
+def test_show_format_cim_is_dsp1097_ws_cim_xml(ctl, tmp_path):
+    """`vswitchctl show --format cim`: well-formed XML (parsed back with xml.etree), WS-CIM namespaces,
+    the switch (EVBMode 2 = VEB, MaxNumMACAddress = mac-table-size, VLANConnection), and per port a
+    CIM_EthernetPort and a CIM_EthernetPortAllocationSettingData with the bound profile's properties."""
+    import xml.etree.ElementTree as ET
+
+    ctl.start()
+    # A profile whose display name needs escaping, to prove the output is escaped.
+    prof = tmp_path / "esc.xml"
+    prof.write_text(PROFILES.read_text().replace("<epasd:ElementName>tenant-b</epasd:ElementName>",
+                                                 "<epasd:ElementName>tenant &amp; &lt;b&gt; \"x\"</epasd:ElementName>"))
+    ctl.ctl("profile", "load", str(prof))
+    ctl.ctl("add-port", "vsc-p1", "--profile", TENANT_A, "--mac", MAC1, "--namespace", "vsc-a1", "--address", "10.77.0.1/24")
+    ctl.ctl("add-port", "vsc-p2", "--profile", TENANT_B, "--mac", MAC2, "--namespace", "vsc-a2", "--address", "10.77.0.2/24")
+    ctl.ctl("set", "switch", "mac-table-size=123456")
+    harness.ns_exec("vsc-a2", "ip", "link", "set", "eth0", "down")
+    assert wait_for(lambda: ctl.port("vsc-p2")["link"] == "down")
+
+    text = ctl.ctl("show", "--format", "cim").stdout
+    root = ET.fromstring(text.encode())
+    assert root.tag == "{urn:vswitch:cim-view:1}CIMView"
+
+    def cls(name):
+        return root.findall("{%s%s}%s" % (CIM, name, name))
+
+    def val(e, prop, cname):
+        return [c.text for c in e.findall("{%s%s}%s" % (CIM, cname, prop))]
+
+    vessd_name = "CIM_VirtualEthernetSwitchSettingData"
+    [sw] = cls(vessd_name)
+    assert val(sw, "EVBMode", vessd_name) == ["2"]
+    assert val(sw, "MaxNumMACAddress", vessd_name) == ["123456"]
+    assert val(sw, "VLANConnection", vessd_name) == ["10", "20"]
+    assert val(sw, "ElementName", vessd_name) == [ctl.show()["switch"]["name"]]
+
+    ports = cls("CIM_EthernetPort")
+    allocs = cls("CIM_EthernetPortAllocationSettingData")
+    assert [val(p, "DeviceID", "CIM_EthernetPort") for p in ports] == [["vsc-p1"], ["vsc-p2"]]
+    e = "CIM_EthernetPort"
+    assert val(ports[0], "PermanentAddress", e) == [MAC1.replace(":", "").upper()]
+    assert val(ports[0], "EnabledState", e) == ["2"] and val(ports[1], "EnabledState", e) == ["6"]
+    a = "CIM_EthernetPortAllocationSettingData"
+    assert [val(x, "ElementName", a) for x in allocs] == [["vsc-p1"], ["vsc-p2"]]
+    assert val(allocs[0], "NetworkPortProfileID", a) == [TENANT_A]
+    assert val(allocs[1], "NetworkPortProfileID", a) == [TENANT_B]
+    assert val(allocs[0], "PortVID", a) == ["10"] and val(allocs[1], "PortVID", a) == ["20"]
+    assert val(allocs[1], "Address", a) == [MAC2.replace(":", "").upper()]
+    assert val(allocs[1], "Caption", a) == ['tenant & <b> "x"']
+    assert val(allocs[0], "ResourceType", a) == ["33"]
+
+    # The view is read-only (the generation does not move); a change shows at once.
+    gen = ctl.show()["switch"]["generation"]
+    ctl.ctl("show", "--format", "cim")
+    assert ctl.show()["switch"]["generation"] == gen
+    ctl.ctl("set-port", "vsc-p2", "profile=" + TENANT_A)
+    root = ET.fromstring(ctl.ctl("show", "--format", "cim").stdout.encode())
+    allocs = root.findall("{%s%s}%s" % (CIM, a, a))
+    assert val(allocs[1], "NetworkPortProfileID", a) == [TENANT_A]
+    assert val(root.find("{%s%s}%s" % (CIM, vessd_name, vessd_name)), "VLANConnection", vessd_name) == ["10"]
