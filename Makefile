@@ -2,7 +2,7 @@
 SWIFT ?= swift
 PYTHON ?= /usr/bin/python3
 
-.PHONY: deps build demo test unit tsan integration bench-core bench-build bench bench-quick bench-smoke clean fuzz fuzz-ci soak
+.PHONY: deps build demo demo-vm test unit tsan integration bench-core bench-build bench bench-quick bench-smoke clean fuzz fuzz-ci soak
 
 deps:
 	@bash scripts/install-deps.sh
@@ -15,6 +15,11 @@ build: deps
 ## Brings up topologies/default.xml, pings within and across VLANs, prints the MAC table and counters, tears down.
 demo: build
 	bash scripts/demo.sh topologies/default.xml
+
+## A real VM (issue 8): a QEMU guest (Debian cloud kernel, busybox initramfs; scripts/vm/build-guest.sh,
+## cached in .cache/vm) on a TAP QEMU owns, attached as a netdev port; pings a namespace both ways.
+demo-vm: build
+	$(PYTHON) scripts/vm/demo-vm.py
 
 ## Every test: unit and privileged XCTest suites, the ThreadSanitizer stress test, the TAP/netns integration suite.
 test: deps unit tsan fuzz-ci integration bench-smoke
