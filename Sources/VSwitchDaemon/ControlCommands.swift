@@ -155,7 +155,7 @@ public final class ControlCommands {
             return try startCapture(r)
         case "metrics":
             try r.allowOnly([])
-            return ["text": .string(PrometheusText.render(portStats: try portStats(port: nil), fdbStats: fdbStats()))]
+            return ["text": .string(metricsText())]
         default:
             throw DaemonError("unknown command \"\(r.command)\" (known: \(ControlProtocol.commands.joined(separator: ", ")))")
         }
@@ -205,6 +205,11 @@ public final class ControlCommands {
                                  "receive": .int(Int(clamping: model.reserved.receive))]],
          "ports": .array(model.sortedPorts.map(portJSON)),
          "profiles": .array(model.profiles.ids.map { .string($0) })]
+    }
+
+    /// The Prometheus text (`metrics`, and GET /metrics of `--metrics-listen`).
+    public func metricsText() -> String {
+        PrometheusText.render(portStats: (try? portStats(port: nil)) ?? ["ports": .array([])], fdbStats: fdbStats())
     }
 
     /// The DSP1097 view (VSwitchProfiles/CIMView.swift, docs/cim-view.md).

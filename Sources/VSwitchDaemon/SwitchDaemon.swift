@@ -45,6 +45,8 @@ public struct DaemonOptions: Sendable {
     public var controlSocket: String? = ControlProtocol.defaultSocketPath
     /// The control socket was not asked for explicitly: if another daemon holds it, run without one.
     public var controlSocketOptional = false
+    /// `--metrics-listen HOST:PORT`: serve the Prometheus text on GET /metrics (MetricsHTTPServer); nil: off.
+    public var metricsListen: String?
     public init(threads: Int? = nil, statsJSONPath: String? = nil, readyFile: String? = nil) {
         self.threads = threads; self.statsJSONPath = statsJSONPath; self.readyFile = readyFile
     }
@@ -98,6 +100,7 @@ public final class SwitchDaemon {
     var model: SwitchModel!
     var store: StateStore?
     var server: ControlServer?
+    var metricsServer: MetricsHTTPServer?
     var commands: ControlCommands!
     var monitor: LinkMonitor?
     var signalFD: Int32 = -1
@@ -147,6 +150,10 @@ public final class SwitchDaemon {
                 if !options.controlSocketOptional { throw error }
                 log.warning("running without a control socket: \(error)")
             }
+        }
+        if let listen = options.metricsListen {
+            metricsServer = try MetricsHTTPServer(listen: listen)
+            log.info("metrics endpoint", metadata: ["url": "http://\(listen)/metrics"])
         }
         monitor = try? LinkMonitor()
         if monitor == nil { log.warning("rtnetlink link monitor unavailable; link state is checked once a second only") }
@@ -245,6 +252,7 @@ public final class SwitchDaemon {
             var fds = [pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0)]
             if let monitor { fds.append(pollfd(fd: monitor.fd, events: Int16(POLLIN), revents: 0)) }
             if let server { fds += server.pollFDs() }
+            if let metricsServer { fds += metricsServer.pollFDs() }
             let nowNs = vsw_now_ns_ctl()
             let msToTick = Int32(max(1, 1000 - Int((nowNs / 1_000_000) % 1000)))
             let rc = poll(&fds, nfds_t(fds.count), msToTick)
@@ -268,6 +276,8 @@ public final class SwitchDaemon {
                         }
                     } else if let monitor, p.fd == monitor.fd {
                         linkEvents(monitor.drain())
+                    } else if let metricsServer, metricsServer.owns(p.fd) {
+                        metricsServer.service(p, now: Double(vsw_now_ns_ctl()) / 1e9) { commands.metricsText() }
                     } else if let server, server.owns(p.fd) {
                         server.service(p) { line in
                             let r = commands.handle(line: line)
@@ -301,6 +311,7 @@ public final class SwitchDaemon {
     }
 
     func housekeeping(now: UInt32) {
+        metricsServer?.expire(now: Double(vsw_now_ns_ctl()) / 1e9)
         checkDevices()
         model.housekeeping(now: now)
         if let w = captureWriter {

@@ -24,6 +24,7 @@ struct VSwitchd: ParsableCommand {
     @Option(name: .long, help: "State directory: every accepted change is saved there and restored at start (default /var/lib/vswitch when no --topology is given).") var stateDir: String?
     @Option(name: .long, help: "Control socket path (default \(ControlProtocol.defaultSocketPath)).") var controlSocket: String?
     @Flag(name: .long, help: "Run without a control socket.") var noControlSocket = false
+    @Option(name: .long, help: "Serve the Prometheus metrics (as `vswitchctl metrics`) over HTTP on GET /metrics at HOST:PORT, e.g. 127.0.0.1:9477 (off by default).") var metricsListen: String?
     @Option(name: .long, help: "Forwarding threads (default: the topology's setting, else one per core).") var threads: Int?
     @Option(name: .long, help: "TAP port I/O: uring (batched io_uring submissions, default) or syscall (one read/write per frame).") var portIo = "uring"
     @Option(name: .long, help: "Also write counters and the MAC table as JSON to this file on SIGUSR1 and at exit.") var statsJson: String?
@@ -69,6 +70,7 @@ struct VSwitchd: ParsableCommand {
         }
         options.portIO = io
         options.topology = topo
+        options.metricsListen = metricsListen
         options.stateDirectory = stateDir ?? (topo == nil ? "/var/lib/vswitch" : nil)
         options.controlSocket = noControlSocket ? nil : (controlSocket ?? ProcessInfo.processInfo.environment["VSWITCH_CONTROL_SOCKET"] ?? ControlProtocol.defaultSocketPath)
         // An ephemeral topology run without an explicit socket does not fail because another daemon has the default one.
