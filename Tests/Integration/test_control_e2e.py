@@ -357,3 +357,63 @@ def test_show_format_cim_is_dsp1097_ws_cim_xml(ctl, tmp_path):
     allocs = root.findall("{%s%s}%s" % (CIM, a, a))
     assert val(allocs[1], "NetworkPortProfileID", a) == [TENANT_A]
     assert val(root.find("{%s%s}%s" % (CIM, vessd_name, vessd_name)), "VLANConnection", vessd_name) == ["10"]
+
+
+def test_metrics_http_endpoint(ctl):
+    """`vswitchd --metrics-listen 127.0.0.1:PORT`: GET /metrics serves the same Prometheus text as
+    `vswitchctl metrics`; other paths 404, other methods 405, garbage 400; a silent client does not
+    block the control socket; off by default."""
+    import socket as so
+    import urllib.error
+    import urllib.request
+
+    s = so.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    ctl.start(extra=["--metrics-listen", "127.0.0.1:%d" % port])
+    two_ports(ctl)
+    r = ping("vsc-a1", "10.77.0.2")
+    assert r.returncode == 0, r.stdout + r.stderr
+    url = "http://127.0.0.1:%d/metrics" % port
+
+    # A client that connects and says nothing must not hold up the daemon.
+    idle = so.create_connection(("127.0.0.1", port))
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        body = resp.read().decode()
+    idle.close()
+    via_ctl = ctl.ctl("metrics").stdout
+
+    def samples(text):
+        return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines() if line and not line.startswith("#")}
+
+    http, cli = samples(body), samples(via_ctl)
+    assert http.keys() == cli.keys() and len(http) > 10
+    key = next(k for k in http if k.startswith("vswitch_port_rx_packets_total") and 'port="vsc-p1"' in k)
+    assert http[key] >= 3 and cli[key] >= http[key]
+    assert "# TYPE vswitch_port_rx_packets_total counter" in body
+
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen("http://127.0.0.1:%d/other" % port, timeout=5)
+    assert e.value.code == 404
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(urllib.request.Request(url, data=b"x", method="POST"), timeout=5)
+    assert e.value.code == 405
+    raw = so.create_connection(("127.0.0.1", port), timeout=5)
+    raw.sendall(b"hello\r\n\r\n")
+    assert raw.recv(100).startswith(b"HTTP/1.1 400")
+    raw.close()
+    assert ctl.ctl("show").returncode == 0
+
+    # Off by default: a daemon without the option listens on no TCP port.
+    ctl.stop()
+    ctl.start()
+    with pytest.raises(OSError):
+        so.create_connection(("127.0.0.1", port), timeout=2).close()
+    # A bad address is one clear line and a non-zero exit.
+    ctl.stop()
+    assert ctl.start(extra=["--metrics-listen", "127.0.0.1:http"], expect_ready=False) != 0
+    assert "--metrics-listen 127.0.0.1:http" in ctl.stderr()
