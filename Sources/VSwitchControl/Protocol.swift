@@ -198,9 +198,10 @@ public final class ControlClient {
     }
 
     public func readLine(timeout: Int32) throws(ControlError) -> Data {
-        var buf = [UInt8](repeating: 0, count: 65536)
+        var buf = [UInt8](repeating: 0, count: 1 << 20)
+        var scanned = pending.startIndex   // bytes before this hold no newline (large responses: no rescans)
         while true {
-            if let nl = pending.firstIndex(of: 0x0A) {
+            if let nl = pending[scanned...].firstIndex(of: 0x0A) {
                 let line = pending[pending.startIndex..<nl]
                 pending = Data(pending[(nl + 1)...])
                 return Data(line)
@@ -212,6 +213,7 @@ public final class ControlClient {
             let n = recv(fd, &buf, buf.count, 0)
             if n < 0 { if errno == EINTR { continue }; throw ControlError("lost the connection to vswitchd: \(String(cString: strerror(errno)))") }
             if n == 0 { throw ControlError("vswitchd closed the connection without an answer") }
+            scanned = pending.endIndex
             pending.append(contentsOf: buf[0..<n])
         }
     }
