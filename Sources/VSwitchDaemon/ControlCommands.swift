@@ -245,6 +245,8 @@ public final class ControlCommands {
         }), "files": .array(model.config.profiles.map { .string($0.path) })]
     }
 
+    /// `{"entries": [{"age", "mac", "port", "static", "vlan"}…]}`, written straight into bytes (`.raw`):
+    /// 100,000 entries in tens of milliseconds, where building JSON values took ~1 s (bench/README.md).
     func fdbShow(port: String?, vlan: Int?) throws -> JSON {
         var filterPort: Int?
         if let port {
@@ -252,16 +254,61 @@ public final class ControlCommands {
             filterPort = i
         }
         let entries = model.table.entries(now: model.clock())
-        var rows: [JSON] = []
-        rows.reserveCapacity(entries.count)
-        for e in entries {
-            if let fp = filterPort, e.port != fp { continue }
-            if let v = vlan, Int(e.vlan) != v { continue }
-            rows.append(["port": .string(model.portName(e.port)), "vlan": .int(Int(e.vlan)),
-                         "mac": .string(MACAddress(rawValue: e.mac).description), "age": .int(Int(e.age)),
-                         "static": .bool(e.isStatic)])
+        // Port names, quoted once; then every entry is written into one preallocated buffer.
+        var names = [[UInt8]?](repeating: nil, count: MACTable.maxPorts + 1)
+        var longest = 0
+        for e in entries where names[min(e.port, MACTable.maxPorts)] == nil {
+            var q = ""
+            JSON.quote(model.portName(e.port), into: &q)
+            names[min(e.port, MACTable.maxPorts)] = Array(q.utf8)
+            longest = max(longest, q.utf8.count)
         }
-        return ["entries": .array(rows)]
+        let perEntry = 96 + longest
+        var buf = [UInt8](repeating: 0, count: entries.count * perEntry + 32)
+        let used = buf.withUnsafeMutableBufferPointer { p -> Int in
+            var n = 0
+            @inline(__always) func put(_ s: StaticString) {
+                let src = UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount)
+                for c in src { p[n] = c; n += 1 }
+            }
+            @inline(__always) func putDecimal(_ v: UInt64) {
+                if v == 0 { p[n] = 48; n += 1; return }
+                var x = v, digits = 0
+                while x > 0 { digits += 1; x /= 10 }
+                x = v
+                for k in stride(from: digits - 1, through: 0, by: -1) { p[n + k] = UInt8(48 + x % 10); x /= 10 }
+                n += digits
+            }
+            let hex: StaticString = "0123456789abcdef"
+            let h = hex.utf8Start
+            put(#"{"entries":["#)
+            var first = true
+            for e in entries {
+                if let fp = filterPort, e.port != fp { continue }
+                if let v = vlan, Int(e.vlan) != v { continue }
+                if !first { p[n] = UInt8(ascii: ","); n += 1 }
+                first = false
+                put(#"{"age":"#)
+                putDecimal(UInt64(e.age))
+                put(#","mac":""#)
+                var shift: UInt64 = 40
+                while true {
+                    let byte = Int((e.mac >> shift) & 0xFF)
+                    p[n] = h[byte >> 4]; p[n + 1] = h[byte & 15]; n += 2
+                    if shift == 0 { break }
+                    p[n] = UInt8(ascii: ":"); n += 1
+                    shift -= 8
+                }
+                put(#"","port":"#)
+                for c in names[min(e.port, MACTable.maxPorts)]! { p[n] = c; n += 1 }
+                if e.isStatic { put(#","static":true,"vlan":"#) } else { put(#","static":false,"vlan":"#) }
+                putDecimal(UInt64(e.vlan))
+                p[n] = UInt8(ascii: "}"); n += 1
+            }
+            put("]}")
+            return n
+        }
+        return .raw(String(decoding: buf[0..<used], as: UTF8.self))
     }
 
     func fdbStats() -> JSON {
