@@ -114,8 +114,11 @@ final class ModelTests: XCTestCase {
     }
 
     @discardableResult
+    /// Handles a request and returns the response as the client reads it (through the wire form: some
+    /// results, e.g. fdb-show, are written as pre-encoded JSON text).
     func call(_ command: String, _ args: [String: JSON] = [:]) -> ControlResponse {
-        commands.handle(ControlRequest(command, args))
+        let r = commands.handle(ControlRequest(command, args))
+        return (try? ControlResponse.parse(Data(r.line.utf8))) ?? ControlResponse.failure("unparsable response: \(r.line)")
     }
 
     func ok(_ command: String, _ args: [String: JSON] = [:], file: StaticString = #filePath, line: UInt = #line) -> JSON {
@@ -269,5 +272,27 @@ final class ModelTests: XCTestCase {
         XCTAssertEqual(saved.count, 1)
         XCTAssertEqual(saved.last?.ports.map(\.name), ["y", "x"])
         XCTAssertEqual(saved.last?.settings.macAgingTime, 77)
+    }
+}
+
+/// The hand-written JSON reader (JSONReader): what Foundation's decoder accepted, it accepts, with the same
+/// values; malformed documents are refused with the offset.
+final class JSONReaderTests: XCTestCase {
+    func testValues() throws {
+        XCTAssertEqual(try JSON.parse(#" {"a" : [1, -2, 3.5, 1e3, -0.25E-1, true, false, null, "", {}, []]} "#),
+                       ["a": [1, -2, .double(3.5), .double(1000), .double(-0.025), true, false, nil, "", .object([:]), .array([])]])
+        XCTAssertEqual(try JSON.parse(#""\"\\\/\b\f\n\r\t\u0041\u00e9\ud83d\ude00""#), .string("\"\\/\u{8}\u{C}\n\r\tAé😀"))
+        XCTAssertEqual(try JSON.parse("\"héllo\""), "héllo")
+        XCTAssertEqual(try JSON.parse("12345678901234567890"), .double(12345678901234567890.0), "beyond Int: a double")
+        let big: JSON = .array((0..<1000).map { i in ["port": .string("p\(i)"), "vlan": .int(i), "static": .bool(i % 2 == 0)] })
+        XCTAssertEqual(try JSON.parse(big.description), big)
+        XCTAssertEqual(try JSON.parse(JSON.raw(#"{"x":[1,"y"]}"#).description), ["x": [1, "y"]])
+    }
+
+    func testMalformed() {
+        for bad in ["", "{", "[1,]", "{\"a\" 1}", "{\"a\":1,}", "01", "1.", "-", "tru", "\"abc", "\"a\u{1}b\"", "[1] x",
+                    "\"\\x\"", "\"\\u12\"", "{1:2}", String(repeating: "[", count: 300) + String(repeating: "]", count: 300)] {
+            XCTAssertThrowsError(try JSON.parse(bad), bad)
+        }
     }
 }
