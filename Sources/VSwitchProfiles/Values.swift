@@ -17,6 +17,7 @@ enum ValueSyntax {
 
     /// `8-4-4-4-12` hexadecimal digits.
     static func isUUID(_ s: String) -> Bool {
+        guard s.utf8.count == 36 else { return false }
         let groups = s.split(separator: "-", omittingEmptySubsequences: false)
         guard groups.count == 5 else { return false }
         for (g, n) in zip(groups, [8, 4, 4, 4, 12]) where g.count != n || !g.allSatisfy(isHex) { return false }
