@@ -15,6 +15,7 @@ Phases, each with its own flow of the same rate and length (--seconds):
   churn        add-port x N (TAP ports in the root namespace, tenant-b / VLAN 20, so the flow's VLAN is
                untouched; their host side's IPv6 is turned off after each add unless --host-ipv6),
                set-port x N (bind profile tenant-a <-> tenant-b), del-port x N
+  ports-present  N ports added (untimed), then a flow with no control operation, then removed
   fdb-show     the MAC table is first filled with >= --fdb-entries random source MACs (blast --random-src,
                a port without MAC limit), then `fdb-show` is timed repeatedly (the whole JSON response)
 
@@ -214,6 +215,18 @@ def main():
         result["latency"] = {k: summary(v) for k, v in lat.items()}
         print("churn: %s in %.2f s" % (result["churn"], result["churn_seconds"]), flush=True)
 
+        # 3b. The same number of ports present and idle, no control operation during the flow: separates
+        # the cost of having the ports from the cost of changing them.
+        for n in churn_names:
+            c.request("add-port", name=n, profile=TENANT_B)
+            if not a.host_ipv6:
+                quiet(n)
+        time.sleep(1)
+        result["ports_present"] = Flow(blast, frames, a.pps, seconds).start().finish()
+        print("ports present: %s" % result["ports_present"], flush=True)
+        for n in churn_names:
+            c.request("del-port", name=n)
+
         # 4. A 100,000-entry MAC table: random source MACs from the sender (tenant-a has no MAC limit).
         learn = work / "learn.hex"
         hostile.write_frames(learn, [hostile.marked(MAC_S, MAC_R, hostile.LEGIT, 10)])
@@ -266,7 +279,7 @@ def main():
           % (result["vswitchctl_add_port_ms"], result["vswitchctl_set_port_ms"], result["vswitchctl_del_port_ms"],
              result["vswitchctl_fdb_show_json_ms"], result["vswitchctl_fdb_show_text_ms"]))
     print("flow loss (sent by blast, counted by nftables in the receiver):")
-    for k in ("baseline", "churn", "fdb_show_flow"):
+    for k in ("baseline", "churn", "ports_present", "fdb_show_flow"):
         v = result[k]
         print("  %-14s sent %8d received %8d lost %6d (%.3f %%)" % (k, v["sent"], v["received"], v["lost"], v["loss_pct"]))
     print("  churn of %d ports took %.2f s, within the flow: %s" % (a.ports, result["churn_seconds"],
