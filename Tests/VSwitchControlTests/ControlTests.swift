@@ -296,3 +296,36 @@ final class JSONReaderTests: XCTestCase {
         }
     }
 }
+
+/// `--metrics-listen`: the HTTP responder's answers, without sockets.
+final class MetricsHTTPTests: XCTestCase {
+    func answer(_ head: String) -> String {
+        String(decoding: MetricsHTTPServer.response(head: Array(head.utf8), render: { "vswitch_x 1\n" }), as: UTF8.self)
+    }
+
+    func testResponses() throws {
+        let ok = answer("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertTrue(ok.hasPrefix("HTTP/1.1 200 OK\r\n"))
+        XCTAssertTrue(ok.contains("Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"))
+        XCTAssertTrue(ok.contains("Content-Length: 12\r\n"))
+        XCTAssertTrue(ok.hasSuffix("\r\n\r\nvswitch_x 1\n"))
+        XCTAssertTrue(answer("GET /metrics?name=x HTTP/1.0\n\n").hasSuffix("vswitch_x 1\n"), "query ignored, bare LF accepted")
+        let head = answer("HEAD /metrics HTTP/1.1\r\n\r\n")
+        XCTAssertTrue(head.hasPrefix("HTTP/1.1 200") && head.hasSuffix("\r\n\r\n"), "HEAD: headers only")
+        XCTAssertTrue(answer("GET / HTTP/1.1\r\n\r\n").hasPrefix("HTTP/1.1 404"))
+        let post = answer("POST /metrics HTTP/1.1\r\n\r\n")
+        XCTAssertTrue(post.hasPrefix("HTTP/1.1 405") && post.contains("Allow: GET, HEAD\r\n"))
+        XCTAssertTrue(answer("hello\r\n\r\n").hasPrefix("HTTP/1.1 400"))
+        XCTAssertTrue(answer("GET /metrics SPDY/3\r\n\r\n").hasPrefix("HTTP/1.1 400"))
+    }
+
+    func testListenAddresses() throws {
+        XCTAssertEqual(try MetricsHTTPServer.parse("127.0.0.1:9477").host, "127.0.0.1")
+        XCTAssertEqual(try MetricsHTTPServer.parse("localhost:9477").host, "127.0.0.1")
+        XCTAssertEqual(try MetricsHTTPServer.parse("[::1]:9477").host, "::1")
+        XCTAssertEqual(try MetricsHTTPServer.parse("[::1]:9477").port, 9477)
+        for bad in ["9477", "127.0.0.1:0", "127.0.0.1:70000", "127.0.0.1:http"] {
+            XCTAssertThrowsError(try MetricsHTTPServer.parse(bad), bad)
+        }
+    }
+}
