@@ -135,6 +135,11 @@ public enum JSON: Equatable, Sendable, Codable, CustomStringConvertible {
     }
 
     public static func quote(_ str: String, into s: inout String) {
+        // Fast path: nothing to escape (port names, MACs, IDs): one append.
+        if !str.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
+            s += "\""; s += str; s += "\""
+            return
+        }
         s += "\""
         for u in str.unicodeScalars {
             switch u {
