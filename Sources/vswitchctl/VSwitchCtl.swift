@@ -52,11 +52,17 @@ func emit(_ result: JSON, _ format: Format, text: (JSON) -> String) {
     }
 }
 
-func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count) }
+/// Display width: the byte count for ASCII (no grapheme walk per cell: `fdb show` prints 100,000 rows).
+func width(_ s: String) -> Int {
+    let u = s.utf8.count
+    return s.utf8.allSatisfy { $0 < 0x80 } ? u : s.count
+}
+
+func pad(_ s: String, _ n: Int) -> String { let w = width(s); return w >= n ? s + " " : s + String(repeating: " ", count: n - w) }
 
 func table(_ header: [String], _ rows: [[String]]) -> String {
-    var widths = header.map(\.count)
-    for r in rows { for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], c.count) } }
+    var widths = header.map(width)
+    for r in rows { for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], width(c)) } }
     var s = ""
     for r in [header] + rows {
         s += r.enumerated().map { i, c in i == r.count - 1 ? c : pad(c, widths[i] + 1) }.joined() + "\n"
