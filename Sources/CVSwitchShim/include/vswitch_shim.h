@@ -9,6 +9,7 @@
 #define VSWITCH_SHIM_H
 
 #include <stdint.h>
+#include <sys/epoll.h>   // epoll: not in Glibc's Swift module map (PortSetBackend)
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <netpacket/packet.h>
