@@ -101,6 +101,17 @@ public struct FrameBatch {
         meta[i].flags = 0
     }
 
+    /// Moves received frame `from` (at the default headroom) to slot `to`, with its metadata and its
+    /// virtio-net header (receive compaction).
+    @inlinable
+    public func moveFrame(from: Int, to: Int) {
+        let len = Int(meta[from].length)
+        receiveBuffer(to).copyMemory(from: receiveBuffer(from), byteCount: len)
+        buffer(to).copyMemory(from: buffer(from), byteCount: 12)
+        meta[to] = meta[from]
+        meta[from].length = 0
+    }
+
     /// Copies `bytes` in as frame `count` and increments `count` (tests, replay, benchmark set-up).
     @discardableResult
     public mutating func append(_ bytes: UnsafeRawBufferPointer) -> Bool {
