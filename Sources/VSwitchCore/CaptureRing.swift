@@ -263,6 +263,11 @@ extension ForwardingEngine {
             while k < count {
                 let i = list != nil ? Int(list.unsafelyUnwrapped[k]) : k
                 k &+= 1
+                if batch.meta[i].flags & FrameMeta.offload != 0 && !de.pointee.offload {
+                    // Offloaded frames to a destination without offloads: segments / a completed checksum.
+                    if batch.isGSO(i) { sent &+= sendSegments(batch, i, port: dst, entry: de, backend: &backend).sent; continue }
+                    batch.completeChecksum(i)
+                }
                 switch backend.send(port: dst, entry: de, batch: batch, frame: i) {
                 case .sent: sent &+= 1
                 case .queued: break

@@ -137,8 +137,13 @@ public struct ForwardingEngine {
     @usableFromInline let keys: UnsafeMutablePointer<FlowKey>
     /// Egress verdicts of the output port being transmitted (one per list entry).
     @usableFromInline let verdicts: UnsafeMutablePointer<UInt8>
+    /// Scratch batch for software segmentation (GSO super-frames to ports without offloads).
+    public let scratch: UnsafeMutablePointer<FrameBatch>
 
-    public init(maxPorts: Int = 1024, batchCapacity: Int, captureBytes: Int = 4 << 20) {
+    /// - Parameter segmentRoom: largest segment software segmentation produces (the largest port MTU + 64).
+    public init(maxPorts: Int = 1024, batchCapacity: Int, captureBytes: Int = 4 << 20, segmentRoom: Int = 9216 + 64) {
+        scratch = .allocate(capacity: 1)
+        scratch.initialize(to: FrameBatch(capacity: 64, dataRoom: segmentRoom))
         capture = CaptureRing(byteCount: captureBytes)
         counters = CounterBlock(maxPorts: maxPorts)
         moves = MoveLog()
@@ -152,6 +157,7 @@ public struct ForwardingEngine {
 
     public func deallocate() {
         counters.deallocate(); tx.deallocate(); aclCache.deallocate(); keys.deallocate(); verdicts.deallocate(); capture.deallocate()
+        scratch.pointee.deallocate(); scratch.deallocate()
     }
 
     @usableFromInline static let dropped = FrameMeta.drop
@@ -215,7 +221,10 @@ public struct ForwardingEngine {
                     if vid == 0xFFF { drop(batch, i, ingress, .malformed); continue }
                 }
             }
-            if length &- headerLen > maxPayload { drop(batch, i, ingress, .mtuExceeded); continue }
+            if length &- headerLen > maxPayload {
+                // A GSO super-frame is judged by the segments it stands for (gso_size of payload each).
+                if !(batch.isGSO(i) && batch.gsoSize(i) <= maxPayload) { drop(batch, i, ingress, .mtuExceeded); continue }
+            }
 
             // 2. Ingress VLAN classification.
             var vlan: UInt16
@@ -440,7 +449,7 @@ public struct ForwardingEngine {
         }
         let perByte = e.pointee.txNsPerByteQ16
         if perByte > 0 {
-            let cost = (UInt64(batch.meta[i].length) &* perByte) >> 16
+            let cost = (batch.wireCost(i) &* perByte) >> 16
             if !cfg.runtime.conformOwned(port: port, PortRuntime.txPolicer, now: nowNs, cost: cost, tolerance: e.pointee.txToleranceNs) {
                 return .policer
             }
@@ -508,7 +517,7 @@ public struct ForwardingEngine {
             k = 0
             while k < n {
                 if verdicts[k] == ForwardingEngine.passVerdict || verdicts[k] == policed {
-                    let cost = (UInt64(batch.meta[Int(list[k])].length) &* perByte) >> 16
+                    let cost = (batch.wireCost(Int(list[k])) &* perByte) >> 16
                     let base = tat > nowNs ? tat : nowNs
                     let next = base &+ cost
                     if next &- nowNs > tolerance { verdicts[k] = policed } else { verdicts[k] = ForwardingEngine.passVerdict; tat = next }
@@ -565,6 +574,15 @@ public struct ForwardingEngine {
                 }
                 let length = UInt64(meta.pointee.length)
                 if taps != 0 { list[tapped] = UInt16(truncatingIfNeeded: i); tapped &+= 1 }   // k > tapped: already read
+                if meta.pointee.flags & FrameMeta.offload != 0 && !entry.pointee.offload {
+                    // The port takes no offloads: cut a super-frame into segments, or finish its checksum.
+                    if batch.isGSO(i) {
+                        let r = sendSegments(batch, i, port: port, entry: entry, backend: &backend)
+                        sent &+= r.sent; bytes &+= r.bytes
+                        continue
+                    }
+                    if !batch.completeChecksum(i) { counters.drop(port: port, DropReason.malformed.rawValue); continue }
+                }
                 switch backend.send(port: port, entry: entry, batch: batch, frame: i) {
                 case .sent: sent &+= 1; bytes &+= length
                 case .wouldBlock: counters.drop(port: port, DropReason.txQueueFull.rawValue)
@@ -588,6 +606,40 @@ public struct ForwardingEngine {
             t &+= 1
         }
         tx.touchedCount.pointee = 0
+    }
+
+    /// Sends GSO super-frame `i` (in `port`'s wire form) to a port without offloads as MSS-sized
+    /// segments cut into the scratch batch, a scratch-full at a time (each chunk is flushed before the
+    /// scratch is reused, which also completes the port's earlier queued frames: their outcome is in the
+    /// result). Drops are counted here; the caller adds the returned sent frames and bytes.
+    @inlinable
+    func sendSegments<B: PortBackend>(_ batch: FrameBatch, _ i: Int, port: Int, entry: UnsafeMutablePointer<PortEntry>,
+                                      backend: inout B) -> (sent: UInt64, bytes: UInt64) {
+        var sent: UInt64 = 0, bytes: UInt64 = 0
+        var from = 0
+        while true {
+            let r = batch.segment(i, from: from, into: &scratch.pointee)
+            if r.invalid { counters.drop(port: port, DropReason.malformed.rawValue); break }
+            let seg = scratch.pointee
+            var s = 0
+            while s < r.count {
+                switch backend.send(port: port, entry: entry, batch: seg, frame: s) {
+                case .sent: sent &+= 1; bytes &+= UInt64(seg.meta[s].length)
+                case .wouldBlock: counters.drop(port: port, DropReason.txQueueFull.rawValue)
+                case .failed: counters.drop(port: port, DropReason.txError.rawValue)
+                case .queued: break
+                }
+                s &+= 1
+            }
+            let done = backend.flush(port: port, entry: entry)
+            sent &+= done.sent
+            bytes &+= done.bytes
+            if done.wouldBlock > 0 { counters.add(port: port, PortCounter.dropBase &+ Int(DropReason.txQueueFull.rawValue), done.wouldBlock) }
+            if done.failed > 0 { counters.add(port: port, PortCounter.dropBase &+ Int(DropReason.txError.rawValue), done.failed) }
+            if r.done || r.count == 0 { break }
+            from = r.next
+        }
+        return (sent, bytes)
     }
 
     /// classify + transmit.

@@ -56,6 +56,10 @@ public struct PortEntry {
     public var unknownCostNs: UInt64 = 0, unknownToleranceNs: UInt64 = 0
     /// Capture and mirror taps (PortEntry.captureIn / captureOut / mirrorSource; CaptureRing.swift). 0 = none.
     public var taps: UInt8 = 0
+    /// The port takes offloaded frames (a TAP with IFF_VNET_HDR and TUNSETOFFLOAD): GSO super-frames and
+    /// partial checksums are written to it as they are, behind a virtio-net header. Otherwise the engine
+    /// segments / completes checksums first (VSwitchPacket/Offload.swift).
+    public var offload: Bool = false
 
     public init(present: Bool = false, up: Bool = false, handle: Int32 = -1, mtu: UInt32 = 1500, mac: UInt64 = 0,
                 policy: PortPolicy = .access(1)) {
@@ -148,6 +152,8 @@ public struct PortSpec: Sendable {
     public var mirrorDestination: UInt16 = 0
     /// Port kind (`PortKindCode`), copied to PortEntry.kind.
     public var kind: UInt8 = 0
+    /// Offloads on (PortEntry.offload).
+    public var offload: Bool = false
     public var policy: PortPolicy {
         get { compiled.policy }
         set { compiled.policy = newValue }
@@ -237,6 +243,7 @@ public final class ConfigSnapshot: @unchecked Sendable {
             let p = c.policy
             var e = PortEntry(present: true, up: s.up, handle: s.handle, mtu: UInt32(s.mtu), mac: s.mac, policy: p)
             e.kind = s.kind
+            e.offload = s.offload
             e.txAllowStart = UInt32(allow.count); e.txAllowCount = UInt32(c.allowedTransmit.count); allow += c.allowedTransmit
             e.rxAllowStart = UInt32(allow.count); e.rxAllowCount = UInt32(c.allowedReceive.count); allow += c.allowedReceive
             e.aclInStart = UInt32(rules.count); e.aclInCount = UInt32(c.inboundACL.count); rules += c.inboundACL
