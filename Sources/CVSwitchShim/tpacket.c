@@ -12,6 +12,9 @@
 #include <linux/if_packet.h>
 
 int vsw_tpacket_rx_open(int ifindex, unsigned block_size, unsigned block_count, unsigned retire_ms, void **map);
+int vsw_tpacket_rx_open_vnet(int ifindex, unsigned block_size, unsigned block_count, unsigned retire_ms, void **map,
+                             int *vnet_out);
+static int rx_open(int ifindex, unsigned block_size, unsigned block_count, unsigned retire_ms, void **map, int *vnet_out);
 int vsw_tpacket_tx_open(int ifindex, unsigned frame_size, unsigned frame_count, void **map);
 long vsw_tpacket_tx_kick(int fd);
 
@@ -38,6 +41,16 @@ static int fail(int fd, void *map, size_t len) {
 }
 
 int vsw_tpacket_rx_open(int ifindex, unsigned block_size, unsigned block_count, unsigned retire_ms, void **map) {
+    return rx_open(ifindex, block_size, block_count, retire_ms, map, NULL);
+}
+
+int vsw_tpacket_rx_open_vnet(int ifindex, unsigned block_size, unsigned block_count, unsigned retire_ms, void **map,
+                             int *vnet_out) {
+    *vnet_out = 0;
+    return rx_open(ifindex, block_size, block_count, retire_ms, map, vnet_out);
+}
+
+static int rx_open(int ifindex, unsigned block_size, unsigned block_count, unsigned retire_ms, void **map, int *vnet_out) {
     // Protocol 0 until the ring exists: nothing is queued outside it.
     int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
@@ -48,6 +61,9 @@ int vsw_tpacket_rx_open(int ifindex, unsigned block_size, unsigned block_count, 
     if (setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one) < 0) return fail(fd, 0, 0);
 #endif
     (void)one;
+    // PACKET_VNET_HDR must precede the ring (EBUSY after). Best effort: without it GSO frames arrive
+    // as oversize frames and partial checksums cannot be completed.
+    if (vnet_out && setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) == 0) *vnet_out = 1;
     struct tpacket_req3 req;
     memset(&req, 0, sizeof req);
     req.tp_block_size = block_size;

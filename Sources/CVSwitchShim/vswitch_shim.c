@@ -34,6 +34,11 @@ const unsigned long VSW_TUNGETIFF = TUNGETIFF;
 const unsigned long VSW_TUNSETOFFLOAD = TUNSETOFFLOAD;
 const unsigned long VSW_TUNSETVNETHDRSZ = TUNSETVNETHDRSZ;
 const int VSW_CLONE_NEWNET = CLONE_NEWNET;
+_Static_assert(VSW_TUN_F_CSUM == TUN_F_CSUM && VSW_TUN_F_TSO4 == TUN_F_TSO4 && VSW_TUN_F_TSO6 == TUN_F_TSO6
+               && VSW_TUN_F_TSO_ECN == TUN_F_TSO_ECN && VSW_TUN_F_UFO == TUN_F_UFO, "TUN_F_*");
+
+int vsw_tun_set_vnet_hdr_size(int fd, int size) { return ioctl(fd, TUNSETVNETHDRSZ, &size); }
+int vsw_tun_set_offload(int fd, unsigned flags) { return ioctl(fd, TUNSETOFFLOAD, (unsigned long)flags); }
 
 int vsw_tun_attach(const char *name, int extra_flags, char *actual_name_out, int *failed_step_out) {
     int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);

@@ -53,6 +53,15 @@ int vsw_tun_attach(const char *name, int extra_flags, char *actual_name_out, int
 int vsw_tun_set_persist(int fd, int on);
 /// TUNSETOWNER.
 int vsw_tun_set_owner(int fd, uid_t owner);
+/// TUNSETOFFLOAD flags (<linux/if_tun.h>; checked at compile time in the .c).
+enum {
+    VSW_TUN_F_CSUM = 0x01, VSW_TUN_F_TSO4 = 0x02, VSW_TUN_F_TSO6 = 0x04, VSW_TUN_F_TSO_ECN = 0x08,
+    VSW_TUN_F_UFO = 0x10, VSW_TUN_F_USO4 = 0x20, VSW_TUN_F_USO6 = 0x40,
+};
+/// TUNSETVNETHDRSZ: the virtio-net header size in front of every frame (10 or 12; needs IFF_VNET_HDR).
+int vsw_tun_set_vnet_hdr_size(int fd, int size);
+/// TUNSETOFFLOAD: which offloads the device may hand to / accept from the fd (VSW_TUN_F_*).
+int vsw_tun_set_offload(int fd, unsigned flags);
 /// TUNGETIFF: the attached device's name (VSW_IFNAME_MAX + 1 bytes) and flags.
 int vsw_tun_get_iff(int fd, char *name_out, int *flags_out);
 
@@ -128,6 +137,10 @@ int vsw_peer_credentials(int fd, uid_t *uid, pid_t *pid);
 /// (PACKET_MR_PROMISC, dropped when the socket closes), blocks retired after `retire_ms`. Returns
 /// the fd and sets *map (block_size * block_count bytes mmap'd), or -1 with errno.
 int vsw_tpacket_rx_open(int ifindex, unsigned block_size, unsigned block_count, unsigned retire_ms, void **map);
+/// As vsw_tpacket_rx_open, and asks for PACKET_VNET_HDR first (a 10-byte virtio_net_hdr in front of
+/// every frame in the ring: GSO and partial-checksum metadata). *vnet_out = 1 if the kernel took it.
+int vsw_tpacket_rx_open_vnet(int ifindex, unsigned block_size, unsigned block_count, unsigned retire_ms, void **map,
+                             int *vnet_out);
 /// A TX-only socket (bound with protocol 0: it receives nothing) with a TPACKET_V2 TX ring of
 /// `frame_count` frames of `frame_size` bytes, PACKET_QDISC_BYPASS. Returns the fd and *map, or -1.
 int vsw_tpacket_tx_open(int ifindex, unsigned frame_size, unsigned frame_count, void **map);
