@@ -8,6 +8,12 @@
 // batch (one copy per frame; a frame whose 802.1Q tag the kernel stripped into tp_vlan_tci —
 // TP_STATUS_VLAN_VALID — gets the tag re-inserted, so the pipeline sees the wire form) and hands
 // the block back to the kernel as soon as its last frame is copied.
+// Offloads: the RX socket asks for PACKET_VNET_HDR, so a frame the interface's peer sent with a
+// partial checksum (CHECKSUM_PARTIAL: a veth peer with tx checksumming on) or as a GSO super-frame
+// (TSO on) carries its virtio_net_hdr; it is copied to the batch's header spot and the engine
+// completes the checksum / segments the frame at egress to ports without offloads, or hands it
+// as is to TAP ports with offloads. The TX side takes no offloads (PortEntry.offload false): frames
+// sent to a netdev port are always complete, MTU-sized frames.
 // Transmit: one TX-only socket per forwarding thread (TX rings are single-producer; any thread may
 // send to any port), TPACKET_V2 TX ring of 256 × 2 KiB frames, PACKET_QDISC_BYPASS. `send` fills a
 // ring frame, `flush` is one sendto() for the whole batch. A frame too large for a ring frame
@@ -45,6 +51,8 @@ public struct NetdevRing {
     public var tx: UnsafeMutablePointer<NetdevTxRing>
     /// Frames dropped because they did not fit the batch buffers.
     public var oversize: UInt64 = 0
+    /// The RX ring carries a virtio_net_hdr (10 bytes) in front of every frame (PACKET_VNET_HDR).
+    public var vnet: Bool = false
 
     /// Owner thread: whether the current block holds frames for us.
     @inline(__always)
@@ -78,11 +86,13 @@ public struct NetdevRing {
                         dst.storeBytes(of: UInt16(truncatingIfNeeded: tci).bigEndian, toByteOffset: 14, as: UInt16.self)
                         (dst + 16).copyMemory(from: src + 12, byteCount: len &- 12)
                         batch.setReceived(n, length: len &+ 4)
+                        if vnet { takeVnetHeader(src - VirtioNet.legacyHeaderSize, batch, n, shift: 4) }
                         n &+= 1
                     } else { oversize &+= 1 }
                 } else if len <= room {
                     dst.copyMemory(from: src, byteCount: len)
                     batch.setReceived(n, length: len)
+                    if vnet { takeVnetHeader(src - VirtioNet.legacyHeaderSize, batch, n, shift: 0) }
                     n &+= 1
                 } else { oversize &+= 1 }
                 packet &+= 1
@@ -97,6 +107,24 @@ public struct NetdevRing {
         }
         batch.count = n
         return n
+    }
+
+    /// Copies the ring's virtio_net_hdr of a frame to the batch's header spot (csum_start shifted by a
+    /// re-inserted tag), so GSO frames and partial checksums from the interface are handled like a
+    /// TAP's: segmented / completed at egress to ports without offloads (VSwitchPacket/Offload.swift).
+    @inline(__always)
+    func takeVnetHeader(_ h: UnsafeMutableRawPointer, _ batch: FrameBatch, _ n: Int, shift: Int) {
+        let flags = h.load(as: UInt8.self)
+        let gso = h.load(fromByteOffset: 1, as: UInt8.self)
+        guard flags & VirtioNet.needsCsum != 0 || gso != VirtioNet.gsoNone else { return }
+        batch.setVnetHeader(n, flags: flags & VirtioNet.needsCsum, gsoType: gso, hdrLen: NetdevRing.le16(h, 2) &+ shift,
+                            gsoSize: NetdevRing.le16(h, 4), csumStart: NetdevRing.le16(h, 6) &+ shift,
+                            csumOffset: NetdevRing.le16(h, 8))
+    }
+
+    @inline(__always)
+    static func le16(_ h: UnsafeMutableRawPointer, _ o: Int) -> Int {
+        Int(UInt16(littleEndian: h.loadUnaligned(fromByteOffset: o, as: UInt16.self)))
     }
 
     /// Any thread (its own TX ring `queue`): queues one frame; `.queued`, or `.wouldBlock` when the ring is full.
@@ -147,7 +175,8 @@ public final class NetdevPort {
         let idx = Int32(if_nametoindex(interface))
         guard idx > 0 else { throw SystemError(operation: "attach netdev port to", errno: ENODEV, context: "\"\(interface)\"") }
         var map: UnsafeMutableRawPointer?
-        let fd = vsw_tpacket_rx_open(idx, UInt32(NetdevPort.blockSize), UInt32(NetdevPort.blockCount), 1, &map)
+        var vnet: Int32 = 0
+        let fd = vsw_tpacket_rx_open_vnet(idx, UInt32(NetdevPort.blockSize), UInt32(NetdevPort.blockCount), 1, &map, &vnet)
         guard fd >= 0, let rxMap = map else {
             throw SystemError(operation: "open a TPACKET_V3 RX ring on", errno: errno, context: "\"\(interface)\"")
         }
@@ -174,6 +203,7 @@ public final class NetdevPort {
         ring = .allocate(capacity: 1)
         ring.initialize(to: NetdevRing(rxFd: fd, rxMap: rxMap, blockSize: NetdevPort.blockSize, blockCount: NetdevPort.blockCount,
                                        txCount: n, tx: tx))
+        ring.pointee.vnet = vnet != 0
         guard let s = PortRegistry.register(UnsafeMutableRawPointer(ring)) else {
             ring.deallocate()
             undo()

@@ -5,8 +5,10 @@
 // read(); send is one write() per frame (a TAP write is atomic, so threads
 // may send to the same TAP concurrently). EAGAIN on write is a full queue
 // (counted as tx-queue-full by the engine), never an error.
-// Batched kernel I/O (io_uring, vnet headers, multi-queue) is issue 7's; this
-// is the baseline the benchmark measures against.
+// A port with offloads (PortEntry.offload: IFF_VNET_HDR) reads and writes a
+// 12-byte virtio-net header in front of every frame, in the same read()/write()
+// (VSwitchPacket/Offload.swift). This is the baseline the benchmark measures
+// the io_uring backend against.
 //
 // Threading: one TapBackend per forwarding thread; `prepare` caches the
 // thread's pollfd array while the thread is online, so `poll` never reads the
@@ -65,6 +67,17 @@ public struct TapBackend: PollingBackend {
         let fd = entry.pointee.handle
         let room = batch.dataRoom
         var n = 0
+        if entry.pointee.offload {
+            // IFF_VNET_HDR: the 12-byte virtio-net header and the frame in one read (Offload.swift).
+            let hdr = VirtioNet.headerSize
+            while n < batch.capacity {
+                let r = Glibc.read(fd, batch.receiveBufferVnet(n), room &+ hdr)
+                if r <= 0 { break }
+                if batch.setReceivedVnet(n, total: r) { n &+= 1 }
+            }
+            batch.count = n
+            return n
+        }
         while n < batch.capacity {
             let r = Glibc.read(fd, batch.receiveBuffer(n), room)
             if r <= 0 { break }     // EAGAIN: drained; other errors: the control plane notices the device
@@ -77,7 +90,9 @@ public struct TapBackend: PollingBackend {
 
     @inline(__always)
     public mutating func send(port: Int, entry: UnsafeMutablePointer<PortEntry>, batch: FrameBatch, frame: Int) -> SendResult {
-        let r = Glibc.write(entry.pointee.handle, batch.data(frame), Int(batch.meta[frame].length))
+        let r = entry.pointee.offload
+            ? Glibc.write(entry.pointee.handle, batch.stageVnetHeader(frame), Int(batch.meta[frame].length) &+ VirtioNet.headerSize)
+            : Glibc.write(entry.pointee.handle, batch.data(frame), Int(batch.meta[frame].length))
         if r >= 0 { return .sent }
         let e = errno
         return e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS ? .wouldBlock : .failed

@@ -9,6 +9,10 @@
 // submitted together in `flush` (the engine calls it before a frame's bytes change again), so a
 // batch to one port is one system call in each direction.
 //
+// Offloads (PortEntry.offload, IFF_VNET_HDR): a read posts `receiveBufferVnet` with room for the
+// 12-byte virtio-net header in front of the frame; a write sends the header staged in front of the
+// frame; one SQE per frame either way (VSwitchPacket/Offload.swift).
+//
 // Threading: one backend (and one ring) per forwarding thread. Every submission is reaped in full
 // before the call returns: no request is ever in flight between calls, so buffers are never
 // touched by the kernel behind the engine's back.
@@ -64,10 +68,13 @@ public struct UringTapBackend: PollingBackend {
     public mutating func receive(port: Int, entry: UnsafeMutablePointer<PortEntry>, into batch: inout FrameBatch) -> Int {
         let fd = entry.pointee.handle
         let want = min(batch.capacity, readsToPost, Int(depth))
-        let room = UInt32(batch.dataRoom)
+        let vnet = entry.pointee.offload
+        let hdr = vnet ? VirtioNet.headerSize : 0
+        let room = UInt32(batch.dataRoom &+ hdr)
         for n in 0..<want {
             let s = sqe()
-            io_uring_prep_read(s, fd, batch.receiveBuffer(n), room, 0)
+            // With offloads, the virtio-net header and the frame arrive in one read (Offload.swift).
+            io_uring_prep_read(s, fd, vnet ? batch.receiveBufferVnet(n) : batch.receiveBuffer(n), room, 0)
             // RWF_NOWAIT: a read with no frame waiting completes at once with -EAGAIN instead of
             // being parked on the file's wait queue (O_NONBLOCK alone is not enough for io_uring).
             s.pointee.rw_flags = Int32(RWF_NOWAIT)
@@ -81,19 +88,16 @@ public struct UringTapBackend: PollingBackend {
             if io_uring_wait_cqe(ring, &cqe) < 0 { continue }
             let c = cqe!.pointee
             let slot = Int(c.user_data)
-            if c.res > 0 { batch.setReceived(slot, length: Int(c.res)) }
+            if c.res > 0 {
+                if vnet { batch.setReceivedVnet(slot, total: Int(c.res)) } else { batch.setReceived(slot, length: Int(c.res)) }
+            }
             io_uring_cqe_seen(ring, cqe)
             reaped += 1
         }
         // Compact: frames must occupy slots 0..<count (reads usually complete as a prefix).
         var count = 0
         for n in 0..<want where batch.meta[n].length > 0 {
-            if n != count {
-                let len = Int(batch.meta[n].length)
-                batch.receiveBuffer(count).copyMemory(from: batch.receiveBuffer(n), byteCount: len)
-                batch.setReceived(count, length: len)
-                batch.meta[n].length = 0
-            }
+            if n != count { batch.moveFrame(from: n, to: count) }
             count += 1
         }
         batch.count = count
@@ -104,9 +108,16 @@ public struct UringTapBackend: PollingBackend {
     @inline(__always)
     public mutating func send(port: Int, entry: UnsafeMutablePointer<PortEntry>, batch: FrameBatch, frame: Int) -> SendResult {
         let s = sqe()
-        io_uring_prep_write(s, entry.pointee.handle, batch.data(frame), UInt32(batch.meta[frame].length), 0)
+        if entry.pointee.offload {
+            // Header staged just in front of the frame: one write covers both (Offload.swift).
+            io_uring_prep_write(s, entry.pointee.handle, batch.stageVnetHeader(frame),
+                                UInt32(batch.meta[frame].length) &+ UInt32(VirtioNet.headerSize), 0)
+            s.pointee.user_data = UInt64(VirtioNet.headerSize)
+        } else {
+            io_uring_prep_write(s, entry.pointee.handle, batch.data(frame), UInt32(batch.meta[frame].length), 0)
+            s.pointee.user_data = 0
+        }
         s.pointee.rw_flags = Int32(RWF_NOWAIT)   // never park: a full queue is -EAGAIN (tx-queue-full)
-        s.pointee.user_data = 0
         pendingWrites += 1
         return .queued
     }
@@ -122,7 +133,7 @@ public struct UringTapBackend: PollingBackend {
         while reaped < n {
             if io_uring_wait_cqe(ring, &cqe) < 0 { continue }
             let res = cqe!.pointee.res
-            if res >= 0 { r.sent += 1; r.bytes += UInt64(res) }
+            if res >= 0 { r.sent += 1; r.bytes += UInt64(res) &- cqe!.pointee.user_data }   // header bytes not counted
             else if res == -EAGAIN || res == -ENOBUFS { r.wouldBlock += 1 }
             else { r.failed += 1 }
             io_uring_cqe_seen(ring, cqe)
