@@ -64,7 +64,7 @@ public final class ControlCommands {
             return ["xml": .string(cimView())]
         case "add-port":
             try r.allowOnly(["name", "type", "profile", "mac", "mtu", "namespace", "interface", "addresses",
-                             "file", "loop", "rate", "output"])
+                             "file", "loop", "rate", "output", "offload"])
             var p = PortConfig(name: try r.string("name"), type: try r.optionalString("type") ?? "tap",
                                profile: try r.string("profile"), mac: try r.optionalString("mac")?.lowercased(),
                                mtu: try r.optionalInt("mtu") ?? 1500, namespace: try r.optionalString("namespace"),
@@ -73,6 +73,11 @@ public final class ControlCommands {
             if let v = r.args["loop"], !v.isNull {
                 guard case .bool(let b) = v else { throw DaemonError("add-port: argument \"loop\" must be true or false") }
                 p.loop = b
+            }
+            if let v = r.args["offload"], !v.isNull {
+                guard case .bool(let b) = v else { throw DaemonError("add-port: argument \"offload\" must be true or false") }
+                guard p.type == "tap" else { throw DaemonError("add-port: --offload is for TAP ports") }
+                p.offload = b
             }
             p.rate = try r.optionalInt("rate")
             p.output = try r.optionalString("output")
@@ -184,6 +189,7 @@ public final class ControlCommands {
             o["reservation"] = .int(Int(clamping: prof.reservation ?? 0))
             o["receive-reservation"] = .int(Int(clamping: prof.receiveBandwidthReservation ?? 0))
         }
+        if c.type == "tap" { o["offload"] = .bool(model.offloadActive(p.index)) }
         if c.type == "netdev" { o["interface"] = .optional(c.interface) }
         if c.type == "pcap" {
             o["file"] = .optional(c.file); o["loop"] = .bool(c.loop ?? false); o["rate"] = .int(c.rate ?? 0)

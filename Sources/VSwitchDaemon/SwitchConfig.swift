@@ -37,6 +37,9 @@ public struct PortConfig: Codable, Equatable, Sendable {
     public var loop: Bool?
     public var rate: Int?
     public var output: String?
+    /// tap ports: IFF_VNET_HDR with checksum/TSO offloads (nil = the default, on; `--offloads off` on the
+    /// daemon forces every port off).
+    public var offload: Bool?
 
     public init(index: Int = -1, name: String, type: String = "tap", profile: String, mac: String? = nil, mtu: Int = 1500,
                 namespace: String? = nil, interface: String? = nil, addresses: [String] = [], adopt: Bool = false) {

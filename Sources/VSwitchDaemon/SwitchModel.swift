@@ -36,8 +36,10 @@ public final class PortAttachment {
     public var ifindex: Int32?
     /// Opaque owner of the OS resources (e.g. a TapDevice).
     public let resource: AnyObject?
-    public init(handle: Int32, ifindex: Int32? = nil, resource: AnyObject? = nil) {
-        self.handle = handle; self.ifindex = ifindex; self.resource = resource
+    /// The port takes offloaded frames (TAP with IFF_VNET_HDR and TUNSETOFFLOAD).
+    public var offload = false
+    public init(handle: Int32, ifindex: Int32? = nil, resource: AnyObject? = nil, offload: Bool = false) {
+        self.handle = handle; self.ifindex = ifindex; self.resource = resource; self.offload = offload
     }
 }
 
@@ -125,6 +127,9 @@ public final class SwitchModel {
 
     // MARK: - snapshot
 
+    /// Whether port `index` runs with offloads (its TAP was opened with IFF_VNET_HDR + TUNSETOFFLOAD).
+    public func offloadActive(_ index: Int) -> Bool { ports[index]?.attachment?.offload ?? false }
+
     func specs() -> [PortSpec] {
         // Ports bound to the same profile (and MTU) share one compilation: a reload of many ports costs
         // one compile per distinct profile, not per port.
@@ -138,6 +143,7 @@ public final class SwitchModel {
             var spec = PortSpec(index: i, up: r.link == .up && r.attachment != nil, handle: r.attachment?.handle ?? -1,
                                 mtu: r.config.mtu, mac: r.macBinding?.rawValue ?? 0, compiled: compiled)
             spec.kind = r.config.type == "netdev" ? PortKindCode.netdev : r.config.type == "pcap" ? PortKindCode.replay : PortKindCode.tap
+            spec.offload = r.attachment?.offload ?? false
             applyTaps(&spec, index: i, profile: p)
             return spec
         }

@@ -19,6 +19,17 @@ public final class TapPortSystem: PortSystem {
     public init() {}
     /// Forwarding threads (each gets its own TX ring on every netdev port).
     public var forwardingThreads = 1
+    /// False: every TAP is opened without offloads whatever its configuration (`vswitchd --offloads off`).
+    public var offloadsAllowed = true
+
+    /// Opens a TAP (created or adopted) with or without IFF_VNET_HDR, enabling TUNSETOFFLOAD when with.
+    func withOffloads(_ on: Bool, _ open: (TapDevice.Options) throws -> TapDevice) throws -> TapDevice {
+        let tap = try open(on ? [.vnetHeader] : [])
+        if on {
+            do { try tap.enableOffloads() } catch { tap.close(); throw error }
+        }
+        return tap
+    }
 
     public func check(_ p: PortConfig) throws {
         if p.type != "tap" { return try checkOther(p) }
@@ -41,16 +52,20 @@ public final class TapPortSystem: PortSystem {
     public func attach(_ p: PortConfig, persistent: Bool, restore: Bool) throws -> PortAttachment {
         if p.type != "tap" { return try attachOther(p) }
         let ifname = p.interface ?? "eth0"
+        let offload = offloadsAllowed && (p.offload ?? true)
         if restore, let ns = p.namespace, NetworkNamespace.exists(ns), Netlink.linkExists(ifname, inNamespace: ns) {
             // The virtual system kept its interface: adopt it inside the namespace.
-            let tap = try NetworkNamespace.withNamespace(ns) { try TapDevice.adopt(name: ifname) }
-            return PortAttachment(handle: tap.fd, ifindex: Netlink.interfaceIndex(ifname, inNamespace: ns), resource: tap)
+            let tap = try NetworkNamespace.withNamespace(ns) { try withOffloads(offload) { try TapDevice.adopt(name: ifname, options: $0) } }
+            return PortAttachment(handle: tap.fd, ifindex: Netlink.interfaceIndex(ifname, inNamespace: ns), resource: tap, offload: offload)
         }
         let tap: TapDevice
         if (restore || p.adopt) && Netlink.linkExists(p.name) {
-            tap = try TapDevice.adopt(name: p.name)
+            tap = try withOffloads(offload) { try TapDevice.adopt(name: p.name, options: $0) }
         } else {
-            tap = try TapDevice.create(name: p.name, persistent: persistent)
+            tap = try TapDevice.create(name: p.name, persistent: persistent, options: offload ? [.vnetHeader] : [])
+            if offload {
+                do { try tap.enableOffloads() } catch { tap.destroy(); throw error }
+            }
         }
         do {
             if let vs = vsSpec(p) {
@@ -63,7 +78,7 @@ public final class TapPortSystem: PortSystem {
             throw error
         }
         let index = p.namespace != nil ? Netlink.interfaceIndex(ifname, inNamespace: p.namespace) : Netlink.interfaceIndex(p.name)
-        return PortAttachment(handle: tap.fd, ifindex: index, resource: tap)
+        return PortAttachment(handle: tap.fd, ifindex: index, resource: tap, offload: offload)
     }
 
     public func detach(_ p: PortConfig, _ a: PortAttachment, destroy: Bool) {

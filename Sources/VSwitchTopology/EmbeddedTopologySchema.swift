@@ -140,6 +140,8 @@ enum EmbeddedTopologySchema {
       <xs:attribute name="MTU" type="t:MTU" default="1500"/>
       <xs:attribute name="MACAddress" type="t:MAC"/>
       <xs:attribute name="Adopt" type="xs:boolean" default="false"/>
+      <!-- Type="tap": IFF_VNET_HDR with checksum and TSO offloads (64 KB TCP super-frames). -->
+      <xs:attribute name="Offload" type="xs:boolean"/>
       <!-- Type="netdev": the existing interface attached through AF_PACKET rings. -->
       <xs:attribute name="Interface" type="t:InterfaceName"/>
     </xs:complexType>

@@ -81,6 +81,8 @@ public struct TopologyPort: Sendable, Equatable {
     public var virtualSystem: VirtualSystem?
     /// netdev ports: the existing interface attached.
     public var interface: String?
+    /// tap ports: offloads (IFF_VNET_HDR, checksum, TSO); nil = default (on).
+    public var offload: Bool?
 
     public init(name: String, kind: PortKind = .tap, profileID: String, mtu: Int = 1500, mac: MACAddress? = nil,
                 adopt: Bool = false, virtualSystem: VirtualSystem? = nil) {

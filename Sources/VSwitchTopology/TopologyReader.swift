@@ -50,7 +50,7 @@ struct TopologyReader {
     static let rootAttributes = ["Name"]
     static let switchAttributes = ["MACAgingTime", "MACTableSize", "ForwardingThreads", "MaxMACsPerPort"]
     static let profileFileAttributes = ["Path"]
-    static let portAttributes = ["Name", "Type", "Profile", "MTU", "MACAddress", "Adopt", "Interface"]
+    static let portAttributes = ["Name", "Type", "Profile", "MTU", "MACAddress", "Adopt", "Interface", "Offload"]
     static let virtualSystemAttributes = ["Namespace", "InterfaceName", "MACAddress"]
     static let mtuRange = 68...65521
     /// Ethernet header plus two VLAN tags: what a full frame adds to the MTU.
@@ -238,6 +238,14 @@ struct TopologyReader {
                 let v = XMLElement.trim(a.value)
                 if v == "true" || v == "1" { port.adopt = true }
                 else if v == "false" || v == "0" { port.adopt = false }
+                else { error(e, a, "'\(v)' is not a boolean; use true, false, 1 or 0"); ok = false }
+            }
+
+            if let a = e.attribute("Offload") {
+                let v = XMLElement.trim(a.value)
+                if port.kind != .tap { error(e, a, "Offload is for Type=\"tap\" ports"); ok = false }
+                else if v == "true" || v == "1" { port.offload = true }
+                else if v == "false" || v == "0" { port.offload = false }
                 else { error(e, a, "'\(v)' is not a boolean; use true, false, 1 or 0"); ok = false }
             }
 

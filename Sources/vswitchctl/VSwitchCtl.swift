@@ -153,6 +153,7 @@ struct AddPort: ParsableCommand {
     @Option(name: .long, help: "pcap: frames per second (default: as fast as the switch takes them).") var rate: Int?
     @Option(name: .long, help: "pcap: write frames sent to the port to this pcap file (default: discard).") var output: String?
     @Option(name: .customLong("address"), help: "CIDR address for the virtual system's interface (repeatable).") var addresses: [String] = []
+    @Option(name: .long, help: "tap: offloads on or off (IFF_VNET_HDR with checksum and TSO: the virtual system sends and receives 64 KB TCP super-frames; default on).") var offload: String?
 
     func run() throws {
         var a: [String: JSON] = ["name": .string(name), "type": .string(type), "profile": .string(profile)]
@@ -165,6 +166,10 @@ struct AddPort: ParsableCommand {
         if loop { a["loop"] = .bool(true) }
         if let rate { a["rate"] = .int(rate) }
         if let output { a["output"] = .string(URL(fileURLWithPath: output).path) }
+        if let offload {
+            guard offload == "on" || offload == "off" else { throw ValidationError("--offload must be on or off") }
+            a["offload"] = .bool(offload == "on")
+        }
         _ = try common.call("add-port", a)
     }
 }

@@ -27,6 +27,7 @@ struct VSwitchd: ParsableCommand {
     @Option(name: .long, help: "Serve the Prometheus metrics (as `vswitchctl metrics`) over HTTP on GET /metrics at HOST:PORT, e.g. 127.0.0.1:9477 (off by default).") var metricsListen: String?
     @Option(name: .long, help: "Forwarding threads (default: the topology's setting, else one per core).") var threads: Int?
     @Option(name: .long, help: "TAP port I/O: uring (batched io_uring submissions, default) or syscall (one read/write per frame).") var portIo = "uring"
+    @Option(name: .long, help: "TAP offloads: on (default: IFF_VNET_HDR with checksum and TSO, per port unless a port turns them off) or off (every port without, e.g. for A/B benchmarks).") var offloads = "on"
     @Option(name: .long, help: "Also write counters and the MAC table as JSON to this file on SIGUSR1 and at exit.") var statsJson: String?
     @Option(name: .long, help: "Create this file once the switch forwards.") var readyFile: String?
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
@@ -69,6 +70,11 @@ struct VSwitchd: ParsableCommand {
             throw ExitCode(2)
         }
         options.portIO = io
+        guard offloads == "on" || offloads == "off" else {
+            FileHandle.standardError.write(Data("vswitchd: --offloads must be on or off\n".utf8))
+            throw ExitCode(2)
+        }
+        options.offloads = offloads == "on"
         options.topology = topo
         options.metricsListen = metricsListen
         options.stateDirectory = stateDir ?? (topo == nil ? "/var/lib/vswitch" : nil)
