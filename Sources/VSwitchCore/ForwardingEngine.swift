@@ -12,6 +12,18 @@
 //   taps        capture copies and mirror copies (CaptureRing.swift): gated per
 //               batch (ingress) and per output port (egress) by PortEntry.taps.
 //
+// Offloads (issue 7, VSwitchPacket/Offload.swift): a frame with FrameMeta.offload is a GSO
+// super-frame (up to 64 KB of one TCP stream) and/or carries a partial checksum; its virtio-net
+// header sits at a fixed spot in its buffer. Classification treats it as one frame: VLAN, MAC
+// and ACL decisions are per flow anyway; the MTU check applies to its gso_size (the segments it
+// stands for); policers charge its wire cost (payload + every segment's headers); storm control
+// counts it once; rx/tx counters count it once on a port with offloads. At egress, a port with
+// offloads (PortEntry.offload) is handed the super-frame as one unit (the backend writes the
+// header, shifted by the tag rewrite); a port without gets it cut into MSS-sized segments in a
+// per-engine scratch batch (`sendSegments`: allocated once, flushed per scratch-full; tx counters
+// count segments) or, for a partial checksum alone, completed in place. Segments leave in order
+// from the one thread that owns the ingress port, so a flow is never reordered.
+//
 // Threading: an engine belongs to exactly one forwarding thread; its
 // counters, TX plan and move log are that thread's. It shares only the
 // ConfigView (immutable) and the MAC table (lock-free). No allocation, no
@@ -256,7 +268,7 @@ public struct ForwardingEngine {
                     drop(batch, i, ingress, reason); continue
                 }
             }
-            meta.pointee.flags = (meta.pointee.flags & FrameMeta.flowKeyValid)
+            meta.pointee.flags = (meta.pointee.flags & (FrameMeta.flowKeyValid | FrameMeta.offload))
                 | (hasTag ? FrameMeta.tagged : 0) | (serviceTag ? FrameMeta.serviceTag : 0)
             meta.pointee.vlan = vlan
             meta.pointee.pcp = pcp

@@ -129,9 +129,10 @@ struct Show: ParsableCommand {
             s += "  ports: \(ports.count)\n"
             let rows = ports.map { p in
                 [str(p["index"]), str(p["name"]), str(p["type"]), str(p["link"]), str(p["profile"]), str(p["mac"]),
-                 str(p["mtu"]), p["namespace"].map { "\(str($0)):\(str(p["interface"]))" } ?? "-", str(p["addresses"])]
+                 str(p["mtu"]), p["offload"].map { str($0) == "yes" ? "on" : "off" } ?? "-",
+                 p["namespace"].map { "\(str($0)):\(str(p["interface"]))" } ?? "-", str(p["addresses"])]
             }
-            return s + table(["#", "port", "type", "link", "profile", "mac", "mtu", "virtual-system", "addresses"], rows)
+            return s + table(["#", "port", "type", "link", "profile", "mac", "mtu", "offload", "virtual-system", "addresses"], rows)
                 .split(separator: "\n", omittingEmptySubsequences: false).map { $0.isEmpty ? "" : "    " + $0 }.joined(separator: "\n")
         }
     }

@@ -58,7 +58,7 @@ struct Compare: ParsableCommand {
 
     @Flag(help: "Smoke run for CI (about 2 minutes): short trials, fewer search steps.") var quick = false
     @Option(help: "Results folder (default results/bench-<timestamp>).") var output: String?
-    @Option(help: "Comma-separated switches to run (direct,bridge,ovs-system,ovs-afxdp,vswitch-1t,vswitch-2t,vswitch-1t-syscall,vswitch-1t-netdev,vswitch-1t-capture).") var only: String?
+    @Option(help: "Comma-separated switches to run (direct,bridge,ovs-system,ovs-afxdp,vswitch-1t,vswitch-2t,vswitch-1t-syscall,vswitch-1t-nooffload,vswitch-1t-netdev,vswitch-1t-capture).") var only: String?
     @Option(help: "Fixed offered load (64-byte frames/s) for CPU per frame; every switch must sustain it.") var cpuLoad = 100_000
     @Option(help: "Frame size of the CPU-per-frame measurement (64 unless set; the table and ratios then refer to it).") var cpuSize = 64
 
@@ -83,7 +83,7 @@ struct Compare: ParsableCommand {
             ? (trial: 0.5, steps: 2, cpuSeconds: 1.0, macs: [1, 1000, 100_000], macSeconds: 0.7, latSeconds: 0.7, tcpSeconds: 1, coreSeconds: 0.3,
                suts: ["direct", "bridge", "ovs-system", "vswitch-1t"])
             : (trial: 2.0, steps: 6, cpuSeconds: 3.0, macs: [1, 1000, 100_000, 1_000_000], macSeconds: 3.0, latSeconds: 3.0, tcpSeconds: 5, coreSeconds: 2.0,
-               suts: ["direct", "bridge", "ovs-system", "ovs-afxdp", "vswitch-1t", "vswitch-2t", "vswitch-1t-syscall", "vswitch-1t-netdev"])
+               suts: ["direct", "bridge", "ovs-system", "ovs-afxdp", "vswitch-1t", "vswitch-2t", "vswitch-1t-syscall", "vswitch-1t-nooffload", "vswitch-1t-netdev"])
         let names = only.map { $0.split(separator: ",").map(String.init) } ?? p.suts
         let cmdline = "vswitch-bench " + CommandLine.arguments.dropFirst().joined(separator: " ")
         Log.progress("\(cmdline): results in \(outDir); load \(loadAverage())")
@@ -110,6 +110,7 @@ struct Compare: ParsableCommand {
             case "vswitch-1t": sut = vswitchSUT(threads: 1)
             case "vswitch-2t": sut = vswitchSUT(threads: 2)
             case "vswitch-1t-syscall": sut = vswitchSUT(threads: 1, io: "syscall")
+            case "vswitch-1t-nooffload": sut = vswitchSUT(threads: 1, offloads: false)
             case "vswitch-1t-netdev": sut = vswitchSUT(threads: 1, netdev: true)
             case "vswitch-1t-capture": sut = vswitchSUT(threads: 1, capture: true)
             default: throw BenchError.failed("unknown switch \(name)")

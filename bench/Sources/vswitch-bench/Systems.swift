@@ -289,13 +289,14 @@ let benchProfile = """
 /// as netdev ports (AF_PACKET TPACKET_V3 rings) instead of TAPs.
 /// `capture`: a `vswitchctl capture` of every frame of the receiving port (vsb-tb, both directions, whole
 /// frames) writes a pcap file on /dev/shm for the whole measurement (issue 4's "How fast").
-func vswitchSUT(threads: Int, io: String = "uring", netdev: Bool = false, capture: Bool = false) -> SwitchUnderTest {
+/// `offloads`: vswitchd's --offloads (on: TAPs with IFF_VNET_HDR, checksum and TSO, the default; off: plain TAPs).
+func vswitchSUT(threads: Int, io: String = "uring", netdev: Bool = false, capture: Bool = false, offloads: Bool = true) -> SwitchUnderTest {
     SwitchUnderTest(name: "vswitch-\(threads)t",
                     summary: netdev
                         ? "VSwitch vswitchd, netdev ports (AF_PACKET TPACKET_V3 rings on veth host ends), \(threads) forwarding thread\(threads == 1 ? "" : "s"), access ports in VLAN 10"
-                        : "VSwitch vswitchd, TAP ports (\(io == "uring" ? "io_uring, one submission per batch and direction" : "one read()/write() per frame")), \(threads) forwarding thread\(threads == 1 ? "" : "s"), access ports in VLAN 10") { sut in
+                        : "VSwitch vswitchd, TAP ports (\(io == "uring" ? "io_uring, one submission per batch and direction" : "one read()/write() per frame"), offloads \(offloads ? "on: virtio-net header, checksum, TSO" : "off")), \(threads) forwarding thread\(threads == 1 ? "" : "s"), access ports in VLAN 10") { sut in
         let bin = try vswitchdPath()
-        let dir = runDir + "/vswitch-\(threads)t-\(netdev ? "netdev" : io)\(capture ? "-capture" : "")"
+        let dir = runDir + "/vswitch-\(threads)t-\(netdev ? "netdev" : io)\(capture ? "-capture" : "")\(offloads ? "" : "-nooffload")"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try benchProfile.write(toFile: dir + "/profiles.xml", atomically: true, encoding: .utf8)
         let portsXML = netdev
@@ -319,14 +320,15 @@ func vswitchSUT(threads: Int, io: String = "uring", netdev: Bool = false, captur
         if netdev {
             try makeNamespace(nsA, mac: macA, ip: ipA, hostEnd: "vsb-a-h")
             try makeNamespace(nsB, mac: macB, ip: ipB, hostEnd: "vsb-b-h")
-            // Frames read with AF_PACKET from a veth keep partial checksums (no offload handling yet: issue 7).
-            for ns in [nsA, nsB] { quiet("ip netns exec \(ns) ethtool -K eth0 tx off") }
-            sut.notes.append("netdev ports: TX checksum offload switched off on the endpoints' eth0 (ethtool -K eth0 tx off), as for OVS with AF_PACKET ports; VSwitch does not handle partial checksums on netdev ports yet (issue 7)")
+            // The endpoints keep their default offloads: the netdev ports take partial checksums and GSO
+            // frames with their virtio_net_hdr (PACKET_VNET_HDR) and complete / segment them (issue 7).
+            sut.notes.append("netdev ports: the endpoints keep their veth offloads (tx checksum, TSO); VSwitch completes partial checksums and segments GSO frames it reads through PACKET_VNET_HDR")
         }
         let ready = dir + "/ready", stats = dir + "/stats.json"
         let sock = dir + "/ctl.sock"
         let d = try Child([bin, "--topology", dir + "/topology.xml", "--threads", "\(threads)", "--ready-file", ready,
-                           "--stats-json", stats, "--log-level", "warning", "--port-io", io] + (capture ? ["--control-socket", sock] : []),
+                           "--stats-json", stats, "--log-level", "warning", "--port-io", io,
+                           "--offloads", offloads ? "on" : "off"] + (capture ? ["--control-socket", sock] : []),
                           log: dir + "/vswitchd.log")
         sut.statsPath = stats
         try "\(d.pid)\n".write(toFile: dir + "/vswitchd.pid", atomically: true, encoding: .utf8)
