@@ -129,10 +129,19 @@ public struct NetdevRing {
 
     /// Any thread (its own TX ring `queue`): queues one frame; `.queued`, or `.wouldBlock` when the ring is full.
     @inline(__always)
-    public func send(queue: Int, _ data: UnsafeRawPointer, length: Int) -> SendResultKind {
+    /// `data` must have 10 bytes of headroom in front (a FrameBatch frame has): a frame sent through the
+    /// RX socket, which has PACKET_VNET_HDR, goes out behind an all-zero virtio_net_hdr written there.
+    public func send(queue: Int, _ data: UnsafeMutableRawPointer, length: Int) -> SendResultKind {
         let t = tx + (queue % txCount)
         if length > t.pointee.frameSize &- Int(VSW_TP2_DATA) {
-            let r = Glibc.send(rxFd, data, length, 0x40 /* MSG_DONTWAIT */)
+            var start = UnsafeMutableRawPointer(data), total = length
+            if vnet {
+                start = data - VirtioNet.legacyHeaderSize
+                start.storeBytes(of: UInt64(0), as: UInt64.self)
+                start.storeBytes(of: UInt16(0), toByteOffset: 8, as: UInt16.self)
+                total &+= VirtioNet.legacyHeaderSize
+            }
+            let r = Glibc.send(rxFd, start, total, 0x40 /* MSG_DONTWAIT */)
             if r >= 0 { return .sent }
             return errno == EAGAIN || errno == ENOBUFS ? .wouldBlock : .failed
         }
