@@ -25,9 +25,10 @@ public final class TapPortSystem: PortSystem {
     /// Opens a TAP (created or adopted) with or without IFF_VNET_HDR, enabling TUNSETOFFLOAD when with.
     func withOffloads(_ on: Bool, _ open: (TapDevice.Options) throws -> TapDevice) throws -> TapDevice {
         let tap = try open(on ? [.vnetHeader] : [])
-        if on {
-            do { try tap.enableOffloads() } catch { tap.close(); throw error }
-        }
+        do {
+            // An adopted TAP keeps the netdev features an earlier run set: state them either way.
+            if on { try tap.enableOffloads() } else { try tap.disableOffloads() }
+        } catch { tap.close(); throw error }
         return tap
     }
 

@@ -133,6 +133,16 @@ public final class TapDevice: @unchecked Sendable {
         }
     }
 
+    /// TUNSETOFFLOAD 0: the device hands over only complete, MTU-sized frames. For a persistent TAP
+    /// adopted without `.vnetHeader` that an earlier run had opened with offloads (its netdev would
+    /// otherwise keep TSO and checksum offload on).
+    public func disableOffloads() throws {
+        try lock.withLock {
+            guard !closed else { throw SystemError(operation: "disable TAP offloads", errno: EBADF, context: quoted(name)) }
+            _ = try syscall("disable TAP offloads (TUNSETOFFLOAD)", quoted(name)) { vsw_tun_set_offload(fd, 0) }
+        }
+    }
+
     /// Closes the fd (idempotent). A non-persistent netdev disappears with its last fd.
     public func close() {
         lock.withLock {
