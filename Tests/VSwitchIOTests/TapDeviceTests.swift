@@ -33,6 +33,34 @@ final class TapDeviceTests: PrivilegedTestCase {
         XCTAssertTrue(eventually { !Netlink.linkExists(name) }, "a non-persistent TAP must vanish with its fd")
     }
 
+    /// IFF_VNET_HDR + TUNSETOFFLOAD: the TAP's netdev gets TSO and checksum offload (the virtual system's
+    /// kernel then hands over 64 KB super-frames); TUNSETOFFLOAD 0 takes them away again.
+    func testOffloadsAreVisibleInTheNetdevFeatures() throws {
+        func features(_ name: String) throws -> String {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/sbin/ethtool")
+            p.arguments = ["-k", name]
+            let out = Pipe()
+            p.standardOutput = out
+            try p.run()
+            p.waitUntilExit()
+            return String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        }
+        let name = uniqueLinkName()
+        let tap = track(try TapDevice.create(name: name, options: [.vnetHeader]))
+        let before = try features(name)
+        XCTAssertTrue(before.contains("tcp-segmentation-offload: off"), before)
+        try tap.enableOffloads()
+        let on = try features(name)
+        XCTAssertTrue(on.contains("tcp-segmentation-offload: on"), on)
+        XCTAssertTrue(on.contains("tx-checksumming: on"), on)
+        let details = try ipJSON(["-d", "link", "show", "dev", name])
+        let tun = (details.first?["linkinfo"] as? [String: Any])?["info_data"] as? [String: Any]
+        XCTAssertEqual(tun?["vnet_hdr"] as? Bool, true, "IFF_VNET_HDR expected")
+        try tap.disableOffloads()
+        XCTAssertTrue(try features(name).contains("tcp-segmentation-offload: off"))
+    }
+
     func testCreateOnAnExistingNameFailsClearly() throws {
         let name = uniqueLinkName()
         let first = track(try TapDevice.create(name: name))
