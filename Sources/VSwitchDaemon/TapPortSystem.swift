@@ -140,7 +140,9 @@ extension TapPortSystem {
             let port = try NetdevPort(interface: ifname, txQueues: forwardingThreads)
             // Bring the interface up (an uplink or veth end may be down); its MTU is the operator's.
             if let info = try? Netlink.link(ifname), !info.isUp { try? Netlink.configure(LinkConfig(name: ifname, up: true)) }
-            return PortAttachment(handle: port.slot, ifindex: port.ifindex, resource: port)
+            // With PACKET_VNET_HDR the port takes GSO frames and partial checksums (NetdevRing.sendOffloaded).
+            return PortAttachment(handle: port.slot, ifindex: port.ifindex, resource: port,
+                                  offload: offloadsAllowed && port.ring.pointee.vnet)
         default:
             let port = try ReplayPort(file: p.file ?? "", loop: p.loop ?? false, rate: UInt64(max(0, p.rate ?? 0)), output: p.output)
             return PortAttachment(handle: port.slot, ifindex: nil, resource: port)

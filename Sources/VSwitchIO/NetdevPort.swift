@@ -12,8 +12,11 @@
 // partial checksum (CHECKSUM_PARTIAL: a veth peer with tx checksumming on) or as a GSO super-frame
 // (TSO on) carries its virtio_net_hdr; it is copied to the batch's header spot and the engine
 // completes the checksum / segments the frame at egress to ports without offloads, or hands it
-// as is to TAP ports with offloads. The TX side takes no offloads (PortEntry.offload false): frames
-// sent to a netdev port are always complete, MTU-sized frames.
+// as is to TAP ports with offloads. The port takes offloads on TX too (PortEntry.offload true when
+// the kernel accepted PACKET_VNET_HDR): a GSO super-frame is sent as one unit through the RX socket
+// behind its virtio_net_hdr (after kicking the thread's TX ring, so a flow keeps its order), and the
+// interface or its peer segments it; a frame with only a partial checksum is completed and goes
+// through the TX ring.
 // Transmit: one TX-only socket per forwarding thread (TX rings are single-producer; any thread may
 // send to any port), TPACKET_V2 TX ring of 256 × 2 KiB frames, PACKET_QDISC_BYPASS. `send` fills a
 // ring frame, `flush` is one sendto() for the whole batch. A frame too large for a ring frame
@@ -154,6 +157,25 @@ public struct NetdevRing {
         t.pointee.pending &+= 1
         t.pointee.pendingBytes &+= length
         return .queued
+    }
+
+    /// Any thread: sends a frame carrying offload metadata (FrameMeta.offload). A GSO super-frame goes
+    /// out as one unit through the RX socket (PACKET_VNET_HDR) behind its virtio_net_hdr — the
+    /// interface or its peer segments it (a veth passes it on as is) — after the frames already on
+    /// this thread's TX ring (kicked first: no reordering). A frame with only a partial checksum gets
+    /// it completed and joins the ring like any frame.
+    @inline(__always)
+    public func sendOffloaded(queue: Int, batch: FrameBatch, frame: Int) -> SendResultKind {
+        if !batch.isGSO(frame) {
+            if !batch.completeChecksum(frame) { return .failed }
+            return send(queue: queue, batch.data(frame), length: Int(batch.meta[frame].length))
+        }
+        let t = tx + (queue % txCount)
+        if t.pointee.pending > 0 { _ = vsw_tpacket_tx_kick(t.pointee.fd) }   // reported by the next flush
+        let h = batch.stageVnetHeader(frame, size: VirtioNet.legacyHeaderSize)
+        let r = Glibc.send(rxFd, h, Int(batch.meta[frame].length) &+ VirtioNet.legacyHeaderSize, 0x40 /* MSG_DONTWAIT */)
+        if r >= 0 { return .sent }
+        return errno == EAGAIN || errno == ENOBUFS ? .wouldBlock : .failed
     }
 
     /// Any thread: one sendto() for the frames queued on its TX ring. Returns (frames, bytes, errno or 0).

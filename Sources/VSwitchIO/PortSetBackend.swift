@@ -157,8 +157,12 @@ public struct PortSetBackend<Tap: PortBackend>: PollingBackend {
             return tap.send(port: port, entry: entry, batch: batch, frame: frame)
         case PortKindCode.netdev:
             guard let s = PortRegistry.state(entry.pointee.handle) else { return .failed }
-            switch s.assumingMemoryBound(to: NetdevRing.self).pointee.send(queue: threadIndex, batch.data(frame),
-                                                                             length: Int(batch.meta[frame].length)) {
+            let ring = s.assumingMemoryBound(to: NetdevRing.self)
+            // Offloaded frames reach here only when the port takes them (PortEntry.offload: PACKET_VNET_HDR).
+            let kind = batch.meta[frame].flags & FrameMeta.offload != 0
+                ? ring.pointee.sendOffloaded(queue: threadIndex, batch: batch, frame: frame)
+                : ring.pointee.send(queue: threadIndex, batch.data(frame), length: Int(batch.meta[frame].length))
+            switch kind {
             case .queued: return .queued
             case .sent: return .sent
             case .wouldBlock: return .wouldBlock

@@ -26,7 +26,8 @@
 //   (in the same read()/write() or io_uring SQE: the header sits just in front of the frame).
 // - Not asked for: UFO/USO (UDP is never segmented by the switch), so UDP stays MTU-sized.
 // - Netdev ports ask for PACKET_VNET_HDR on their TPACKET_V3 RX ring: partial checksums and GSO
-//   frames from the interface's peer are taken with their metadata; their TX takes no offloads.
+//   frames from the interface's peer are taken with their metadata; on TX a GSO frame is sent as
+//   one unit behind its header through that socket (`NetdevRing.sendOffloaded`).
 // - Memory: with offloads the daemon's batch buffers hold 64 KiB frames (64 × 65.6 KB ≈ 4.2 MB
 //   per forwarding thread); `--offloads off` keeps them at MTU size.
 //

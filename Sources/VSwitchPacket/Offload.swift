@@ -136,19 +136,21 @@ public extension FrameBatch {
 
     /// Writes frame `i`'s header, adjusted to its current form (csum_start and hdr_len shifted by
     /// the tag delta; all zero for a frame without `FrameMeta.offload`), just in front of the
-    /// frame, and returns its start: send `length + 12` bytes from there.
+    /// frame, and returns its start: send `length + size` bytes from there. `size` 12 (TAP,
+    /// virtio_net_hdr_mrg_rxbuf) or 10 (AF_PACKET's PACKET_VNET_HDR, the legacy virtio_net_hdr).
     @inlinable @inline(__always)
-    func stageVnetHeader(_ i: Int) -> UnsafeMutableRawPointer {
+    func stageVnetHeader(_ i: Int, size: Int = VirtioNet.headerSize) -> UnsafeMutableRawPointer {
         let d = data(i)
-        let h = d - VirtioNet.headerSize
+        let h = d - size
         if meta[i].flags & FrameMeta.offload == 0 {
             h.storeBytes(of: UInt64(0), as: UInt64.self)
-            h.storeBytes(of: UInt32(0), toByteOffset: 8, as: UInt32.self)
+            h.storeBytes(of: UInt16(0), toByteOffset: 8, as: UInt16.self)
+            if size == VirtioNet.headerSize { h.storeBytes(of: UInt16(0), toByteOffset: 10, as: UInt16.self) }
             return h
         }
         let src = buffer(i)
         h.storeBytes(of: src.load(as: UInt64.self), as: UInt64.self)
-        h.storeBytes(of: src.load(fromByteOffset: 8, as: UInt32.self), toByteOffset: 8, as: UInt32.self)
+        h.storeBytes(of: src.load(fromByteOffset: 8, as: UInt16.self), toByteOffset: 8, as: UInt16.self)
         let delta = tagDelta(i)
         if delta != 0 {
             let cs = UInt16(truncatingIfNeeded: rawCsumStart(i) &+ delta)
@@ -156,7 +158,7 @@ public extension FrameBatch {
             h.storeBytes(of: cs.littleEndian, toByteOffset: 6, as: UInt16.self)
             if hl != 0 { h.storeBytes(of: UInt16(truncatingIfNeeded: hl &+ delta).littleEndian, toByteOffset: 2, as: UInt16.self) }
         }
-        h.storeBytes(of: UInt16(0), toByteOffset: 10, as: UInt16.self)   // num_buffers: unused on TAP writes
+        if size == VirtioNet.headerSize { h.storeBytes(of: UInt16(0), toByteOffset: 10, as: UInt16.self) }   // num_buffers: unused on writes
         return h
     }
 

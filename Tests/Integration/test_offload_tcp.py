@@ -177,7 +177,8 @@ def test_tcp_offloads_mixed_segments_in_software(ctl, tmp_path, mtu):
 def test_netdev_port_with_peer_offloads_on(ctl, tmp_path):
     """A veth peer with its default offloads (tx checksum, TSO) behind a netdev port: the switch gets
     partial checksums and GSO frames (PACKET_VNET_HDR) and must complete / segment them for a TAP
-    virtual system without offloads, and pass them as they are to one with offloads."""
+    virtual system without offloads, and pass them as they are to one with offloads; super-frames from
+    the TAP with offloads leave through the netdev port as units."""
     harness.run(["ip", "netns", "add", "vso-peer"])
     harness.run(["ip", "link", "add", "vso-up", "type", "veth", "peer", "name", "vso-peer0"])
     harness.run(["ip", "link", "set", "vso-peer0", "netns", "vso-peer", "name", "eth0"])
@@ -193,6 +194,7 @@ def test_netdev_port_with_peer_offloads_on(ctl, tmp_path):
     add_vs(ctl, "vso-ta", "vso-a", MAC_A, IP_A, 1500, False)
     add_vs(ctl, "vso-tb", "vso-b", MAC_B, IP_B, 1500, True)
     ctl.ctl("add-port", "vso-n1", "--type", "netdev", "--interface", "vso-up", "--profile", TENANT_A)
+    assert ctl.port("vso-n1")["offload"] is True, ctl.port("vso-n1")   # PACKET_VNET_HDR taken
     for ns in ("vso-a", "vso-b"):
         assert reachable(ns, "10.79.0.9")
     server = subprocess.Popen(["ip", "netns", "exec", "vso-peer", "iperf3", "-s"], stdout=subprocess.DEVNULL,
@@ -214,3 +216,6 @@ def test_netdev_port_with_peer_offloads_on(ctl, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=10)
+    n1 = {p["name"]: p for p in ctl.json("port", "stats")["ports"]}["vso-n1"]
+    # vso-b's super-frames left through the netdev port as units (no 1500-MTU frame is over 1514 bytes).
+    assert n1["tx_bytes"] / max(1, n1["tx_packets"]) > 1600, n1
