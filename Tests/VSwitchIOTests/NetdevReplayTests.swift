@@ -96,6 +96,47 @@ final class NetdevReplayTests: PrivilegedTestCase {
         XCTAssertGreaterThan(promiscuity, 0)
     }
 
+    /// PACKET_VNET_HDR on both sides: a TCP super-frame sent with `sendOffloaded` crosses a veth pair as
+    /// one unit and arrives at the other netdev port with its GSO metadata (gso_size, partial checksum).
+    func testGSOFrameCrossesAVethPairAsOneUnit() throws {
+        let (a, b) = try vethPair()
+        let pa = try NetdevPort(interface: a, txQueues: 1)
+        let pb = try NetdevPort(interface: b, txQueues: 1)
+        defer { pa.close(); pb.close() }
+        XCTAssertTrue(pa.ring.pointee.vnet && pb.ring.pointee.vnet, "PACKET_VNET_HDR refused")
+        let payload = 20_000
+        var f: [UInt8] = [0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01, 0x08, 0x00]
+        let total = 20 + 20 + payload
+        var ip: [UInt8] = [0x45, 0, UInt8(total >> 8), UInt8(total & 0xFF), 0, 1, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]
+        var sum: UInt32 = 0
+        for k in stride(from: 0, to: 20, by: 2) { sum += UInt32(ip[k]) << 8 | UInt32(ip[k + 1]) }
+        while sum >> 16 != 0 { sum = (sum & 0xFFFF) + (sum >> 16) }
+        ip[10] = UInt8(~UInt16(sum) >> 8); ip[11] = UInt8(~UInt16(sum) & 0xFF)
+        var pseudo: UInt32 = 0x0A00 + 0x0001 + 0x0A00 + 0x0002 + 6 + UInt32(20 + payload)
+        while pseudo >> 16 != 0 { pseudo = (pseudo & 0xFFFF) + (pseudo >> 16) }
+        let tcp: [UInt8] = [0x9C, 0x40, 0x14, 0x51, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0x01, 0xF5,
+                            UInt8(pseudo >> 8), UInt8(pseudo & 0xFF), 0, 0]
+        f += ip + tcp + (0..<payload).map { UInt8(truncatingIfNeeded: $0) }
+        var batch = FrameBatch(capacity: 64, dataRoom: VirtioNet.maxFrame)
+        defer { batch.deallocate() }
+        XCTAssertTrue(batch.append(f))
+        batch.setVnetHeader(0, flags: VirtioNet.needsCsum, gsoType: VirtioNet.gsoTCPv4, hdrLen: 54, gsoSize: 1448,
+                            csumStart: 34, csumOffset: 16)
+        XCTAssertEqual(pa.ring.pointee.sendOffloaded(queue: 0, batch: batch, frame: 0), .sent)
+        var found = -1
+        for _ in 0..<200 where found < 0 {
+            let n = pb.ring.pointee.receive(into: &batch)
+            for k in 0..<n where batch.meta[k].length == UInt32(f.count) && batch.be16(k, at: 12) == 0x0800 { found = k }
+            if found < 0 { usleep(5_000) }
+        }
+        XCTAssertGreaterThanOrEqual(found, 0, "the super-frame did not arrive as one frame")
+        guard found >= 0 else { return }
+        XCTAssertTrue(batch.isGSO(found))
+        XCTAssertEqual(batch.gsoSize(found), 1448)
+        XCTAssertEqual(batch.rawCsumStart(found), 34)
+        XCTAssertEqual(Array(batch.bytes(found)[54...]), Array(f[54...]), "payload intact")
+    }
+
     /// A pcap file (microsecond timestamps, Ethernet) holding `frames`.
     func writePcap(_ path: String, _ frames: [[UInt8]]) throws {
         var d = Data()
