@@ -197,7 +197,6 @@ public struct ForwardingEngine {
         var rxBytes: UInt64 = 0
         var floods: UInt64 = 0
         let n = batch.count
-        prefetch(batch, n, entry, policy, cfg, checks: checks, ingress: ingress)
         var i = 0
         while i < n {
             defer { i &+= 1 }
@@ -337,38 +336,6 @@ public struct ForwardingEngine {
         counters.add(port: ingress, PortCounter.rxPackets, UInt64(n))
         counters.add(port: ingress, PortCounter.rxBytes, rxBytes)
         if floods > 0 { counters.add(port: ingress, PortCounter.floods, floods) }
-    }
-
-    /// The prefetch pass (design.md: classify-then-act, with the batch's memory requests issued
-    /// together): before the first frame is classified, the MAC-table slots of every frame's source
-    /// and destination — and, for an anti-spoofing port with a long allow-list, the allow-hash slot
-    /// of its source — are requested, so the misses overlap instead of stalling one frame at a time.
-    /// The VLAN is guessed cheaply (the port's PVID, or a trunk frame's 802.1Q VID); a wrong guess
-    /// only wastes a prefetch.
-    @inlinable @inline(__always)
-    func prefetch(_ batch: FrameBatch, _ n: Int, _ entry: UnsafeMutablePointer<PortEntry>, _ policy: PortPolicy,
-                  _ cfg: ConfigView, checks: Bool, ingress: Int) {
-        let table = cfg.macTable
-        let trunk = policy.mode == .trunk
-        let pvid = policy.pvid
-        let allow = checks && policy.sourceMACFiltering && entry.pointee.txAllowCount > 8
-        let allowTag = ConfigView.allowTag(port: ingress, receive: false)
-        var i = 0
-        while i < n {
-            let length = batch.meta[i].length
-            if length >= 18 {
-                var vlan = pvid
-                if trunk && batch.be16(i, at: 12) == EtherType.vlan {
-                    let vid = batch.be16(i, at: 14) & 0x0FFF
-                    if vid != 0 { vlan = vid }
-                }
-                let src = batch.source(i)
-                table.prefetch(vlan: vlan, mac: batch.destination(i))
-                table.prefetch(vlan: vlan, mac: src)
-                if allow { cfg.prefetchAllow(src, allowTag) }
-            }
-            i &+= 1
-        }
     }
 
     /// Membership of (vlan, mac), or of the any-VLAN form of the MAC, in a port's allow-list: a linear

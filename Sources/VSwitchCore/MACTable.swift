@@ -17,7 +17,6 @@
 // entries. Aging, flush, static entries and dumps run on the control thread.
 
 import Atomics
-import CVSwitchShim
 
 public struct MACTable: @unchecked Sendable {
     public typealias Word = UnsafeAtomic<UInt64>
@@ -79,12 +78,6 @@ public struct MACTable: @unchecked Sendable {
     @inlinable @inline(__always) static func time(of v: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: v) }
 
     // MARK: - Forwarding path
-
-    /// Requests the first probe slot of (vlan, mac) into the cache (the engine's prefetch pass).
-    @inlinable @inline(__always)
-    public func prefetch(vlan: UInt16, mac: UInt64) {
-        vsw_prefetch(UnsafeRawPointer(slots + ((MACTable.hash(MACTable.key(vlan: vlan, mac: mac)) & mask) &<< 1)))
-    }
 
     /// Port of (vlan, mac), or -1.
     @inlinable @inline(__always)

@@ -16,7 +16,6 @@
 // snapshot. Only the control thread publishes (one publisher at a time).
 
 import Atomics
-import CVSwitchShim
 import VSwitchPacket
 import VSwitchPolicy
 
@@ -110,12 +109,6 @@ public struct ConfigView {
         var h = (key ^ tag &* 0x9E37_79B9_7F4A_7C15) &* 0xBF58_476D_1CE4_E5B9
         h ^= h >> 31
         return Int(truncatingIfNeeded: h) & mask
-    }
-
-    /// Requests the first probe slot of `key` in the allow-list tagged `tag` (prefetch pass).
-    @inlinable @inline(__always)
-    public func prefetchAllow(_ key: UInt64, _ tag: UInt64) {
-        vsw_prefetch(UnsafeRawPointer(allowHash + (ConfigView.allowSlot(key, tag, mask: allowHashMask) &* 2)))
     }
 
     /// Whether `key` is in the allow-list tagged `tag` (hash probe).

@@ -161,8 +161,4 @@ enum {
 static inline unsigned vsw_ring_load_status(const void *p) { return __atomic_load_n((const unsigned *)p, __ATOMIC_ACQUIRE); }
 static inline void vsw_ring_store_status(void *p, unsigned v) { __atomic_store_n((unsigned *)p, v, __ATOMIC_RELEASE); }
 
-/// Prefetches the cache line at `p` for reading (the forwarding engine's prefetch pass over a batch:
-/// MAC-table and allow-list slots of every frame are requested before the first frame is looked up).
-static inline void vsw_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
-
 #endif // VSWITCH_SHIM_H
