@@ -2,8 +2,9 @@
 // (dataplane.md "The life of a frame"), classify-then-act (design.md 3):
 //
 //   classify()  one pass over the batch: parse, VLAN classification (VLAN and
-//               PCP go to FrameMeta; the frame's own tag stays in place), learning, lookup; writes one decision
-//               per frame: an output port, flood, or drop with a reason.
+//               PCP go to FrameMeta; the frame's own tag stays in place), lookup, ingress policy
+//               (a known-unicast frame's outbound and inbound ACLs in one verdict-cache probe),
+//               learning; writes one decision per frame: an output port, flood, or drop with a reason.
 //   scatter     in the same pass: frame indices appended to per-port TX lists.
 //   transmit()  per output port: bring the frame to the port's wire form
 //               from whatever form it has now (rewrite the TCI in place, push
@@ -72,20 +73,34 @@ public struct TxPlan {
 /// A per-thread cache of ACL verdicts (design: OVS's megaflow idea in miniature). The key is the
 /// frame's flow key masked to the fields the port's rules of that direction can look at, tagged
 /// with (snapshot generation, port, direction), so a new snapshot invalidates every entry at once.
+/// A known-unicast frame whose output port has inbound rules is looked up once for both
+/// directions: key masked with the union of the two masks, tagged (generation, ingress, output),
+/// verdict bit 0 = outbound allow, bit 1 = inbound allow (`ForwardingEngine.aclBoth`).
 /// Direct-mapped; the key is handled as FlowKey's eight words: masked with the port's precomputed
 /// word mask, hashed with eight independent multiplies, compared with one OR of XORs.
 public struct ACLVerdictCache {
     public struct Entry {
         public var tag: UInt64
         public var key: FlowKey
-        public var allow: Bool
+        /// Single direction: 1 = allow, 0 = deny. Both directions: bit 0 outbound, bit 1 inbound.
+        public var verdict: UInt8
+    }
+
+    /// Tag of a single-direction entry (bit 25 clear) and of a both-directions entry (bit 25 set).
+    @inlinable @inline(__always)
+    static func tag(generation: UInt64, port: Int, outbound: Bool) -> UInt64 {
+        generation &<< 26 | UInt64(truncatingIfNeeded: port & 0xFFF) &<< 1 | (outbound ? 1 : 0)
+    }
+    @inlinable @inline(__always)
+    static func tag(generation: UInt64, ingress: Int, output: Int) -> UInt64 {
+        generation &<< 26 | 1 &<< 25 | UInt64(truncatingIfNeeded: ingress & 0xFFF) &<< 12 | UInt64(truncatingIfNeeded: output & 0xFFF)
     }
     public static let size = 4096
     @usableFromInline let entries: UnsafeMutablePointer<Entry>
 
     public init() {
         entries = .allocate(capacity: ACLVerdictCache.size)
-        entries.initialize(repeating: Entry(tag: .max, key: FlowKey(), allow: false), count: ACLVerdictCache.size)   // .max: never a real tag
+        entries.initialize(repeating: Entry(tag: .max, key: FlowKey(), verdict: 0), count: ACLVerdictCache.size)   // .max: never a real tag
     }
     public func deallocate() { entries.deallocate() }
 
@@ -93,6 +108,16 @@ public struct ACLVerdictCache {
     @usableFromInline
     struct Words {
         @usableFromInline var w0, w1, w2, w3, w4, w5, w6, w7: UInt64
+
+        /// The key masked with the union of two masks (both directions in one entry).
+        @inlinable @inline(__always)
+        init(_ key: UnsafeRawPointer, _ a: UnsafeRawPointer, _ b: UnsafeRawPointer) {
+            @inline(__always) func w(_ o: Int) -> UInt64 {
+                key.load(fromByteOffset: o, as: UInt64.self)
+                    & (a.load(fromByteOffset: o, as: UInt64.self) | b.load(fromByteOffset: o, as: UInt64.self))
+            }
+            w0 = w(0); w1 = w(8); w2 = w(16); w3 = w(24); w4 = w(32); w5 = w(40); w6 = w(48); w7 = w(56)
+        }
 
         @inlinable @inline(__always)
         init(_ key: UnsafeRawPointer, _ mask: UnsafeRawPointer) {
@@ -261,21 +286,24 @@ public struct ForwardingEngine {
             }
             let src = batch.source(i)
             if src & 0x0100_0000_0000 != 0 || src == 0 { drop(batch, i, ingress, .invalidSource); continue }
-            // 4. The rest of the port's ingress policy (skipped in one branch when the profile has none).
+            // 4. Lookup (no side effect: done before the ingress policy, which uses the output port to
+            //    judge a unicast frame's outbound and inbound ACLs in one probe).
+            let dst = batch.destination(i)
+            var out = -1
+            if dst & 0x0100_0000_0000 == 0 { out = table.lookup(vlan: vlan, mac: dst) }
+            // 5. The rest of the port's ingress policy (skipped in one branch when the profile has none).
             if checks {
-                if let reason = ingressPolicy(batch, i, port: ingress, entry, cfg, src: src, vlan: vlan, pcp: pcp, nowNs: nowNs) {
+                if let reason = ingressPolicy(batch, i, port: ingress, entry, cfg, src: src, vlan: vlan, pcp: pcp, out: out, nowNs: nowNs) {
                     drop(batch, i, ingress, reason); continue
                 }
             }
-            meta.pointee.flags = (meta.pointee.flags & (FrameMeta.flowKeyValid | FrameMeta.offload))
+            meta.pointee.flags = (meta.pointee.flags & (FrameMeta.flowKeyValid | FrameMeta.offload
+                                                        | FrameMeta.inboundACLChecked | FrameMeta.inboundACLDenied))
                 | (hasTag ? FrameMeta.tagged : 0) | (serviceTag ? FrameMeta.serviceTag : 0)
             meta.pointee.vlan = vlan
             meta.pointee.pcp = pcp
 
-            // 5. Lookup; storm control on what will be flooded.
-            let dst = batch.destination(i)
-            var out = -1
-            if dst & 0x0100_0000_0000 == 0 { out = table.lookup(vlan: vlan, mac: dst) }
+            // Storm control on what will be flooded.
             if out < 0 && checks {
                 let e = entry
                 let (cost, tol, which): (UInt64, UInt64, Int) =
@@ -370,6 +398,20 @@ public struct ForwardingEngine {
         return false
     }
 
+    /// First matching rule's verdict among `count` rules from `start`, else the default; `true` = allow.
+    @inlinable @inline(__always)
+    func evaluate(_ cfg: ConfigView, _ start: UInt32, _ count: UInt32, _ key: UnsafeMutablePointer<FlowKey>,
+                  outbound: Bool, defaultDeny: Bool) -> Bool {
+        let rules = cfg.aclRules
+        var r = Int(start)
+        let end = r &+ Int(count)
+        while r < end {
+            if (rules + r).pointee.matches(key.pointee, outbound: outbound) { return (rules + r).pointee.allow }
+            r &+= 1
+        }
+        return !defaultDeny
+    }
+
     /// First matching rule's verdict, else the default; `true` = allow. Cached per (port, direction)
     /// on the fields the rules use (`mask`: the port's word mask for that direction).
     @inlinable @inline(__always)
@@ -377,21 +419,38 @@ public struct ForwardingEngine {
                    _ key: UnsafeMutablePointer<FlowKey>, outbound: Bool, defaultDeny: Bool) -> Bool {
         if count == 0 { return !defaultDeny }
         let words = ACLVerdictCache.Words(UnsafeRawPointer(key), UnsafeRawPointer(mask))
-        let tag = cfg.generation &<< 20 | UInt64(truncatingIfNeeded: port) &<< 1 | (outbound ? 1 : 0)
+        let tag = ACLVerdictCache.tag(generation: cfg.generation, port: port, outbound: outbound)
         let slot = aclCache.entries + Int(truncatingIfNeeded: words.hash(tag) & UInt64(ACLVerdictCache.size &- 1))
         let slotKey = UnsafeMutableRawPointer(slot) + MemoryLayout<ACLVerdictCache.Entry>.offset(of: \ACLVerdictCache.Entry.key)!
-        if slot.pointee.tag == tag && words.equals(slotKey) { return slot.pointee.allow }
-        var verdict = !defaultDeny
-        let rules = cfg.aclRules
-        var r = Int(start)
-        let end = r &+ Int(count)
-        while r < end {
-            if (rules + r).pointee.matches(key.pointee, outbound: outbound) { verdict = (rules + r).pointee.allow; break }
-            r &+= 1
-        }
+        if slot.pointee.tag == tag && words.equals(slotKey) { return slot.pointee.verdict != 0 }
+        let verdict = evaluate(cfg, start, count, key, outbound: outbound, defaultDeny: defaultDeny)
         slot.pointee.tag = tag
         words.store(slotKey)
-        slot.pointee.allow = verdict
+        slot.pointee.verdict = verdict ? 1 : 0
+        return verdict
+    }
+
+    /// Outbound ACL of `ingress` and inbound ACL of unicast output port `out` in one cache probe:
+    /// bit 0 = outbound allow, bit 1 = inbound allow. Each verdict depends only on its own direction's
+    /// fields, a subset of the union the entry is keyed on, so sharing the entry changes no verdict.
+    @inlinable @inline(__always)
+    func aclBoth(_ cfg: ConfigView, ingress: Int, _ ie: UnsafeMutablePointer<PortEntry>, out: Int,
+                 _ oe: UnsafeMutablePointer<PortEntry>, _ key: UnsafeMutablePointer<FlowKey>) -> UInt8 {
+        let outMask = UnsafeRawPointer(ie) + MemoryLayout<PortEntry>.offset(of: \PortEntry.aclOutMask)!
+        let inMask = UnsafeRawPointer(oe) + MemoryLayout<PortEntry>.offset(of: \PortEntry.aclInMask)!
+        let words = ACLVerdictCache.Words(UnsafeRawPointer(key), outMask, inMask)
+        let tag = ACLVerdictCache.tag(generation: cfg.generation, ingress: ingress, output: out)
+        let slot = aclCache.entries + Int(truncatingIfNeeded: words.hash(tag) & UInt64(ACLVerdictCache.size &- 1))
+        let slotKey = UnsafeMutableRawPointer(slot) + MemoryLayout<ACLVerdictCache.Entry>.offset(of: \ACLVerdictCache.Entry.key)!
+        if slot.pointee.tag == tag && words.equals(slotKey) { return slot.pointee.verdict }
+        let outbound = evaluate(cfg, ie.pointee.aclOutStart, ie.pointee.aclOutCount, key, outbound: true,
+                                defaultDeny: ie.pointee.policy.outboundDefaultDeny)
+        let inbound = evaluate(cfg, oe.pointee.aclInStart, oe.pointee.aclInCount, key, outbound: false,
+                               defaultDeny: oe.pointee.policy.inboundDefaultDeny)
+        let verdict: UInt8 = (outbound ? 1 : 0) | (inbound ? 2 : 0)
+        slot.pointee.tag = tag
+        words.store(slotKey)
+        slot.pointee.verdict = verdict
         return verdict
     }
 
@@ -400,7 +459,7 @@ public struct ForwardingEngine {
     /// VLAN set) per frame cost more than everything else here.
     @inlinable @inline(__always)
     func ingressPolicy(_ batch: FrameBatch, _ i: Int, port: Int, _ e: UnsafeMutablePointer<PortEntry>, _ cfg: ConfigView,
-                       src: UInt64, vlan: UInt16, pcp: UInt8, nowNs: UInt64) -> DropReason? {
+                       src: UInt64, vlan: UInt16, pcp: UInt8, out: Int, nowNs: UInt64) -> DropReason? {
         if e.pointee.policy.sourceMACFiltering && src != e.pointee.mac
             && !allowListed(cfg, port: port, receive: false, e.pointee.txAllowStart, e.pointee.txAllowCount, mac: src, vlan: vlan) {
             return .spoofedSource
@@ -420,10 +479,18 @@ public struct ForwardingEngine {
                     || (k.pointee.proto == 1 && k.pointee.ipVersion == 4 && k.pointee.srcPort == 5)) {
                 return .routerGuard
             }
-            if (aclCount > 0 || defaultDeny)
-                && !aclAllows(cfg, port: port, e.pointee.aclOutStart, aclCount, mask: &e.pointee.aclOutMask, k, outbound: true,
-                              defaultDeny: defaultDeny) {
-                return .aclDeny
+            if aclCount > 0 || defaultDeny {
+                // A known-unicast frame whose output port filters inbound: both verdicts in one probe,
+                // the inbound one carried to that port's egress check in the frame's flags.
+                if out >= 0 && out < cfg.portSlots && out != port,
+                   case let oe = cfg.ports + out, oe.pointee.present && (oe.pointee.aclInCount > 0 || oe.pointee.policy.inboundDefaultDeny) {
+                    let v = aclBoth(cfg, ingress: port, e, out: out, oe, k)
+                    if v & 1 == 0 { return .aclDeny }
+                    batch.meta[i].flags |= FrameMeta.inboundACLChecked | (v & 2 == 0 ? FrameMeta.inboundACLDenied : 0)
+                } else if !aclAllows(cfg, port: port, e.pointee.aclOutStart, aclCount, mask: &e.pointee.aclOutMask, k, outbound: true,
+                                     defaultDeny: defaultDeny) {
+                    return .aclDeny
+                }
             }
         }
         let perByte = e.pointee.txNsPerByteQ16
@@ -461,6 +528,9 @@ public struct ForwardingEngine {
             if rxAllowCount > 0
                 && !allowListed(cfg, port: port, receive: true, rxAllowStart, rxAllowCount, mac: batch.destination(i), vlan: meta.pointee.vlan) {
                 v = DropReason.noDestination.rawValue
+            } else if acl && meta.pointee.flags & FrameMeta.inboundACLChecked != 0 && Int(meta.pointee.output) == port {
+                // Judged at ingress together with the outbound ACL (aclBoth).
+                if meta.pointee.flags & FrameMeta.inboundACLDenied != 0 { v = DropReason.aclDeny.rawValue }
             } else if acl {
                 if meta.pointee.flags & FrameMeta.flowKeyValid == 0 {
                     // Parsed once per frame: a flooded frame's key serves every output port.

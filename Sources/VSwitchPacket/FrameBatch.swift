@@ -37,6 +37,10 @@ public struct FrameMeta {
     public static let serviceTag: UInt8 = 2
     /// The engine's flow key for this frame was computed at ingress (and stays valid at egress).
     public static let flowKeyValid: UInt8 = 4
+    /// The inbound ACL of the frame's unicast output port (`output`) was evaluated at ingress, with the
+    /// outbound ACL, in one verdict-cache probe; `inboundACLDenied` holds its answer.
+    public static let inboundACLChecked: UInt8 = 0x40
+    public static let inboundACLDenied: UInt8 = 0x80
     public static let flood: UInt16 = 0xFFFF
     public static let drop: UInt16 = 0xFFFE
 }

@@ -124,6 +124,40 @@ final class ProfileEnforcementTests: XCTestCase {
         XCTAssertEqual(sw.counters(0).drops(.aclDeny), 2 + 3, "inbound denies count on the egress port")
     }
 
+    /// A known-unicast frame between two ports that both filter is judged for both directions in one
+    /// verdict-cache probe (ForwardingEngine.aclBoth); the inbound verdict belongs to the output port
+    /// only — promiscuous copies get their own port's verdict. Twice: cache miss, then hit.
+    func testUnicastOutboundAndInboundACLsInOneProbeAndPromiscuousCopies() {
+        let sender = compiled {
+            var ssh = ACLRule(name: "no-ssh-out", direction: .outbound, action: .deny, weight: 10)
+            ssh.proto = "TCP"; ssh.remotePort = "22"
+            $0.acls = [ssh]
+        }
+        let receiver = compiled {
+            var alt = ACLRule(name: "no-8080-in", direction: .inbound, action: .deny, weight: 10)
+            alt.proto = "TCP"; alt.localPort = "8080"
+            $0.acls = [alt]
+        }
+        let closedPromisc = compiled { $0.promiscuous = true; $0.inboundAclDefaultAction = .deny }
+        let openPromisc = compiled { $0.promiscuous = true }
+        let sw = TestSwitch([PortSpec(index: 0, mac: macA, compiled: sender), PortSpec(index: 1, mac: macB, compiled: receiver),
+                             PortSpec(index: 2, compiled: closedPromisc), PortSpec(index: 3, compiled: openPromisc)])
+        sw.inject(1, [frame(dst: bcast, src: macB)])          // macB learned on port 1: the frames below are known unicast
+        func tcp(_ dp: UInt16) -> [UInt8] {
+            l3frame(dst: macB, src: macA, type: 0x0800, ipv4(src: 0x0A00_0001, dst: 0x0A00_0002, proto: 6, l4: ports(40000, dp)))
+        }
+        for round in 1...2 {
+            let out = sw.inject(0, [tcp(22), tcp(80), tcp(8080)])
+            XCTAssertEqual(out[1]?.count, 1, "round \(round): only port 80 reaches the receiver")
+            XCTAssertEqual(out[3]?.count, 2, "round \(round): the open promiscuous port sees 80 and 8080 (its own verdict)")
+            XCTAssertNil(out[2], "round \(round): the closed promiscuous port denies everything inbound")
+            XCTAssertEqual(sw.counters(0).drops(.aclDeny), UInt64(round), "outbound deny counted at ingress")
+            XCTAssertEqual(sw.counters(1).drops(.aclDeny), UInt64(round), "inbound deny counted at the receiver")
+            XCTAssertEqual(sw.counters(2).drops(.aclDeny), UInt64(1 + 2 * round), "+1: the learning broadcast flooded to it")
+            XCTAssertEqual(sw.counters(3).drops(.aclDeny), 0)
+        }
+    }
+
     func testACLMatchesL2FieldsAndFragments() {
         let port = compiled {
             var r = ACLRule(name: "mac", direction: .outbound, action: .deny, weight: 3)
