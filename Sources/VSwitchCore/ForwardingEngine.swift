@@ -219,6 +219,7 @@ public struct ForwardingEngine {
         let table = cfg.macTable
         let portSlots = cfg.portSlots
         let tunnel = policy.mode == .tunnel
+        let vlanWords = PortEntry.vlanWordsOffset
         var rxBytes: UInt64 = 0
         var floods: UInt64 = 0
         let n = batch.count
@@ -270,7 +271,7 @@ public struct ForwardingEngine {
                 vlan = policy.pvid
             case .trunk:
                 if tagged {
-                    if !policy.vlans.contains(vid) { drop(batch, i, ingress, .vlanNotAllowed); continue }
+                    if !portCarries(entry, vlan: vid, wordsOffset: vlanWords) { drop(batch, i, ingress, .vlanNotAllowed); continue }
                     vlan = vid
                 } else {
                     if !policy.acceptUntagged { drop(batch, i, ingress, .untaggedNotAllowed); continue }
@@ -336,7 +337,7 @@ public struct ForwardingEngine {
                 if out >= portSlots { drop(batch, i, ingress, .noDestination); continue }
                 let oe = cfg.ports + out
                 if !oe.pointee.present || !oe.pointee.up { drop(batch, i, out, .portDown); continue }
-                if !oe.pointee.policy.vlans.contains(vlan) { drop(batch, i, out, .vlanNotAllowed); continue }
+                if !portCarries(oe, vlan: vlan, wordsOffset: vlanWords) { drop(batch, i, out, .vlanNotAllowed); continue }
                 meta.pointee.output = UInt16(truncatingIfNeeded: out)
                 tx.append(port: out, frame: i)
                 if cfg.anyPromiscuous {

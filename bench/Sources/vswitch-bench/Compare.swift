@@ -61,6 +61,8 @@ struct Compare: ParsableCommand {
     @Option(help: "Comma-separated switches to run (direct,bridge,ovs-system,ovs-afxdp,vswitch-1t,vswitch-2t,vswitch-1t-syscall,vswitch-1t-nooffload,vswitch-1t-netdev,vswitch-1t-capture).") var only: String?
     @Option(help: "Fixed offered load (64-byte frames/s) for CPU per frame; every switch must sustain it.") var cpuLoad = 100_000
     @Option(help: "Frame size of the CPU-per-frame measurement (64 unless set; the table and ratios then refer to it).") var cpuSize = 64
+    @Option(help: "Comma-separated frame sizes of the rate/loss search (default 64,512,1518).") var sizes = "64,512,1518"
+    @Option(help: "Comma-separated measurements to make (rate,cpu,mac,latency,tcp; default all): e.g. `--measure rate,cpu --sizes 64` is the quick A/B of a port I/O change.") var measure = "rate,cpu,mac,latency,tcp"
 
     func run() throws {
         guard getuid() == 0 else { throw BenchError.failed("vswitch-bench compare must run as root (namespaces, TAPs, bridges)") }
@@ -90,7 +92,8 @@ struct Compare: ParsableCommand {
 
         // 1. The forwarding core alone.
         var core: [CoreBenchResult] = []
-        for threads in (quick ? [1] : [1, 2]) {
+        let m = Set(measure.split(separator: ",").map(String.init))
+        for threads in (m != Set(["rate", "cpu", "mac", "latency", "tcp"]) ? [] : quick ? [1] : [1, 2]) {
             Log.progress("core: forwarding core alone, 64 B, 1,000 MACs, \(threads) thread(s)")
             let r = CoreBench.run(CoreBenchConfig(size: 64, macs: 1000, threads: threads, mode: "access", seconds: p.coreSeconds))
             Log.progress(String(format: "  core: %.1f Mpps total, %.1f Mpps/core, %.1f ns/frame", r.mpps_total, r.mpps_per_core, r.ns_per_frame))
@@ -119,7 +122,7 @@ struct Compare: ParsableCommand {
             var rep = SUTReport(name: name, summary: sut.summary, notes: [])
             do {
                 try sut.setUp()
-                let sizes = name == "direct" ? [64, 512, 1518] : [64, 512, 1518]
+                let sizes = m.contains("rate") ? self.sizes.split(separator: ",").compactMap { Int($0) } : []
                 for size in sizes {
                     if name == "direct" {
                         // The generator's ceiling: flat out, no search.
@@ -133,14 +136,16 @@ struct Compare: ParsableCommand {
                         rep.sizes.append(try searchLossFree(sut, size: size, steps: p.steps, seconds: p.trial))
                     }
                 }
-                let cpu = try measureCPU(sut, rate: cpuLoad, seconds: p.cpuSeconds, baselineNsPerFrame: baseline, size: cpuSize)
-                if name == "direct" { baseline = cpu.kernel_path_ns_per_frame }
-                rep.cpu = cpu
-                Log.progress(String(format: "  %@ CPU at %d pps offered (%.0f forwarded, loss %.2f%%): switch process %@ ns/frame, kernel path %.0f ns/frame, minus no-switch baseline %@",
-                                    name, cpuLoad, cpu.forwarded_pps, cpu.loss * 100, cpu.switch_process_ns_per_frame.map { String(format: "%.0f", $0) } ?? "-",
-                                    cpu.kernel_path_ns_per_frame, cpu.switch_ns_per_frame.map { String(format: "%.0f", $0) } ?? "-"))
-                if name != "direct" { rep.mac_scale = try measureMACScale(sut, macs: p.macs, seconds: p.macSeconds) }
-                do {
+                if m.contains("cpu") {
+                    let cpu = try measureCPU(sut, rate: cpuLoad, seconds: p.cpuSeconds, baselineNsPerFrame: baseline, size: cpuSize)
+                    if name == "direct" { baseline = cpu.kernel_path_ns_per_frame }
+                    rep.cpu = cpu
+                    Log.progress(String(format: "  %@ CPU at %d pps offered (%.0f forwarded, loss %.2f%%): switch process %@ ns/frame, kernel path %.0f ns/frame, minus no-switch baseline %@",
+                                        name, cpuLoad, cpu.forwarded_pps, cpu.loss * 100, cpu.switch_process_ns_per_frame.map { String(format: "%.0f", $0) } ?? "-",
+                                        cpu.kernel_path_ns_per_frame, cpu.switch_ns_per_frame.map { String(format: "%.0f", $0) } ?? "-"))
+                }
+                if name != "direct" && m.contains("mac") { rep.mac_scale = try measureMACScale(sut, macs: p.macs, seconds: p.macSeconds) }
+                if m.contains("latency") {
                     let lf = rep.sizes.first?.loss_free_pps ?? 0
                     let base = lf > 0 ? lf : (rep.sizes.first?.ceiling_forwarded_pps ?? 10_000) * 0.5
                     for pct in [10, 50, 90] {
@@ -151,9 +156,11 @@ struct Compare: ParsableCommand {
                         rep.latency.append(l)
                     }
                 }
-                let tcp = measureTCP(sut, seconds: p.tcpSeconds)
-                Log.progress(String(format: "  %@ iperf3 TCP: %.2f Gb/s, %d retransmits%@", name, tcp.gbps, tcp.retransmits, tcp.error.map { " (\($0))" } ?? ""))
-                rep.tcp = tcp
+                if m.contains("tcp") {
+                    let tcp = measureTCP(sut, seconds: p.tcpSeconds)
+                    Log.progress(String(format: "  %@ iperf3 TCP: %.2f Gb/s, %d retransmits%@", name, tcp.gbps, tcp.retransmits, tcp.error.map { " (\($0))" } ?? ""))
+                    rep.tcp = tcp
+                }
                 if name.hasPrefix("ovs"), let st = try? sh("ovs-vsctl --db=unix:\(runDir)/\(name)/db.sock --columns=name,statistics list interface").out {
                     rep.switch_counters = st
                     try? st.write(toFile: outDir + "/\(name)-counters.txt", atomically: true, encoding: .utf8)

@@ -125,8 +125,9 @@ func searchLossFree(_ sut: SwitchUnderTest, size: Int, steps: Int, seconds: Doub
     var trials: [TrialResult] = []
     let flat = try runTrial(sut, size: size, rate: nil, seconds: seconds)
     trials.append(flat)
-    Log.progress(String(format: "  %@ %4dB flat out: offered %.0f pps, forwarded %.0f pps, loss %.3f%%, refused by sender %llu", sut.name, size,
-                        flat.offered_pps, flat.forwarded_pps, flat.loss * 100, flat.refused_by_sender))
+    Log.progress(String(format: "  %@ %4dB flat out: offered %.0f pps, forwarded %.0f pps, loss %.3f%%, refused by sender %llu, switch process %.0f ns/frame", sut.name, size,
+                        flat.offered_pps, flat.forwarded_pps, flat.loss * 100, flat.refused_by_sender,
+                        flat.window_frames > 0 ? flat.switch_cpu_s * 1e9 / Double(flat.window_frames) : 0))
     var r = SizeResult(size: size, ceiling_offered_pps: flat.offered_pps, ceiling_forwarded_pps: flat.forwarded_pps,
                        ceiling_loss: flat.loss, loss_free_pps: 0, loss_free_trial_loss: nil, generator_limited: false,
                        sender_backpressure: flat.refused_by_sender > 0, trials: [])
