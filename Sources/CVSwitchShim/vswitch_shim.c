@@ -150,3 +150,11 @@ int vsw_peer_credentials(int fd, uid_t *uid, pid_t *pid) {
     *pid = cred.pid;
     return 0;
 }
+
+// io_uring_register(IORING_REGISTER_ENABLE_RINGS): liburing 2.3 (Debian 12) has no wrapper, and
+// syscall() is variadic. Enables a ring created with IORING_SETUP_R_DISABLED; the calling thread
+// becomes its single issuer.
+int vsw_uring_enable_rings(int ring_fd) {
+    long rc = syscall(__NR_io_uring_register, ring_fd, 12 /* IORING_REGISTER_ENABLE_RINGS */, NULL, 0);
+    return rc < 0 ? -errno : 0;
+}

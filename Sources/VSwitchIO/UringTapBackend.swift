@@ -18,6 +18,7 @@
 // touched by the kernel behind the engine's back.
 
 import CLibURing
+import CVSwitchShim
 import Glibc
 import VSwitchCore
 import VSwitchPacket
@@ -29,12 +30,21 @@ public struct UringTapBackend: PollingBackend {
     var readsToPost: Int = 8
     var pendingWrites: Int = 0
     let depth: UInt32
+    /// Whether the ring was created disabled (single-issuer) and still waits for its thread.
+    var waitingForIssuer: Bool
 
     /// - Parameter depth: submission queue entries (≥ the batch capacity).
     public init(depth: UInt32 = 256, maxPorts: Int = 1024) throws {
         ring = .allocate(capacity: 1)
         ring.initialize(to: io_uring())
-        let rc = io_uring_queue_init(depth, ring, 0)
+        // One thread submits and reaps (the forwarding thread that owns the backend): SINGLE_ISSUER lets
+        // the kernel skip the ring's locking and DEFER_TASKRUN runs completion work only inside our own
+        // io_uring_enter, never as an interrupting task-work round. The ring is created disabled,
+        // because the issuer is the thread that enables it (the forwarding thread, on first use).
+        // Kernels before 6.1 refuse the flags: fall back to a plain ring.
+        var rc = io_uring_queue_init(depth, ring, UInt32(IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED))
+        waitingForIssuer = rc >= 0
+        if rc < 0 { rc = io_uring_queue_init(depth, ring, 0) }
         if rc < 0 {
             ring.deallocate()
             throw SystemError(operation: "set up io_uring", errno: -rc, context: "(\(depth) entries)")
@@ -60,6 +70,7 @@ public struct UringTapBackend: PollingBackend {
 
     @inline(__always)
     mutating func sqe() -> UnsafeMutablePointer<io_uring_sqe> {
+        if waitingForIssuer { waitingForIssuer = false; _ = vsw_uring_enable_rings(ring.pointee.ring_fd) }
         if let s = io_uring_get_sqe(ring) { return s }
         _ = io_uring_submit(ring)          // queue full: hand what we have to the kernel first
         return io_uring_get_sqe(ring)!

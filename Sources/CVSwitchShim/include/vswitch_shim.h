@@ -73,6 +73,8 @@ int vsw_setns(int fd, int nstype);
 int vsw_unshare(int flags);
 /// The kernel thread id of the caller.
 pid_t vsw_gettid(void);
+/// Enables an io_uring created with IORING_SETUP_R_DISABLED; the caller becomes its single issuer.
+int vsw_uring_enable_rings(int ring_fd);
 /// Pins the calling thread to one CPU. Returns 0, or an errno value (not -1).
 int vsw_pin_thread(int cpu);
 /// Names the calling thread (at most 15 bytes are kept). Returns 0 or an errno value.
