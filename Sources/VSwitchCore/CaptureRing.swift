@@ -263,7 +263,7 @@ extension ForwardingEngine {
             while k < count {
                 let i = list != nil ? Int(list.unsafelyUnwrapped[k]) : k
                 k &+= 1
-                if batch.meta[i].flags & FrameMeta.offload != 0 && !de.pointee.offload {
+                if batch.needsSoftwareOffload(i, portOffload: de.pointee.offload, portUSO: de.pointee.uso) {
                     // Offloaded frames to a destination without offloads: segments / a completed checksum.
                     if batch.isGSO(i) { sent &+= sendSegments(batch, i, port: dst, entry: de, backend: &backend).sent; continue }
                     batch.completeChecksum(i)

@@ -624,8 +624,8 @@ public struct ForwardingEngine {
                 }
                 let length = UInt64(meta.pointee.length)
                 if taps != 0 { list[tapped] = UInt16(truncatingIfNeeded: i); tapped &+= 1 }   // k > tapped: already read
-                if meta.pointee.flags & FrameMeta.offload != 0 && !entry.pointee.offload {
-                    // The port takes no offloads: cut a super-frame into segments, or finish its checksum.
+                if batch.needsSoftwareOffload(i, portOffload: entry.pointee.offload, portUSO: entry.pointee.uso) {
+                    // The port does not take this offload: cut a super-frame into segments, or finish its checksum.
                     if batch.isGSO(i) {
                         let r = sendSegments(batch, i, port: port, entry: entry, backend: &backend)
                         sent &+= r.sent; bytes &+= r.bytes

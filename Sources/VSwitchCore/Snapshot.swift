@@ -59,6 +59,8 @@ public struct PortEntry {
     /// partial checksums are written to it as they are, behind a virtio-net header. Otherwise the engine
     /// segments / completes checksums first (VSwitchPacket/Offload.swift).
     public var offload: Bool = false
+    /// It also takes UDP super-frames (USO, GSO_UDP_L4); without it they are segmented in software.
+    public var uso: Bool = false
 
     public init(present: Bool = false, up: Bool = false, handle: Int32 = -1, mtu: UInt32 = 1500, mac: UInt64 = 0,
                 policy: PortPolicy = .access(1)) {
@@ -147,6 +149,8 @@ public struct PortSpec: Sendable {
     public var kind: UInt8 = 0
     /// Offloads on (PortEntry.offload).
     public var offload: Bool = false
+    /// USO on too (PortEntry.uso).
+    public var uso: Bool = false
     public var policy: PortPolicy {
         get { compiled.policy }
         set { compiled.policy = newValue }
@@ -237,6 +241,7 @@ public final class ConfigSnapshot: @unchecked Sendable {
             var e = PortEntry(present: true, up: s.up, handle: s.handle, mtu: UInt32(s.mtu), mac: s.mac, policy: p)
             e.kind = s.kind
             e.offload = s.offload
+            e.uso = s.offload && s.uso
             e.txAllowStart = UInt32(allow.count); e.txAllowCount = UInt32(c.allowedTransmit.count); allow += c.allowedTransmit
             e.rxAllowStart = UInt32(allow.count); e.rxAllowCount = UInt32(c.allowedReceive.count); allow += c.allowedReceive
             e.aclInStart = UInt32(rules.count); e.aclInCount = UInt32(c.inboundACL.count); rules += c.inboundACL

@@ -189,7 +189,10 @@ public final class ControlCommands {
             o["reservation"] = .int(Int(clamping: prof.reservation ?? 0))
             o["receive-reservation"] = .int(Int(clamping: prof.receiveBandwidthReservation ?? 0))
         }
-        if c.type == "tap" || c.type == "netdev" { o["offload"] = .bool(model.offloadActive(p.index)) }
+        if c.type == "tap" || c.type == "netdev" {
+            o["offload"] = .bool(model.offloadActive(p.index))
+            o["uso"] = .bool(model.usoActive(p.index))
+        }
         if c.type == "netdev" { o["interface"] = .optional(c.interface) }
         if c.type == "pcap" {
             o["file"] = .optional(c.file); o["loop"] = .bool(c.loop ?? false); o["rate"] = .int(c.rate ?? 0)

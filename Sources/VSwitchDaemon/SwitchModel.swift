@@ -38,8 +38,10 @@ public final class PortAttachment {
     public let resource: AnyObject?
     /// The port takes offloaded frames (TAP with IFF_VNET_HDR and TUNSETOFFLOAD).
     public var offload = false
-    public init(handle: Int32, ifindex: Int32? = nil, resource: AnyObject? = nil, offload: Bool = false) {
-        self.handle = handle; self.ifindex = ifindex; self.resource = resource; self.offload = offload
+    /// It takes UDP super-frames too (USO: TUN_F_USO4/6 on a TAP, PACKET_VNET_HDR on a netdev port).
+    public var uso = false
+    public init(handle: Int32, ifindex: Int32? = nil, resource: AnyObject? = nil, offload: Bool = false, uso: Bool = false) {
+        self.handle = handle; self.ifindex = ifindex; self.resource = resource; self.offload = offload; self.uso = offload && uso
     }
 }
 
@@ -129,6 +131,8 @@ public final class SwitchModel {
 
     /// Whether port `index` runs with offloads (its TAP was opened with IFF_VNET_HDR + TUNSETOFFLOAD).
     public func offloadActive(_ index: Int) -> Bool { ports[index]?.attachment?.offload ?? false }
+    /// Whether port `index` takes UDP super-frames (USO) as well.
+    public func usoActive(_ index: Int) -> Bool { ports[index]?.attachment?.uso ?? false }
 
     func specs() -> [PortSpec] {
         // Ports bound to the same profile (and MTU) share one compilation: a reload of many ports costs
@@ -144,6 +148,7 @@ public final class SwitchModel {
                                 mtu: r.config.mtu, mac: r.macBinding?.rawValue ?? 0, compiled: compiled)
             spec.kind = r.config.type == "netdev" ? PortKindCode.netdev : r.config.type == "pcap" ? PortKindCode.replay : PortKindCode.tap
             spec.offload = r.attachment?.offload ?? false
+            spec.uso = r.attachment?.uso ?? false
             applyTaps(&spec, index: i, profile: p)
             return spec
         }

@@ -23,13 +23,15 @@ public final class TapPortSystem: PortSystem {
     public var offloadsAllowed = true
 
     /// Opens a TAP (created or adopted) with or without IFF_VNET_HDR, enabling TUNSETOFFLOAD when with.
-    func withOffloads(_ on: Bool, _ open: (TapDevice.Options) throws -> TapDevice) throws -> TapDevice {
+    /// Opens a TAP and states its offloads; returns it and whether USO is on.
+    func withOffloads(_ on: Bool, _ open: (TapDevice.Options) throws -> TapDevice) throws -> (TapDevice, Bool) {
         let tap = try open(on ? [.vnetHeader] : [])
+        var uso = false
         do {
             // An adopted TAP keeps the netdev features an earlier run set: state them either way.
-            if on { try tap.enableOffloads() } else { try tap.disableOffloads() }
+            if on { uso = try tap.enableOffloads() } else { try tap.disableOffloads() }
         } catch { tap.close(); throw error }
-        return tap
+        return (tap, uso)
     }
 
     public func check(_ p: PortConfig) throws {
@@ -56,16 +58,17 @@ public final class TapPortSystem: PortSystem {
         let offload = offloadsAllowed && (p.offload ?? true)
         if restore, let ns = p.namespace, NetworkNamespace.exists(ns), Netlink.linkExists(ifname, inNamespace: ns) {
             // The virtual system kept its interface: adopt it inside the namespace.
-            let tap = try NetworkNamespace.withNamespace(ns) { try withOffloads(offload) { try TapDevice.adopt(name: ifname, options: $0) } }
-            return PortAttachment(handle: tap.fd, ifindex: Netlink.interfaceIndex(ifname, inNamespace: ns), resource: tap, offload: offload)
+            let (tap, uso) = try NetworkNamespace.withNamespace(ns) { try withOffloads(offload) { try TapDevice.adopt(name: ifname, options: $0) } }
+            return PortAttachment(handle: tap.fd, ifindex: Netlink.interfaceIndex(ifname, inNamespace: ns), resource: tap, offload: offload, uso: uso)
         }
         let tap: TapDevice
+        var uso = false
         if (restore || p.adopt) && Netlink.linkExists(p.name) {
-            tap = try withOffloads(offload) { try TapDevice.adopt(name: p.name, options: $0) }
+            (tap, uso) = try withOffloads(offload) { try TapDevice.adopt(name: p.name, options: $0) }
         } else {
             tap = try TapDevice.create(name: p.name, persistent: persistent, options: offload ? [.vnetHeader] : [])
             if offload {
-                do { try tap.enableOffloads() } catch { tap.destroy(); throw error }
+                do { uso = try tap.enableOffloads() } catch { tap.destroy(); throw error }
             }
         }
         do {
@@ -79,7 +82,7 @@ public final class TapPortSystem: PortSystem {
             throw error
         }
         let index = p.namespace != nil ? Netlink.interfaceIndex(ifname, inNamespace: p.namespace) : Netlink.interfaceIndex(p.name)
-        return PortAttachment(handle: tap.fd, ifindex: index, resource: tap, offload: offload)
+        return PortAttachment(handle: tap.fd, ifindex: index, resource: tap, offload: offload, uso: uso)
     }
 
     public func detach(_ p: PortConfig, _ a: PortAttachment, destroy: Bool) {
@@ -141,8 +144,9 @@ extension TapPortSystem {
             // Bring the interface up (an uplink or veth end may be down); its MTU is the operator's.
             if let info = try? Netlink.link(ifname), !info.isUp { try? Netlink.configure(LinkConfig(name: ifname, up: true)) }
             // With PACKET_VNET_HDR the port takes GSO frames and partial checksums (NetdevRing.sendOffloaded).
+            // The kernel's packet_snd takes GSO_UDP_L4 headers as well (USO).
             return PortAttachment(handle: port.slot, ifindex: port.ifindex, resource: port,
-                                  offload: offloadsAllowed && port.ring.pointee.vnet)
+                                  offload: offloadsAllowed && port.ring.pointee.vnet, uso: true)
         default:
             let port = try ReplayPort(file: p.file ?? "", loop: p.loop ?? false, rate: UInt64(max(0, p.rate ?? 0)), output: p.output)
             return PortAttachment(handle: port.slot, ifindex: nil, resource: port)

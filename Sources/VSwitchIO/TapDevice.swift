@@ -1,6 +1,6 @@
 // TapDevice: a TAP netdev and the /dev/net/tun file descriptor attached to it
 // (IFF_TAP | IFF_NO_PI, non-blocking, close-on-exec; with `.vnetHeader` and `enableOffloads`,
-// IFF_VNET_HDR + TUNSETVNETHDRSZ 12 + TUNSETOFFLOAD CSUM|TSO4|TSO6|TSO_ECN: see VSwitchPacket/Offload.swift).
+// IFF_VNET_HDR + TUNSETVNETHDRSZ 12 + TUNSETOFFLOAD CSUM|TSO4|TSO6|TSO_ECN[|USO4|USO6]: see VSwitchPacket/Offload.swift).
 
 #if canImport(Glibc)
 import Glibc
@@ -118,18 +118,25 @@ public final class TapDevice: @unchecked Sendable {
         }
     }
 
-    /// Offloads a TAP opened with `.vnetHeader` asks for: checksum, TSO for IPv4/IPv6 (with ECN). UDP
-    /// segmentation (USO) is not asked for: the switch segments only TCP in software.
+    /// Offloads a TAP opened with `.vnetHeader` asks for: checksum, TSO for IPv4/IPv6 (with ECN).
     public static let tcpOffloads: UInt32 = UInt32(VSW_TUN_F_CSUM | VSW_TUN_F_TSO4 | VSW_TUN_F_TSO6 | VSW_TUN_F_TSO_ECN)
+    /// UDP segmentation offload for IPv4/IPv6 (USO, GSO_UDP_L4; Linux 6.2+): asked for on top of
+    /// `tcpOffloads` when the kernel has it.
+    public static let udpOffloads: UInt32 = UInt32(VSW_TUN_F_USO4 | VSW_TUN_F_USO6)
 
     /// TUNSETVNETHDRSZ `headerSize` and TUNSETOFFLOAD `flags` (the device must have been opened with
     /// `.vnetHeader`): the kernel then hands the switch GSO super-frames with partial checksums and
     /// takes them back.
-    public func enableOffloads(headerSize: Int32 = 12, flags: UInt32 = TapDevice.tcpOffloads) throws {
+    /// With `udp` the TAP also gets USO when the kernel has it (TUNSETOFFLOAD refuses unknown flags
+    /// with EINVAL: then it is asked again without). Returns whether USO is on.
+    @discardableResult
+    public func enableOffloads(headerSize: Int32 = 12, flags: UInt32 = TapDevice.tcpOffloads, udp: Bool = true) throws -> Bool {
         try lock.withLock {
             guard !closed else { throw SystemError(operation: "enable TAP offloads", errno: EBADF, context: quoted(name)) }
             _ = try syscall("set the TAP's virtio-net header size", quoted(name)) { vsw_tun_set_vnet_hdr_size(fd, headerSize) }
+            if udp && vsw_tun_set_offload(fd, flags | TapDevice.udpOffloads) == 0 { return true }
             _ = try syscall("enable TAP offloads (TUNSETOFFLOAD)", quoted(name)) { vsw_tun_set_offload(fd, flags) }
+            return false
         }
     }
 

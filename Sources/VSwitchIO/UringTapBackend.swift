@@ -96,7 +96,9 @@ public struct UringTapBackend: PollingBackend {
         var reaped = 0
         var cqe: UnsafeMutablePointer<io_uring_cqe>? = nil
         while reaped < want {
-            if io_uring_wait_cqe(ring, &cqe) < 0 { continue }
+            let rc = io_uring_wait_cqe(ring, &cqe)
+            if rc == -EINTR { continue }
+            if rc < 0 { break }   // a broken ring (never seen): give up on this pass rather than spin
             let c = cqe!.pointee
             let slot = Int(c.user_data)
             if c.res > 0 {
@@ -142,7 +144,9 @@ public struct UringTapBackend: PollingBackend {
         var reaped = 0
         var cqe: UnsafeMutablePointer<io_uring_cqe>? = nil
         while reaped < n {
-            if io_uring_wait_cqe(ring, &cqe) < 0 { continue }
+            let rc = io_uring_wait_cqe(ring, &cqe)
+            if rc == -EINTR { continue }
+            if rc < 0 { break }   // a broken ring (never seen): give up on this pass rather than spin
             let res = cqe!.pointee.res
             if res >= 0 { r.sent += 1; r.bytes += UInt64(res) &- cqe!.pointee.user_data }   // header bytes not counted
             else if res == -EAGAIN || res == -ENOBUFS { r.wouldBlock += 1 }

@@ -19,7 +19,8 @@
 // Offloads (issue 7; the frame-level design is in VSwitchPacket/Offload.swift)
 // - A TAP port with offloads (the default; topology Port/@Offload, `add-port --offload`,
 //   `vswitchd --offloads off` forces all off) is opened with IFF_VNET_HDR, then TUNSETVNETHDRSZ 12
-//   and TUNSETOFFLOAD CSUM|TSO4|TSO6|TSO_ECN (`TapDevice.enableOffloads`). The virtual system's
+//   and TUNSETOFFLOAD CSUM|TSO4|TSO6|TSO_ECN, plus USO4|USO6 where the kernel has them (PortEntry.uso;
+//   `TapDevice.enableOffloads` falls back without on EINVAL). The virtual system's
 //   kernel then hands the switch TCP super-frames of up to 64 KB with partial checksums and takes
 //   them back, so a 64 KB burst of a TCP stream costs one read and one write instead of ~45.
 //   PortEntry.offload tells the backends to read and write the 12-byte header with every frame

@@ -32,7 +32,11 @@
 // `segment` into a scratch batch, MSS-sized TCP segments with every header fixed: IPv4 total
 // length, id (+k) and header checksum; IPv6 payload length; TCP sequence number (+k·gso_size), FIN
 // and PSH only on the last segment, CWR only on the first, and the full TCP checksum with the
-// pseudo-header. UDP (UFO/USO) is not advertised to the kernel, so it never arrives as GSO.
+// pseudo-header. UDP super-frames (USO, GSO_UDP_L4: TUNSETOFFLOAD USO4|USO6 where the kernel has
+// them, Linux 6.2+) are cut into datagrams (`segmentUDP`): IP lengths / id / header checksum, UDP
+// length and a full UDP checksum each (0 sent as 0xFFFF). A port with TCP offloads but no USO
+// (PortEntry.uso false) gets UDP super-frames cut the same way (`needsSoftwareOffload`). Legacy UFO
+// (IP fragmentation) is never offered.
 //
 // Cost: nothing allocates; checksums are one pass of 64-bit adds over the bytes. Threading: as
 // FrameBatch (one owner).
@@ -94,6 +98,15 @@ public extension FrameBatch {
     /// Frame `i` is a GSO super-frame (must be segmented for a port without offloads).
     @inlinable @inline(__always)
     func isGSO(_ i: Int) -> Bool { meta[i].flags & FrameMeta.offload != 0 && gsoType(i) & 0x7F != VirtioNet.gsoNone }
+
+    /// Whether offloaded frame `i` must be finished in software (segmented, or its checksum completed)
+    /// before it goes to a port: the port takes no offloads at all, or the frame is a UDP (USO,
+    /// GSO_UDP_L4) super-frame and the port has TCP offloads only.
+    @inlinable @inline(__always)
+    public func needsSoftwareOffload(_ i: Int, portOffload: Bool, portUSO: Bool) -> Bool {
+        meta[i].flags & FrameMeta.offload != 0
+            && (!portOffload || (!portUSO && gsoType(i) & 0x7F == VirtioNet.gsoUDPL4))
+    }
 
     /// Writes a header into frame `i`'s fixed spot (tests, and ports that receive without one).
     func setVnetHeader(_ i: Int, flags: UInt8, gsoType: UInt8, hdrLen: Int, gsoSize: Int, csumStart: Int, csumOffset: Int) {
@@ -187,10 +200,11 @@ public extension FrameBatch {
         if !isGSO(i) { return len }
         let mss = gsoSize(i)
         // hdr_len is only a hint (the kernel fills in its linear length): measure the headers from
-        // csum_start (the TCP header) and the TCP data offset.
+        // csum_start (the TCP or UDP header) and the TCP data offset (UDP: 8 bytes).
         let cs = rawCsumStart(i) &+ tagDelta(i)
         if cs < 14 || cs &+ 13 >= Int(len) { return len }
-        let hdr = cs &+ Int(data(i).load(fromByteOffset: cs &+ 12, as: UInt8.self) >> 4) &* 4
+        let hdr = gsoType(i) & 0x7F == VirtioNet.gsoUDPL4 ? cs &+ 8
+            : cs &+ Int(data(i).load(fromByteOffset: cs &+ 12, as: UInt8.self) >> 4) &* 4
         let payload = Int(len) &- hdr
         if mss <= 0 || hdr <= 0 || payload <= mss { return len }
         return len &+ UInt64((payload &- 1) / mss) &* UInt64(hdr)
@@ -221,20 +235,22 @@ public extension FrameBatch {
 
     // MARK: segmentation
 
-    /// Cuts GSO TCP super-frame `i` (in its current, egress form) into segments of at most gso_size
-    /// payload bytes, written into `scratch` slots 0..<result.count starting at payload offset `from`
+    /// Cuts GSO TCP or UDP (GSO_UDP_L4) super-frame `i` (in its current, egress form) into segments of
+    /// at most gso_size payload bytes, written into `scratch` slots 0..<result.count starting at payload offset `from`
     /// (0 for the first call; continue from `result.next` until it reaches the payload length, when
     /// the scratch batch filled up). Each segment is a complete, fully checksummed frame.
     func segment(_ i: Int, from: Int, into scratch: inout FrameBatch) -> SegmentResult {
         let len = Int(meta[i].length)
         let (l3, et) = l3Offset(i)
         let p = data(i)
+        let udp = gsoType(i) & 0x7F == VirtioNet.gsoUDPL4
+        let proto: UInt8 = udp ? 17 : 6
         var l4: Int
         let v4: Bool
         if et == EtherType.ipv4 {
             guard l3 &+ 20 <= len else { return SegmentResult(count: 0, next: 0, invalid: true) }
             let ihl = Int(p.load(fromByteOffset: l3, as: UInt8.self) & 0x0F) &* 4
-            guard ihl >= 20, p.load(fromByteOffset: l3 &+ 9, as: UInt8.self) == 6 else { return SegmentResult(count: 0, next: 0, invalid: true) }
+            guard ihl >= 20, p.load(fromByteOffset: l3 &+ 9, as: UInt8.self) == proto else { return SegmentResult(count: 0, next: 0, invalid: true) }
             l4 = l3 &+ ihl
             v4 = true
         } else if et == EtherType.ipv6 {
@@ -246,6 +262,7 @@ public extension FrameBatch {
         } else {
             return SegmentResult(count: 0, next: 0, invalid: true)
         }
+        if udp { return segmentUDP(i, l3: l3, l4: l4, v4: v4, from: from, into: &scratch) }
         guard l4 &+ 20 <= len else { return SegmentResult(count: 0, next: 0, invalid: true) }
         let thl = Int(p.load(fromByteOffset: l4 &+ 12, as: UInt8.self) >> 4) &* 4
         let hdr = l4 &+ thl
@@ -286,6 +303,50 @@ public extension FrameBatch {
             let tcpLen = segLen &- l4
             let sum = Checksum.add(d + l4, tcpLen, pseudo &+ UInt64(tcpLen))
             d.storeBytes(of: Checksum.finish(sum).bigEndian, toByteOffset: l4 &+ 16, as: UInt16.self)
+            scratch.setReceived(n, length: segLen)
+            n &+= 1
+            off &+= chunk
+            if chunk == 0 { break }
+        }
+        scratch.count = n
+        return SegmentResult(count: n, next: off, invalid: false, done: off >= payload)
+    }
+
+    /// `segment` for a UDP super-frame (GSO_UDP_L4, "USO"): every segment is a datagram of its own
+    /// with the headers copied, the IP length (and IPv4 ID, +1 per segment, and header checksum) and
+    /// the UDP length set, and a complete UDP checksum (0 is sent as 0xFFFF, RFC 768).
+    func segmentUDP(_ i: Int, l3: Int, l4: Int, v4: Bool, from: Int, into scratch: inout FrameBatch) -> SegmentResult {
+        let len = Int(meta[i].length)
+        let p = data(i)
+        let hdr = l4 &+ 8
+        let mss = gsoSize(i)
+        guard hdr <= len, mss > 0, hdr &+ mss <= scratch.dataRoom else { return SegmentResult(count: 0, next: 0, invalid: true) }
+        let payload = len &- hdr
+        let id0 = v4 ? UInt16(bigEndian: p.loadUnaligned(fromByteOffset: l3 &+ 4, as: UInt16.self)) : 0
+        var pseudo: UInt64 = v4 ? Checksum.add(p + (l3 &+ 12), 8, 0) : Checksum.add(p + (l3 &+ 8), 32, 0)
+        pseudo &+= 17
+        var off = from
+        var n = 0
+        while n < scratch.capacity && (off < payload || (payload == 0 && off == 0 && n == 0)) {
+            let chunk = min(mss, payload &- off)
+            let segLen = hdr &+ chunk
+            let d = scratch.receiveBuffer(n)
+            d.copyMemory(from: p, byteCount: hdr)
+            if chunk > 0 { (d + hdr).copyMemory(from: p + (hdr &+ off), byteCount: chunk) }
+            if v4 {
+                d.storeBytes(of: UInt16(truncatingIfNeeded: segLen &- l3).bigEndian, toByteOffset: l3 &+ 2, as: UInt16.self)
+                d.storeBytes(of: (id0 &+ UInt16(truncatingIfNeeded: off / mss)).bigEndian, toByteOffset: l3 &+ 4, as: UInt16.self)
+                d.storeBytes(of: UInt16(0), toByteOffset: l3 &+ 10, as: UInt16.self)
+                d.storeBytes(of: Checksum.finish(Checksum.add(d + l3, l4 &- l3, 0)).bigEndian, toByteOffset: l3 &+ 10, as: UInt16.self)
+            } else {
+                d.storeBytes(of: UInt16(truncatingIfNeeded: segLen &- l3 &- 40).bigEndian, toByteOffset: l3 &+ 4, as: UInt16.self)
+            }
+            let udpLen = segLen &- l4
+            d.storeBytes(of: UInt16(truncatingIfNeeded: udpLen).bigEndian, toByteOffset: l4 &+ 4, as: UInt16.self)
+            d.storeBytes(of: UInt16(0), toByteOffset: l4 &+ 6, as: UInt16.self)
+            var c = Checksum.finish(Checksum.add(d + l4, udpLen, pseudo &+ UInt64(udpLen)))
+            if c == 0 { c = 0xFFFF }
+            d.storeBytes(of: c.bigEndian, toByteOffset: l4 &+ 6, as: UInt16.self)
             scratch.setReceived(n, length: segLen)
             n &+= 1
             off &+= chunk

@@ -87,3 +87,42 @@ func gsoFrame(_ s: TCPSpec) -> (bytes: [UInt8], l4: Int) {
     ip[10] = UInt8(c >> 8); ip[11] = UInt8(c & 0xFF)
     return (l3frame(dst: 0x0200_0000_0BBB, src: macA, type: 0x0800, ip), 34)
 }
+
+/// USO (issue 7): a UDP super-frame goes whole only to ports that take UDP segmentation offload; ports
+/// with TCP offloads only, or none, get datagrams cut in software.
+final class UDPOffloadEngineTests: XCTestCase {
+    func testUDPSuperFrameIsCutForPortsWithoutUSO() {
+        var specs = [PortSpec(index: 0, policy: .access(10)), PortSpec(index: 1, policy: .access(10)),
+                     PortSpec(index: 2, policy: .access(10)), PortSpec(index: 3, policy: .access(10))]
+        specs[0].offload = true; specs[0].uso = true
+        specs[1].offload = true; specs[1].uso = true    // takes it whole
+        specs[2].offload = true                         // TCP offloads only
+        let sw = TestSwitch(specs)
+        sw.batch.deallocate()
+        sw.batch = FrameBatch(capacity: 64, dataRoom: VirtioNet.maxFrame)
+        // A broadcast UDP super-frame of 6,000 bytes in 1,400-byte datagrams (a flood reaches all three).
+        var b: [UInt8] = [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x02, 0, 0, 0, 0, 0x01, 0x08, 0x00]
+        let payload = 6000, udpLen = 8 + payload, total = 20 + udpLen
+        b += [0x45, 0, UInt8(total >> 8), UInt8(total & 0xFF), 0, 1, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 255]
+        b += [0x13, 0x88, 0x17, 0x70, UInt8(udpLen >> 8), UInt8(udpLen & 0xFF), 0, 0]
+        b += (0..<payload).map { UInt8(truncatingIfNeeded: $0) }
+        sw.batch.count = 0
+        XCTAssertTrue(sw.batch.append(b))
+        sw.batch.setVnetHeader(0, flags: VirtioNet.needsCsum, gsoType: VirtioNet.gsoUDPL4, hdrLen: 42, gsoSize: 1400,
+                               csumStart: 34, csumOffset: 6)
+        sw.store.clearSent()
+        sw.engine.forward(sw.batch, ingress: 0, view: sw.snapshot.view, now: sw.now, nowNs: sw.nowNs, backend: &sw.backend)
+        let out = sw.store.outbound
+        XCTAssertEqual(out[1]?.count, 1, "a USO port gets the super-frame as one unit")
+        XCTAssertEqual(out[1]?.first?.count, b.count)
+        XCTAssertEqual(out[2]?.count, 5, "TCP-only offloads: 6000 bytes in 1400-byte datagrams = 5")
+        XCTAssertEqual(out[3]?.count, 5, "no offloads: 5 datagrams")
+        for seg in (out[2] ?? []) + (out[3] ?? []) {
+            XCTAssertLessThanOrEqual(seg.count, 14 + 20 + 8 + 1400)
+            XCTAssertEqual(refFoldSum(Array(seg[14..<34])), 0xFFFF, "IPv4 header checksum")
+            XCTAssertEqual(Int(seg[38]) << 8 | Int(seg[39]), seg.count - 34, "UDP length")
+        }
+        XCTAssertEqual(sw.counters(2).txPackets, 5)
+        XCTAssertEqual(sw.counters(1).txPackets, 1)
+    }
+}
