@@ -424,6 +424,15 @@ public struct ForwardingEngine {
         let slot = aclCache.entries + Int(truncatingIfNeeded: words.hash(tag) & UInt64(ACLVerdictCache.size &- 1))
         let slotKey = UnsafeMutableRawPointer(slot) + MemoryLayout<ACLVerdictCache.Entry>.offset(of: \ACLVerdictCache.Entry.key)!
         if slot.pointee.tag == tag && words.equals(slotKey) { return slot.pointee.verdict != 0 }
+        return aclAllowsMiss(cfg, start, count, key, outbound: outbound, defaultDeny: defaultDeny, slot: slot, tag: tag, words: words)
+    }
+
+    /// aclAllows' cache miss (out of line, as `aclBothMiss`).
+    @inlinable @inline(never)
+    func aclAllowsMiss(_ cfg: ConfigView, _ start: UInt32, _ count: UInt32, _ key: UnsafeMutablePointer<FlowKey>, outbound: Bool,
+                       defaultDeny: Bool, slot: UnsafeMutablePointer<ACLVerdictCache.Entry>, tag: UInt64,
+                       words: ACLVerdictCache.Words) -> Bool {
+        let slotKey = UnsafeMutableRawPointer(slot) + MemoryLayout<ACLVerdictCache.Entry>.offset(of: \ACLVerdictCache.Entry.key)!
         let verdict = evaluate(cfg, start, count, key, outbound: outbound, defaultDeny: defaultDeny)
         slot.pointee.tag = tag
         words.store(slotKey)
@@ -444,6 +453,16 @@ public struct ForwardingEngine {
         let slot = aclCache.entries + Int(truncatingIfNeeded: words.hash(tag) & UInt64(ACLVerdictCache.size &- 1))
         let slotKey = UnsafeMutableRawPointer(slot) + MemoryLayout<ACLVerdictCache.Entry>.offset(of: \ACLVerdictCache.Entry.key)!
         if slot.pointee.tag == tag && words.equals(slotKey) { return slot.pointee.verdict }
+        return aclBothMiss(cfg, ie, oe, key, slot: slot, tag: tag, words: words)
+    }
+
+    /// aclBoth's cache miss: both rule walks, then the entry is filled. Out of line: keeping the rare
+    /// path out of the per-frame code lets the hit path inline into the caller.
+    @inlinable @inline(never)
+    func aclBothMiss(_ cfg: ConfigView, _ ie: UnsafeMutablePointer<PortEntry>, _ oe: UnsafeMutablePointer<PortEntry>,
+                     _ key: UnsafeMutablePointer<FlowKey>, slot: UnsafeMutablePointer<ACLVerdictCache.Entry>, tag: UInt64,
+                     words: ACLVerdictCache.Words) -> UInt8 {
+        let slotKey = UnsafeMutableRawPointer(slot) + MemoryLayout<ACLVerdictCache.Entry>.offset(of: \ACLVerdictCache.Entry.key)!
         let outbound = evaluate(cfg, ie.pointee.aclOutStart, ie.pointee.aclOutCount, key, outbound: true,
                                 defaultDeny: ie.pointee.policy.outboundDefaultDeny)
         let inbound = evaluate(cfg, oe.pointee.aclInStart, oe.pointee.aclInCount, key, outbound: false,
