@@ -85,6 +85,11 @@ public final class SwitchModel {
     public var clock: () -> UInt32 = { monotonicSeconds() }
     /// Capture taps of running capture sessions, per port index (SwitchModel+Capture.swift).
     public var captureTaps: [Int: UInt8] = [:]
+    /// Per profile document (by path): the reading of its profiles in the last accepted load, so a
+    /// reload reads again only the profiles whose text changed (issue 3).
+    var profileReadCaches: [String: ProfileReadCache] = [:]
+    /// Compiled ports of the last snapshot, reused for unchanged profiles.
+    let compileCache = PolicyCompileCache()
     public static let maxPorts = 1024
     /// Largest MTU a port may have (the forwarding threads' frame room is sized for it).
     public static let maxMTU = 9000
@@ -135,15 +140,18 @@ public final class SwitchModel {
     public func usoActive(_ index: Int) -> Bool { ports[index]?.attachment?.uso ?? false }
 
     func specs() -> [PortSpec] {
-        // Ports bound to the same profile (and MTU) share one compilation: a reload of many ports costs
-        // one compile per distinct profile, not per port.
-        var compiledFor: [String: CompiledPort] = [:]
+        // Ports bound to the same profile (and MTU) share one compilation, and a profile unchanged since
+        // the previous snapshot is not compiled again (PolicyCompileCache: equal profile value, same
+        // parameters): a reload costs one compile per changed distinct profile.
+        defer { compileCache.endRound() }
+        // Bound IDs → profiles by exact ID once (ProfileSet.profile(id:) scans the list: ports × profiles).
+        var byID: [String: PortProfile] = [:]
+        byID.reserveCapacity(profiles.profiles.count)
+        for p in profiles.profiles where byID[p.networkPortProfileID] == nil { byID[p.networkPortProfileID] = p }
         return ports.keys.sorted().compactMap { i in
             let r = ports[i]!
-            guard let p = profiles.profile(id: r.config.profile) else { return nil }
-            let key = "\(r.config.profile)\u{0}\(r.config.mtu)"
-            let compiled = compiledFor[key] ?? PolicyCompiler.compilePort(p, switchMACLimit: config.settings.maxMACsPerPort, mtu: r.config.mtu)
-            compiledFor[key] = compiled
+            guard let p = byID[r.config.profile] ?? profiles.profile(id: r.config.profile) else { return nil }
+            let compiled = compileCache.compiledPort(p, switchMACLimit: config.settings.maxMACsPerPort, mtu: r.config.mtu)
             var spec = PortSpec(index: i, up: r.link == .up && r.attachment != nil, handle: r.attachment?.handle ?? -1,
                                 mtu: r.config.mtu, mac: r.macBinding?.rawValue ?? 0, compiled: compiled)
             spec.kind = r.config.type == "netdev" ? PortKindCode.netdev : r.config.type == "pcap" ? PortKindCode.replay : PortKindCode.tap
@@ -168,12 +176,22 @@ public final class SwitchModel {
 
     /// Parses and merges profile documents; IDs must be unique across documents.
     public static func merge(_ sources: [ProfileSource]) throws -> ProfileSet {
+        var none: [String: ProfileReadCache] = [:]
+        return try merge(sources, caches: &none)
+    }
+
+    /// The same, reusing the reading of unchanged profiles (`ProfileLoader.load(…cache:)`); `caches`
+    /// (by path) is replaced by the caches of these documents only when every one of them loads.
+    static func merge(_ sources: [ProfileSource], caches: inout [String: ProfileReadCache]) throws -> ProfileSet {
         var merged = ProfileSet()
         var owner: [String: String] = [:]
+        var next: [String: ProfileReadCache] = [:]
         for s in sources {
             let set: ProfileSet
             do {
-                set = try ProfileLoader.load(data: Array(s.xml.utf8), fileName: s.path)
+                var cache = caches[s.path]
+                set = try ProfileLoader.load(data: Array(s.xml.utf8), fileName: s.path, cache: &cache)
+                next[s.path] = cache
             } catch let e as ProfileLoadError {
                 let errors = e.errors
                 let more = errors.count > 1 ? " (and \(errors.count - 1) more errors)" : ""
@@ -189,13 +207,15 @@ public final class SwitchModel {
             }
             merged.warnings += set.warnings
         }
+        caches = next
         return merged
     }
 
     /// Replaces the profile documents (load, reload, start-up). Refused if a bound profile would disappear
     /// or if the new reservations would not fit the switch's bandwidth capacity.
     public func setProfileSources(_ sources: [ProfileSource]) throws -> ProfileSet {
-        let next = try SwitchModel.merge(sources)
+        var caches = profileReadCaches
+        let next = try SwitchModel.merge(sources, caches: &caches)
         for i in ports.keys.sorted() where next.profile(id: ports[i]!.config.profile) == nil {
             let p = ports[i]!.config
             throw DaemonError("refused: port \(p.name) is bound to profile \(p.profile), which the new profile set does not define")
@@ -203,6 +223,7 @@ public final class SwitchModel {
         try admit(bindings: bindings(), profiles: next, capacity: config.settings.bandwidthCapacity, change: "the new profile set")
         config.profiles = sources
         profiles = next
+        profileReadCaches = caches
         publish()
         try committed()
         return next

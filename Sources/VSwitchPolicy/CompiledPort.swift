@@ -288,3 +288,59 @@ extension Substring {
         return s
     }
 }
+
+/// Compiled ports kept across snapshot builds and reloads, so that a profile that did not change is
+/// not compiled again (issue 3: a reload of 1,000 profiles where few changed).
+///
+/// An entry is keyed by the profile's ID and the port parameters (switch MAC limit, MTU) and holds the
+/// profile value it was compiled from: it is used only when the profile given is equal (`==`, every
+/// field) to that value, so a changed profile is always compiled again. `compilePort` is a pure
+/// function of (profile, switchMACLimit, mtu), so a hit returns exactly what compiling would.
+/// `endRound()` drops the entries not asked for since the previous `endRound()` (profiles removed,
+/// changed or no longer bound), so the cache holds at most one round's worth. Not thread-safe: one
+/// owner (the control thread) at a time.
+public final class PolicyCompileCache {
+    struct Key: Hashable {
+        var id: String
+        var switchMACLimit: UInt32?
+        var mtu: Int
+    }
+    struct Entry {
+        var profile: PortProfile
+        var compiled: CompiledPort
+        var round: UInt64
+    }
+    private var entries: [Key: Entry] = [:]
+    private var round: UInt64 = 0
+    /// Compilations done and avoided since creation (tests, benchmarks).
+    public private(set) var compiles = 0
+    public private(set) var hits = 0
+
+    public init() {}
+
+    /// Entries held.
+    public var count: Int { entries.count }
+
+    /// `PolicyCompiler.compilePort(p, switchMACLimit:, mtu:)`, from the cache when `p` is unchanged.
+    public func compiledPort(_ p: PortProfile, switchMACLimit: UInt32? = nil, mtu: Int = 1500) -> CompiledPort {
+        let key = Key(id: p.networkPortProfileID, switchMACLimit: switchMACLimit, mtu: mtu)
+        if let e = entries[key], e.profile == p {
+            hits += 1
+            if e.round != round { entries[key]!.round = round }
+            return e.compiled
+        }
+        compiles += 1
+        let c = PolicyCompiler.compilePort(p, switchMACLimit: switchMACLimit, mtu: mtu)
+        entries[key] = Entry(profile: p, compiled: c, round: round)
+        return c
+    }
+
+    /// Ends a round (one snapshot build or reload): drops what the round did not use.
+    public func endRound() {
+        entries = entries.filter { $0.value.round == round }
+        round += 1
+    }
+
+    /// Forgets everything.
+    public func removeAll() { entries = [:] }
+}

@@ -11,9 +11,16 @@ struct ProfileReader {
     /// Element-index range of each ovf:NetworkPortProfile and its label, for placing XSD findings.
     private(set) var blocks: [(range: Range<Int>, label: String)] = []
     private(set) var isForm1 = false
+    /// The reading of the previous load, for the blocks the parser did not build (`XMLElement.reused`).
+    let previous: ProfileReadCache?
+    /// Blocks taken from `previous`.
+    private(set) var reusedBlocks = 0
+    /// Blocks read without any diagnostic (and reused ones), for the next load's cache.
+    private(set) var cacheableBlocks: [(element: XMLElement, profile: PortProfile, label: String)] = []
 
-    init(file: String) {
+    init(file: String, previous: ProfileReadCache? = nil) {
         out = DiagnosticCollector(file: file, prefixes: ProfileNamespace.prefixes)
+        self.previous = previous
     }
 
     func profileLabel(containing index: Int) -> String? {
@@ -89,6 +96,27 @@ struct ProfileReader {
     // MARK: one ovf:NetworkPortProfile
 
     private mutating func readBlock(_ block: XMLElement, ordinal: Int) {
+        if let token = block.reused, let previous, token >= 0, token < previous.entries.count {
+            // Unchanged since the previous load, which read it without a diagnostic. The block element
+            // stands in for its ID elements: a clash with another profile is an error, and a load with
+            // an error is read again in full (ProfileLoader), so no message ever points at it.
+            let entry = previous.entries[token]
+            blocks.append((block.index..<block.subtreeEnd, entry.label))
+            profiles.append(entry.profile)
+            idElements.append(block)
+            instanceIDElements.append(block)
+            cacheableBlocks.append((block, entry.profile, entry.label))
+            reusedBlocks += 1
+            return
+        }
+        let before = out.diagnostics.count
+        readBlockElements(block, ordinal: ordinal)
+        if out.diagnostics.count == before, profiles.count == blocks.count, let label = blocks.last?.label {
+            cacheableBlocks.append((block, profiles[profiles.count - 1], label))
+        }
+    }
+
+    private mutating func readBlockElements(_ block: XMLElement, ordinal: Int) {
         let items = block.children.filter { $0.namespaceURI == ProfileNamespace.ovf && $0.name == "Item" }
         let label = items.first.flatMap(ItemReader.label(of:)) ?? "#\(ordinal)"
         blocks.append((block.index..<block.subtreeEnd, label))

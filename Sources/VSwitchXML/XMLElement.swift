@@ -41,13 +41,16 @@ public final class XMLElement: Sendable {
     /// Position in document order (the root is 0); `subtreeEnd` is one past the last descendant.
     public let index: Int
     public let subtreeEnd: Int
+    /// Set when the parser's `reuse` hook chose not to build this subtree (the hook's token): the element
+    /// then has no attributes, text or children here, although the document has them.
+    public let reused: Int?
 
     public init(name: String, namespaceURI: String? = nil, prefix: String? = nil, attributes: [XMLAttribute] = [],
                 children: [XMLElement] = [], text: String = "", line: Int = 0, column: Int = 0,
-                index: Int = 0, subtreeEnd: Int = 1) {
+                index: Int = 0, subtreeEnd: Int = 1, reused: Int? = nil) {
         self.name = name; self.namespaceURI = namespaceURI; self.prefix = prefix; self.attributes = attributes
         self.children = children; self.text = text; self.line = line; self.column = column
-        self.index = index; self.subtreeEnd = subtreeEnd
+        self.index = index; self.subtreeEnd = subtreeEnd; self.reused = reused
     }
 
     /// `prefix:name` as written.
@@ -93,6 +96,25 @@ public struct XMLDocument: Sendable {
     /// The file name used in diagnostics.
     public var fileName: String
     public var root: XMLElement
+    /// The document as parsed.
+    public var bytes: [UInt8]
+    /// Byte offset of each element's start tag (its `<`), by element index; empty when the start tags
+    /// could not be matched to the elements (positions then come from libxml2's line numbers).
+    public var startOffsets: [Int]
     /// Number of elements in the document.
     public var elementCount: Int { root.subtreeEnd }
+
+    public init(fileName: String, root: XMLElement, bytes: [UInt8] = [], startOffsets: [Int] = []) {
+        self.fileName = fileName; self.root = root; self.bytes = bytes; self.startOffsets = startOffsets
+    }
+
+    /// The bytes from the start tag of `e` up to the start tag of the next element after its subtree (or
+    /// the end of the document): the element's whole text, its end tag and whatever follows up to the next
+    /// start tag. Equal bytes here (in documents whose root start tags are equal too, for the namespace
+    /// declarations) mean an equal subtree. Nil when start offsets are unknown.
+    public func sourceRange(of e: XMLElement) -> Range<Int>? {
+        guard startOffsets.count == elementCount, e.index < startOffsets.count else { return nil }
+        let end = e.subtreeEnd < startOffsets.count ? startOffsets[e.subtreeEnd] : bytes.count
+        return startOffsets[e.index]..<end
+    }
 }

@@ -47,6 +47,20 @@ public struct XMLLimits: Sendable {
     }
 }
 
+/// An element the parser offers to skip (see `XMLParser.parse(…reuse:)`).
+public struct XMLSubtreeCandidate: Sendable {
+    /// Nesting depth: always 2 (children of the root are offered).
+    public var depth: Int
+    public var name: String
+    public var namespaceURI: String?
+    /// Byte range from the element's start tag up to the next start tag after its subtree (or the end of
+    /// the document): its whole text and end tag, and whatever follows up to the next element.
+    public var source: Range<Int>
+    /// Byte range of the root's start tag (up to the next start tag): its namespace declarations decide
+    /// what the prefixes inside `source` mean.
+    public var rootSource: Range<Int>
+}
+
 /// An XSD finding, with the document-order index of the element it is about (when known),
 /// so that a reader can say which profile it belongs to.
 public struct XMLValidationIssue: Sendable {
@@ -66,8 +80,16 @@ public struct XMLParseResult: Sendable {
 public enum XMLParser {
     /// Parses a document. Throws `XMLError` when the document is not well-formed, has a
     /// DOCTYPE, breaks a limit or is not UTF-8; XSD findings are returned, not thrown.
+    ///
+    /// `reuse` lets a caller that already holds the reading of some subtrees skip building them again
+    /// (issue 3: reloading a document where few profiles changed). It is asked about each child of the
+    /// root, only when the document has no XSD finding and every start tag was located; when
+    /// it returns a token, the element is built without attributes, text or children (its `reused` is
+    /// the token, its `index` / `subtreeEnd` are those of the full tree). Parsing and XSD validation
+    /// always cover the whole document.
     public static func parse(bytes: [UInt8], fileName: String, limits: XMLLimits = XMLLimits(),
-                             schema: XMLSchema? = nil) throws(XMLError) -> XMLParseResult {
+                             schema: XMLSchema? = nil,
+                             reuse: ((XMLSubtreeCandidate) -> Int?)? = nil) throws(XMLError) -> XMLParseResult {
         func fail(_ message: String, line: Int = 1, column: Int = 1) -> XMLError {
             XMLError([XMLDiagnostic(file: fileName, line: line, column: column, message: message)])
         }
@@ -81,7 +103,7 @@ public enum XMLParser {
         }
         return try LibXML2.lock.withLock { () throws(XMLError) -> XMLParseResult in
             try LibXML2.withIsolatedGlobals { () throws(XMLError) -> XMLParseResult in
-                try parseLocked(bytes: bytes, fileName: fileName, limits: limits, schema: schema)
+                try parseLocked(bytes: bytes, fileName: fileName, limits: limits, schema: schema, reuse: reuse)
             }
         }
     }
@@ -117,7 +139,7 @@ public enum XMLParser {
     // MARK: - Internals (libxml2 lock held)
 
     private static func parseLocked(bytes: [UInt8], fileName: String, limits: XMLLimits,
-                                    schema: XMLSchema?) throws(XMLError) -> XMLParseResult {
+                                    schema: XMLSchema?, reuse: ((XMLSubtreeCandidate) -> Int?)?) throws(XMLError) -> XMLParseResult {
         let state = ParseState(fileName: fileName, bytes: bytes, prefixes: schema?.prefixes ?? [:])
         guard let ctxt = xmlNewParserCtxt() else {
             throw XMLError([XMLDiagnostic(file: fileName, line: 0, column: 0, message: "libxml2: out of memory")])
@@ -130,7 +152,9 @@ public enum XMLParser {
             sax.pointee.internalSubset = refuseDoctype
         }
         // No NOENT (entities stay unexpanded), no DTDLOAD/DTDATTR/DTDVALID, no XINCLUDE, no HUGE.
-        let options = Int32(XML_PARSE_NONET.rawValue | XML_PARSE_NOCDATA.rawValue)
+        // COMPACT keeps short text (the whitespace between elements) inside its node: one malloc less per
+        // text node, the same content.
+        let options = Int32(XML_PARSE_NONET.rawValue | XML_PARSE_NOCDATA.rawValue | XML_PARSE_COMPACT.rawValue)
         let doc: xmlDocPtr? = bytes.withUnsafeBufferPointer { buf in
             buf.baseAddress!.withMemoryRebound(to: CChar.self, capacity: buf.count) { p in
                 fileName.withCString { name in
@@ -172,12 +196,24 @@ public enum XMLParser {
         }
 
         // Match start tags to DOM elements by document order only when the counts agree;
-        // otherwise fall back to libxml2's line numbers (no column).
+        // otherwise fall back to libxml2's line numbers (no column). The counts are compared after
+        // building (the builder counts the elements): a mismatch, which well-formed documents do not
+        // produce, builds the tree once more without the locator.
+        // A reused subtree is only skipped when its byte range is known for sure: the counts must agree,
+        // and a disagreement rebuilds everything (without the locator, so without reuse).
         var locator = SourceLocator(bytes)
-        if locator.tags.count != countElements(rootNode) { locator = SourceLocator([]) }
         var builder = TreeBuilder(state: state, locator: locator, maxDepth: limits.maxDepth,
-                                  recordNodes: !state.rawIssues.isEmpty)
-        let root = builder.build(rootNode, depth: 1)
+                                  recordNodes: !state.rawIssues.isEmpty,
+                                  reuse: state.rawIssues.isEmpty && !schemaFailure ? reuse : nil)
+        var root = builder.build(rootNode, depth: 1)
+        if builder.depthError == nil, builder.nextIndex != locator.tags.count {
+            locator = SourceLocator([])
+            state.nodes = [:]
+            state.attributePositions = [:]
+            builder = TreeBuilder(state: state, locator: locator, maxDepth: limits.maxDepth,
+                                  recordNodes: !state.rawIssues.isEmpty, reuse: nil)
+            root = builder.build(rootNode, depth: 1)
+        }
         if let depthError = builder.depthError { throw XMLError([depthError]) }
         guard let root else {
             throw XMLError([XMLDiagnostic(file: fileName, line: 1, column: 1, message: "document has no root element")])
@@ -188,7 +224,8 @@ public enum XMLParser {
                                                                    message: "libxml2: cannot create a schema validation context"),
                                          elementIndex: nil)]
         }
-        let document = XMLDocument(fileName: fileName, root: root)
+        let document = XMLDocument(fileName: fileName, root: root, bytes: bytes,
+                                   startOffsets: locator.tags.map(\.offset))
         return XMLParseResult(document: document, validationIssues: issues,
                               warnings: state.diagnostics.filter { !$0.isError })
     }
@@ -319,16 +356,6 @@ private let validationErrorHandler: xmlStructuredErrorFunc = { userData, error i
                                                message: message(of: error), node: error.pointee.node))
 }
 
-private func countElements(_ node: xmlNodePtr) -> Int {
-    var n = 1
-    var child = node.pointee.children
-    while let c = child {
-        if c.pointee.type == XML_ELEMENT_NODE { n += countElements(c) }
-        child = c.pointee.next
-    }
-    return n
-}
-
 /// The `y` of "…, attribute 'y': …" in a libxml2 schema message.
 private func attributeName(in message: String) -> String? {
     guard let r = message.firstRange(of: ", attribute '") else { return nil }
@@ -339,6 +366,26 @@ private func attributeName(in message: String) -> String? {
 
 // MARK: - DOM → Swift tree
 
+/// Swift strings for libxml2's strings, by address, for one parse. Element and attribute names come
+/// from the parser's dictionary and namespace URIs / prefixes from a few xmlNs declarations, so the
+/// same few addresses recur for every element: converting each once (and sharing one String storage,
+/// which also makes later comparisons of equal names cheap) saves an allocation and a UTF-8 check per
+/// name (issue 3: 1,000 profiles are ~70,000 elements). Direct-mapped; a collision just converts again.
+private struct StringInterner {
+    private var keys = [UnsafeRawPointer?](repeating: nil, count: 256)
+    private var values = [String](repeating: "", count: 256)
+
+    mutating func string(_ p: UnsafePointer<xmlChar>) -> String {
+        let raw = UnsafeRawPointer(p)
+        let slot = Int(truncatingIfNeeded: (UInt(bitPattern: raw) >> 3) ^ (UInt(bitPattern: raw) >> 11)) & 255
+        if keys[slot] == raw { return values[slot] }
+        let s = String(cString: p)
+        keys[slot] = raw
+        values[slot] = s
+        return s
+    }
+}
+
 private struct TreeBuilder {
     let state: ParseState
     let locator: SourceLocator
@@ -347,20 +394,48 @@ private struct TreeBuilder {
     let recordNodes: Bool
     var nextIndex = 0
     var depthError: XMLDiagnostic?
+    private var strings = StringInterner()
 
-    init(state: ParseState, locator: SourceLocator, maxDepth: Int, recordNodes: Bool) {
+    let reuse: ((XMLSubtreeCandidate) -> Int?)?
+
+    init(state: ParseState, locator: SourceLocator, maxDepth: Int, recordNodes: Bool,
+         reuse: ((XMLSubtreeCandidate) -> Int?)? = nil) {
         self.state = state
         self.locator = locator
         self.maxDepth = maxDepth
         self.recordNodes = recordNodes
+        self.reuse = reuse
+    }
+
+
+    /// Whether the bytes `bytes[start..<end]` are `prefix:name` (or `name` without a prefix).
+    private func qualifiedNameMatches(_ start: Int, _ end: Int, prefix: UnsafePointer<xmlChar>?, name: UnsafePointer<xmlChar>) -> Bool {
+        state.bytes.withUnsafeBufferPointer { b in
+            var i = start
+            if let prefix {
+                var p = prefix
+                while p.pointee != 0 {
+                    guard i < end, b[i] == p.pointee else { return false }
+                    i += 1; p += 1
+                }
+                guard i < end, b[i] == UInt8(ascii: ":") else { return false }
+                i += 1
+            }
+            var q = name
+            while q.pointee != 0 {
+                guard i < end, b[i] == q.pointee else { return false }
+                i += 1; q += 1
+            }
+            return i == end
+        }
     }
 
     mutating func build(_ node: xmlNodePtr, depth: Int) -> XMLElement? {
         let index = nextIndex
         nextIndex += 1
-        let name = node.pointee.name.map { String(cString: $0) } ?? ""
-        let uri = node.pointee.ns?.pointee.href.map { String(cString: $0) }
-        let prefix = node.pointee.ns?.pointee.prefix.map { String(cString: $0) }
+        let name = node.pointee.name.map { strings.string($0) } ?? ""
+        let uri = node.pointee.ns?.pointee.href.map { strings.string($0) }
+        let prefix = node.pointee.ns?.pointee.prefix.map { strings.string($0) }
         let tag = index < locator.tags.count ? locator.tags[index] : nil
         let position = tag?.position ?? SourcePosition(line: Int(xmlGetLineNo(node)), column: 0)
         let display = recordNodes || depth > maxDepth ? state.displayName(localName: name, namespaceURI: uri, prefix: prefix) : ""
@@ -377,18 +452,45 @@ private struct TreeBuilder {
             return nil
         }
 
+        if let reuse, depth == 2, let tag, locator.depths[index] == 2 {
+            // The subtree's extent from the start tags' depths (the builder checks afterwards that the
+            // locator saw exactly the elements libxml2 built, else everything is built again without it).
+            let end = locator.subtreeEnd(of: index)
+            if end <= locator.tags.count {
+                let source = tag.offset..<(end < locator.tags.count ? locator.tags[end].offset : state.bytes.count)
+                let rootSource = locator.tags[0].offset..<(locator.tags.count > 1 ? locator.tags[1].offset : state.bytes.count)
+                let candidate = XMLSubtreeCandidate(depth: depth, name: name, namespaceURI: uri, source: source,
+                                                    rootSource: rootSource)
+                if let token = reuse(candidate) {
+                    nextIndex = end
+                    return XMLElement(name: name, namespaceURI: uri, prefix: prefix, line: position.line, column: position.column,
+                                      index: index, subtreeEnd: end, reused: token)
+                }
+            }
+        }
+
         var attributes: [XMLAttribute] = []
         var attr = node.pointee.properties
         while let a = attr {
-            let aname = a.pointee.name.map { String(cString: $0) } ?? ""
-            let auri = a.pointee.ns?.pointee.href.map { String(cString: $0) }
-            let aprefix = a.pointee.ns?.pointee.prefix.map { String(cString: $0) }
-            let qname = aprefix.map { "\($0):\(aname)" } ?? aname
-            let apos = tag?.attributes.first(where: { $0.name == qname })?.position ?? position
+            let aname = a.pointee.name.map { strings.string($0) } ?? ""
+            let auri = a.pointee.ns?.pointee.href.map { strings.string($0) }
+            let aprefixPointer = a.pointee.ns?.pointee.prefix
+            let aprefix = aprefixPointer.map { strings.string($0) }
+            var apos = position
+            if let tag, let namePointer = a.pointee.name {
+                for k in tag.attributes {
+                    let l = locator.attributes[k]
+                    if qualifiedNameMatches(l.nameStart, l.nameEnd, prefix: aprefixPointer, name: namePointer) {
+                        apos = l.position
+                        break
+                    }
+                }
+            }
             attributes.append(XMLAttribute(name: aname, namespaceURI: auri, prefix: aprefix,
                                            value: textContent(a.pointee.children),
                                            line: apos.line, column: apos.column))
             if recordNodes {
+                let qname = aprefix.map { "\($0):\(aname)" } ?? aname
                 state.nodes[UnsafeMutableRawPointer(a)] = .init(index: index, element: display, attribute: qname, position: apos)
                 let schemaName = state.displayName(localName: aname, namespaceURI: auri, prefix: aprefix)
                 state.attributePositions[index, default: [:]][schemaName] = apos
@@ -405,7 +507,9 @@ private struct TreeBuilder {
                 if let e = build(c, depth: depth + 1) { children.append(e) }
                 if depthError != nil { return nil }
             case XML_TEXT_NODE, XML_CDATA_SECTION_NODE:
-                if let content = c.pointee.content { text += String(cString: content) }
+                if let content = c.pointee.content {
+                    if text.isEmpty { text = String(cString: content) } else { text += String(cString: content) }
+                }
             default:
                 break
             }
@@ -418,8 +522,10 @@ private struct TreeBuilder {
 
     /// Concatenated content of a list of text nodes (attribute values).
     private func textContent(_ first: xmlNodePtr?) -> String {
+        guard let first else { return "" }
+        if first.pointee.next == nil { return first.pointee.content.map { String(cString: $0) } ?? "" }
         var s = ""
-        var n = first
+        var n: xmlNodePtr? = first
         while let c = n {
             if let content = c.pointee.content { s += String(cString: content) }
             n = c.pointee.next

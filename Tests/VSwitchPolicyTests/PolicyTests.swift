@@ -103,3 +103,48 @@ final class FlowKeyWordTests: XCTestCase {
         }
     }
 }
+
+/// PolicyCompileCache (issue 3): an unchanged profile is not compiled again, a changed one is.
+final class PolicyCompileCacheTests: XCTestCase {
+    func profile(_ id: String, vid: UInt16) -> PortProfile {
+        var p = PortProfile(id: id, elementName: id, instanceID: "x:" + id)
+        p.portVID = vid
+        var r = ACLRule(name: "ssh", direction: .inbound, action: .deny, weight: 10)
+        r.proto = "TCP"; r.localPort = "22"
+        p.acls = [r]
+        return p
+    }
+
+    func testUnchangedIsReusedChangedIsRecompiledUnusedIsDropped() {
+        let cache = PolicyCompileCache()
+        let a = profile("urn:a", vid: 10), b = profile("urn:b", vid: 20)
+        XCTAssertEqual(cache.compiledPort(a), PolicyCompiler.compilePort(a))
+        XCTAssertEqual(cache.compiledPort(b, mtu: 9000), PolicyCompiler.compilePort(b, mtu: 9000))
+        cache.endRound()
+        XCTAssertEqual(cache.compiles, 2)
+
+        // Same values again (a reload where nothing changed): no compilation.
+        XCTAssertEqual(cache.compiledPort(a), PolicyCompiler.compilePort(a))
+        XCTAssertEqual(cache.compiledPort(b, mtu: 9000), PolicyCompiler.compilePort(b, mtu: 9000))
+        XCTAssertEqual(cache.compiles, 2)
+        XCTAssertEqual(cache.hits, 2)
+        // Other port parameters are another compilation.
+        XCTAssertEqual(cache.compiledPort(b, mtu: 1500), PolicyCompiler.compilePort(b, mtu: 1500))
+        XCTAssertEqual(cache.compiledPort(a, switchMACLimit: 5), PolicyCompiler.compilePort(a, switchMACLimit: 5))
+        XCTAssertEqual(cache.compiles, 4)
+        cache.endRound()
+
+        // a changes (same ID): compiled again, and the result is the new one.
+        var a2 = a
+        a2.acls[0].localPort = "23"
+        let c = cache.compiledPort(a2)
+        XCTAssertEqual(cache.compiles, 5)
+        XCTAssertEqual(c, PolicyCompiler.compilePort(a2))
+        XCTAssertNotEqual(c, PolicyCompiler.compilePort(a))
+        cache.endRound()
+        // Only what the last round used is kept.
+        XCTAssertEqual(cache.count, 1)
+        _ = cache.compiledPort(b, mtu: 9000)
+        XCTAssertEqual(cache.compiles, 6, "b was not used in the previous round, so it was dropped")
+    }
+}

@@ -389,7 +389,11 @@ struct ReloadBenchResult: Codable {
     var dropped: UInt64
     var lost: UInt64
     var reload_ms_p50: Double
+    var reload_ms_p99: Double
     var reload_ms_max: Double
+    /// Profiles whose text changed at each reload; whether the read and compile caches were used.
+    var changed: Int
+    var cache: Bool
     /// Of which: compiling the profiles and building the snapshot; publishing (swap + grace period).
     var build_ms_p50: Double
     var publish_ms_p50: Double
@@ -410,15 +414,23 @@ struct ReloadBenchResult: Codable {
 
 enum ReloadBench {
     static func p50(_ v: [Double]) -> Double { v.isEmpty ? 0 : v.sorted()[v.count / 2] }
+    static func p99(_ v: [Double]) -> Double { v.isEmpty ? 0 : v.sorted()[min(v.count - 1, (v.count * 99) / 100)] }
 
     /// `xml`: each reload parses and validates a profile document holding every port's profile
     /// (ProfileLoader: XSD + semantic rules), compiles each profile, builds the snapshot and publishes
     /// it — the daemon's reload minus reading the file. Two documents (DefaultPriority 0 and 1 on
-    /// every profile) alternate, so every reload really changes every port.
+    /// `changed` profiles, spread over the set; all of them by default) alternate, so every reload really
+    /// changes that many profiles.
     /// `profiles`: distinct profiles in the set (port p is bound to profile p % profiles); as in the
     /// daemon, each distinct profile is parsed and compiled once per reload, whatever the port count.
-    static func run(ports: Int, reloads: Int, threads: Int, xml: Bool = true, profiles profileCount: Int? = nil) throws -> ReloadBenchResult {
+    /// `cache`: as the daemon does, reuse the reading (ProfileReadCache) and the compilation
+    /// (PolicyCompileCache) of the profiles that did not change since the previous reload.
+    static func run(ports: Int, reloads: Int, threads: Int, xml: Bool = true, profiles profileCount: Int? = nil,
+                    changed changedCount: Int? = nil, cache useCache: Bool = true) throws -> ReloadBenchResult {
         let distinct = max(1, min(profileCount ?? ports, ports))
+        let changing = max(0, min(changedCount ?? distinct, distinct))
+        // Profile p changes when it is one of `changing` profiles spread evenly over the set.
+        let changes: [Bool] = (0..<distinct).map { p in changing > 0 && (p * changing) % distinct < changing }
         let stations = (0..<ports).map { UInt64(0x0200_0000_0000) | UInt64($0 + 1) }
         let table = MACTable(limit: max(65_536, ports * 4))
         let runtime = PortRuntime()
@@ -426,18 +438,34 @@ enum ReloadBench {
             (0..<distinct).map { p in
                 var pp = CoreBench.realisticPortProfile(base: .access(10), stations: [stations[p]], id: "urn:bench:profile-\(p)")
                 pp.limit = nil; pp.receiveBandwidthLimit = nil   // measure reloads, not policers
-                pp.defaultPriority = UInt8(version & 7)
+                pp.defaultPriority = changes[p] ? UInt8(version & 7) : 0
                 return pp
             }
         }
         let documents = [0, 1].map { Array(ProfileWriter.write(portProfiles($0)).utf8) }
-        func compile(_ profiles: [PortProfile]) -> [CompiledPort] { profiles.map { PolicyCompiler.compilePort($0) } }
+        if let path = ProcessInfo.processInfo.environment["VSWITCH_BENCH_WRITE_DOCUMENT"] {
+            // The first of the two documents, for looking at it or timing other tools on it (xmllint).
+            FileManager.default.createFile(atPath: path, contents: Data(documents[0]))
+        }
+        let compileCache = PolicyCompileCache()
+        var readCache: ProfileReadCache? = nil
+        func compile(_ profiles: [PortProfile]) -> [CompiledPort] {
+            guard useCache else { return profiles.map { PolicyCompiler.compilePort($0) } }
+            defer { compileCache.endRound() }
+            return profiles.map { compileCache.compiledPort($0) }
+        }
+        func load(_ document: [UInt8]) throws -> [PortProfile] {
+            guard useCache else { return try ProfileLoader.load(data: document, fileName: "bench-profiles.xml").profiles }
+            return try ProfileLoader.load(data: document, fileName: "bench-profiles.xml", cache: &readCache).profiles
+        }
         func snapshot(_ gen: UInt64, _ compiled: [CompiledPort]) -> ConfigSnapshot {
             let specs = (0..<ports).map { PortSpec(index: $0, handle: Int32($0), mtu: 1500,
                                                    mac: stations[$0], compiled: compiled[$0 % compiled.count]) }
             return ConfigSnapshot(generation: gen, ports: specs, macTable: table, runtime: runtime)
         }
-        let publisher = SnapshotPublisher(initial: snapshot(1, compile(portProfiles(0))))
+        // The running set before the first reload: loaded from document 0 (so the caches hold it).
+        let initial = xml ? try load(documents[0]) : portProfiles(0)
+        let publisher = SnapshotPublisher(initial: snapshot(1, compile(initial)))
         publisher.setThreadCount(threads)
         let now = UInt32(truncatingIfNeeded: vsw_now_coarse_ns() / 1_000_000_000)
         var prev = 0
@@ -468,8 +496,7 @@ enum ReloadBench {
         for r in 0..<reloads {
             let ca = CoreWorker.threadCPUNs()
             let a = vsw_now_ns()
-            let profiles = xml ? try ProfileLoader.load(data: documents[(r + 1) & 1], fileName: "bench-profiles.xml").profiles
-                               : portProfiles(r + 1)
+            let profiles = xml ? try load(documents[(r + 1) & 1]) : portProfiles(r + 1)
             let b = vsw_now_ns()
             let cb = CoreWorker.threadCPUNs()
             let compiled = compile(profiles)
@@ -498,7 +525,8 @@ enum ReloadBench {
         }
         return ReloadBenchResult(ports: ports, profiles: distinct, reloads: reloads, threads: threads, frames: frames, delivered: delivered,
                                  dropped: dropped, lost: frames &- delivered &- dropped,
-                                 reload_ms_p50: p50(times), reload_ms_max: times.max() ?? 0,
+                                 reload_ms_p50: p50(times), reload_ms_p99: p99(times), reload_ms_max: times.max() ?? 0,
+                                 changed: changing, cache: useCache,
                                  build_ms_p50: p50(builds), publish_ms_p50: p50(publishes),
                                  mode: xml ? "xml" : "compiled", parse_ms_p50: xml ? p50(parses) : 0,
                                  compile_ms_p50: p50(compiles), snapshot_ms_p50: p50(snapshots),
