@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import VSwitchControl
 import VSwitchCore
+import VSwitchProfiles
 @testable import VSwitchDaemon
 import XCTest
 
@@ -215,6 +216,34 @@ final class ModelTests: XCTestCase {
         refused("profile-validate", ["path": "/p/other.xml"], "IDs must be unique")
         commands.readFile = { _ in "<broken" }
         refused("profile-load", ["path": "/p/tenants.xml"], "refused")
+    }
+
+    /// Issue 3's caches on the daemon's reload path: an unchanged profile is neither read nor compiled
+    /// again, a changed one is (and the port gets its new policy), a refused reload changes no cache.
+    func testReloadReusesUnchangedProfilesAndRecompilesChangedOnes() {
+        loadProfiles()
+        _ = ok("add-port", ["name": "p0", "profile": .string(a)])
+        _ = ok("add-port", ["name": "p1", "profile": .string(b)])
+        let compiles = model.compileCache.compiles
+        XCTAssertEqual(compiles, 2, "one compilation per bound profile")
+        _ = ok("profile-reload")
+        XCTAssertEqual(model.compileCache.compiles, compiles, "nothing changed: nothing compiled")
+        XCTAssertEqual(model.profileReadCaches["/p/tenants.xml"]?.reused, 4, "nothing changed: nothing read again")
+
+        commands.readFile = { _ in profilesXML.replacingOccurrences(of: "<epasd:PortVID>10</epasd:PortVID>", with: "<epasd:PortVID>11</epasd:PortVID>") }
+        _ = ok("profile-reload")
+        XCTAssertEqual(view().ports[0].policy.pvid, 11, "the changed profile is read and compiled again")
+        XCTAssertEqual(view().ports[1].policy.pvid, 20)
+        XCTAssertEqual(model.compileCache.compiles, compiles + 1)
+        XCTAssertEqual(model.profileReadCaches["/p/tenants.xml"]?.reused, 3)
+
+        let caches = model.profileReadCaches["/p/tenants.xml"], n = model.compileCache.compiles
+        commands.readFile = { _ in profilesXML.replacingOccurrences(of: "<epasd:PortVID>20</epasd:PortVID>", with: "<epasd:PortVID>5000</epasd:PortVID>") }
+        refused("profile-reload", [:], "is not a VLAN ID")
+        XCTAssertTrue(model.profileReadCaches["/p/tenants.xml"] === caches, "a refused reload leaves the read cache")
+        XCTAssertEqual(model.compileCache.compiles, n)
+        XCTAssertEqual(view().ports[0].policy.pvid, 11)
+        XCTAssertEqual(view().ports[1].policy.pvid, 20)
     }
 
     func testSettingsFlushAndTableReplacement() {
