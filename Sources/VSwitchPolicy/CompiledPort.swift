@@ -224,6 +224,38 @@ public extension PolicyCompiler {
         return c
     }
 
+    internal static let protocolNames: [String: UInt8] = ["TCP": 6, "UDP": 17, "ICMP": 1, "ICMPV6": 58]
+
+    /// `text.uppercased() == "ANY"` without building the upper-case string for the usual (ASCII) text.
+    internal static func isAny(_ text: String) -> Bool {
+        let u = text.utf8
+        if u.allSatisfy({ $0 < 0x80 }) {
+            guard u.count == 3 else { return false }
+            return u.map { $0 >= 97 && $0 <= 122 ? $0 & ~0x20 : $0 }.elementsEqual("ANY".utf8)
+        }
+        return text.uppercased() == "ANY"
+    }
+
+    /// `N` or `lo-hi` written with ASCII digits only (what the reader accepts), nil for anything else
+    /// (the general parser then decides).
+    internal static func plainRange(_ text: String) -> (UInt16, UInt16)? {
+        var lo: UInt32 = 0, hi: UInt32 = 0, part = 0, digits = 0
+        for c in text.utf8 {
+            if c == UInt8(ascii: "-") {
+                guard part == 0, digits > 0 else { return nil }
+                part = 1; digits = 0
+                continue
+            }
+            guard c >= 48, c <= 57, digits < 5 else { return nil }
+            digits += 1
+            if part == 0 { lo = lo * 10 + UInt32(c - 48) } else { hi = hi * 10 + UInt32(c - 48) }
+        }
+        guard digits > 0 else { return nil }
+        if part == 0 { hi = lo }
+        guard lo <= 65535, hi <= 65535 else { return nil }
+        return (UInt16(lo), UInt16(hi))
+    }
+
     static func compileRule(_ r: ACLRule) -> ACLMatchRule {
         var m = ACLMatchRule()
         m.allow = r.action == .allow
@@ -234,7 +266,7 @@ public extension PolicyCompiler {
         if let v = r.vlanID { m.fields.insert(.vlan); m.vlan = v }
         if let v = r.priority { m.fields.insert(.priority); m.priority = v }
         func address(_ text: String?) -> (hi: UInt64, lo: UInt64, mhi: UInt64, mlo: UInt64, version: UInt8)? {
-            guard let text, text.uppercased() != "ANY", let ip = IPPrefix(text) else { return nil }
+            guard let text, !isAny(text), let ip = IPPrefix(text) else { return nil }
             var hi: UInt64 = 0, lo: UInt64 = 0
             let b = ip.masked
             if ip.family == .ipv4 {
@@ -262,11 +294,11 @@ public extension PolicyCompiler {
             (m.remoteIPHi, m.remoteIPLo, m.remoteMaskHi, m.remoteMaskLo) = (a.hi, a.lo, a.mhi, a.mlo)
         }
         if let p = r.proto {
-            let names: [String: UInt8] = ["TCP": 6, "UDP": 17, "ICMP": 1, "ICMPV6": 58]
-            if let n = names[p.uppercased()] ?? UInt8(p) { m.fields.insert(.proto); m.proto = n }
+            if let n = protocolNames[p.uppercased()] ?? UInt8(p) { m.fields.insert(.proto); m.proto = n }
         }
         func range(_ text: String?) -> (UInt16, UInt16)? {
             guard let text else { return nil }
+            if let r = plainRange(text) { return r }
             let parts = text.split(separator: "-").compactMap { UInt16($0.trimmingCharacters(in: " ")) }
             if parts.count == 1 { return (parts[0], parts[0]) }
             if parts.count == 2 { return (parts[0], parts[1]) }

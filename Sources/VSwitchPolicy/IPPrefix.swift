@@ -20,6 +20,11 @@ public struct IPPrefix: Hashable, Sendable, CustomStringConvertible {
 
     /// Parses `address[/prefix]`; nil when the address or prefix is not valid for its family.
     public init?(_ text: String) {
+        if let fast = IPPrefix.parseASCII(text) {
+            guard let value = fast else { return nil }
+            self = value
+            return
+        }
         let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
         let address = String(parts[0])
         if address.contains(":") {
@@ -41,6 +46,50 @@ public struct IPPrefix: Hashable, Sendable, CustomStringConvertible {
             prefixLength = n
         } else {
             prefixLength = nil
+        }
+    }
+
+    private init(family: Family, bytes: [UInt8], prefixLength: Int?) {
+        self.family = family; self.bytes = bytes; self.prefixLength = prefixLength
+    }
+
+    /// The same parse over the bytes of ASCII text (no splitting into Strings): `.some(nil)` when the
+    /// text is not valid, nil when it is not ASCII (the general parser then decides; inet_pton accepts
+    /// only ASCII anyway).
+    private static func parseASCII(_ text: String) -> IPPrefix?? {
+        var t = text
+        return t.withUTF8 { u -> IPPrefix?? in
+            guard u.count < 64, u.allSatisfy({ $0 < 0x80 }) else { return nil }
+            let slash = u.firstIndex(of: UInt8(ascii: "/"))
+            let addressEnd = slash ?? u.count
+            var prefixLength: Int? = nil
+            if let slash {
+                let digits = u[(slash + 1)...]
+                guard !digits.isEmpty, digits.count <= 3, digits.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return .some(nil) }
+                prefixLength = digits.reduce(0) { $0 * 10 + Int($1 - 48) }
+            }
+            // NUL-terminated copy of the address part for inet_pton.
+            var buffer = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+            return withUnsafeMutableBytes(of: &buffer) { raw -> IPPrefix?? in
+                for k in 0..<addressEnd { raw[k] = u[k] }
+                raw[addressEnd] = 0
+                let name = raw.baseAddress!.assumingMemoryBound(to: CChar.self)
+                let family: Family
+                let bytes: [UInt8]
+                if u[..<addressEnd].contains(UInt8(ascii: ":")) {
+                    var a = in6_addr()
+                    guard inet_pton(AF_INET6, name, &a) == 1 else { return .some(nil) }
+                    family = .ipv6
+                    bytes = withUnsafeBytes(of: &a) { Array($0) }
+                } else {
+                    var a = in_addr()
+                    guard inet_pton(AF_INET, name, &a) == 1 else { return .some(nil) }
+                    family = .ipv4
+                    bytes = withUnsafeBytes(of: &a) { Array($0) }
+                }
+                if let n = prefixLength, n > (family == .ipv4 ? 32 : 128) { return .some(nil) }
+                return .some(IPPrefix(family: family, bytes: bytes, prefixLength: prefixLength))
+            }
         }
     }
 

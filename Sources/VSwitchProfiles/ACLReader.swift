@@ -50,6 +50,7 @@ struct ACLReader {
 
     mutating func read(_ elements: [XMLElement], profile: PortProfile) -> [ACLRule] {
         var rules: [(rule: ACLRule, match: ACLMatch, element: XMLElement)] = []
+        rules.reserveCapacity(elements.count)
         for e in elements {
             if let r = readRule(e) { rules.append(r) }
         }
@@ -92,12 +93,16 @@ struct ACLReader {
         var rule = ACLRule(name: name, direction: direction, action: action, weight: weight)
         var m = ACLMatch()
 
-        for (key, path) in [("LocalMACAddress", \ACLRule.localMAC), ("RemoteMACAddress", \ACLRule.remoteMAC)] {
-            if let (text, a) = attr(key) {
-                if let mac = MACAddress(text) { rule[keyPath: path] = mac }
-                else { fail(e, a, "'\(text)' is not a MAC address; write aa:bb:cc:dd:ee:ff, aa-bb-cc-dd-ee-ff or aabbccddeeff"); ok = false }
-            }
+        // Local then Remote, each field set directly (key-path writes through an array of pairs cost an
+        // allocation and a generic projection per rule, issue 3).
+        func mac(_ key: String) -> MACAddress? {
+            guard let (text, a) = attr(key) else { return nil }
+            if let mac = MACAddress(text) { return mac }
+            fail(e, a, "'\(text)' is not a MAC address; write aa:bb:cc:dd:ee:ff, aa-bb-cc-dd-ee-ff or aabbccddeeff"); ok = false
+            return nil
         }
+        rule.localMAC = mac("LocalMACAddress")
+        rule.remoteMAC = mac("RemoteMACAddress")
         m.localMAC = rule.localMAC
         m.remoteMAC = rule.remoteMAC
 
@@ -121,22 +126,24 @@ struct ACLReader {
         m.priority = rule.priority
 
         var families: [(IPPrefix.Family, XMLAttribute)] = []
-        for (key, path) in [("LocalIPAddress", \ACLRule.localIP), ("RemoteIPAddress", \ACLRule.remoteIP)] {
-            guard let (text, a) = attr(key) else { continue }
-            rule[keyPath: path] = text
-            if text.uppercased() == "ANY" { continue }
+        func ip(_ key: String, local: Bool) {
+            guard let (text, a) = attr(key) else { return }
+            if local { rule.localIP = text } else { rule.remoteIP = text }
+            if ValueSyntax.isAny(text) { return }
             guard let prefix = IPPrefix(text) else {
                 fail(e, a, "'\(text)' is not an IP address; expected IPv4 or IPv6 address[/prefix] (prefix ≤ 32 or ≤ 128) or ANY")
                 ok = false
-                continue
+                return
             }
             if prefix.hasHostBits {
                 fail(e, a, "'\(text)' has bits set beyond the /\(prefix.effectivePrefixLength) mask; did you mean \(prefix.networkText)?")
                 ok = false
             }
-            if key == "LocalIPAddress" { m.localIP = prefix } else { m.remoteIP = prefix }
+            if local { m.localIP = prefix } else { m.remoteIP = prefix }
             families.append((prefix.family, a))
         }
+        ip("LocalIPAddress", local: true)
+        ip("RemoteIPAddress", local: false)
         if families.count == 2, families[0].0 != families[1].0 {
             fail(e, families[1].1, "LocalIPAddress is IPv\(families[0].0.rawValue) but RemoteIPAddress is IPv\(families[1].0.rawValue); both must be the same family (or ANY)")
             ok = false
@@ -144,7 +151,7 @@ struct ACLReader {
 
         if let (text, a) = attr("Protocol") {
             rule.proto = text
-            if let n = Self.protocolNumbers.first(where: { $0.key.lowercased() == text.lowercased() })?.value {
+            if let n = Self.protocolNumber(text) {
                 m.proto = n
             } else if let n = ValueSyntax.unsigned(text), n <= 255 {
                 m.proto = UInt8(n)
@@ -169,20 +176,22 @@ struct ACLReader {
             if p == 58, family == .ipv4 || rule.etherType == 0x0800 { fail(e, a, "ICMPv6 is IPv6's; for IPv4 use Protocol ICMP (1)"); ok = false }
         }
 
-        for (key, path) in [("LocalPort", \ACLRule.localPort), ("RemotePort", \ACLRule.remotePort)] {
-            guard let (text, a) = attr(key) else { continue }
-            rule[keyPath: path] = text
+        func port(_ key: String, local: Bool) {
+            guard let (text, a) = attr(key) else { return }
+            if local { rule.localPort = text } else { rule.remotePort = text }
             guard let r = ValueSyntax.portRange(text) else {
                 fail(e, a, "'\(text)' is not a port or port range; expected N or lo-hi with 0 ≤ lo ≤ hi ≤ 65535")
                 ok = false
-                continue
+                return
             }
-            if key == "LocalPort" { m.localPort = r } else { m.remotePort = r }
+            if local { m.localPort = r } else { m.remotePort = r }
             if m.proto != 6, m.proto != 17 {
                 fail(e, a, "ports only apply to TCP or UDP; add Protocol=\"TCP\" or Protocol=\"UDP\"")
                 ok = false
             }
         }
+        port("LocalPort", local: true)
+        port("RemotePort", local: false)
         for (key, path) in [("ICMPType", \ACLRule.icmpType), ("ICMPCode", \ACLRule.icmpCode)] {
             guard let (text, a) = attr(key) else { continue }
             guard let v = ValueSyntax.unsigned(text), v <= 255 else {
@@ -201,6 +210,23 @@ struct ACLReader {
         return ok ? (rule, m, e) : nil
     }
 
+    /// The number of a protocol name, compared case-insensitively (TCP, udp, ICMPv6, …).
+    static func protocolNumber(_ text: String) -> UInt8? {
+        // ASCII text: compare the bytes folded to lower case (no Unicode case mapping turns non-ASCII
+        // text into these ASCII names, so anything else takes the general comparison).
+        if text.utf8.allSatisfy({ $0 < 0x80 }) {
+            let lower = text.utf8.map { $0 >= 65 && $0 <= 90 ? $0 | 0x20 : $0 }
+            switch lower.count {
+            case 3: if lower.elementsEqual("tcp".utf8) { return 6 }; if lower.elementsEqual("udp".utf8) { return 17 }
+            case 4: if lower.elementsEqual("icmp".utf8) { return 1 }
+            case 6: if lower.elementsEqual("icmpv6".utf8) { return 58 }
+            default: break
+            }
+            return nil
+        }
+        return protocolNumbers.first(where: { $0.key.lowercased() == text.lowercased() })?.value
+    }
+
     static func hex4(_ v: UInt16) -> String {
         let h = String(v, radix: 16, uppercase: true)
         return "0x" + String(repeating: "0", count: max(0, 4 - h.count)) + h
@@ -211,16 +237,27 @@ struct ACLReader {
     }
 
     /// (Direction, Weight) must be unique; Both counts as Inbound and Outbound.
+    private struct DirectionWeight: Hashable {
+        var inbound: Bool
+        var weight: Int
+    }
+
     private mutating func checkWeights(_ rules: [(rule: ACLRule, match: ACLMatch, element: XMLElement)]) {
-        var used: [String: (ACLRule, XMLElement)] = [:]
-        for (rule, _, e) in rules {
-            for d in Self.directions(rule.direction) {
-                let key = "\(d.rawValue)/\(rule.weight)"
-                if let (other, otherElement) = used[key] {
-                    fail(e, e.attribute("Weight"), "Weight \(rule.weight) in direction \(d.rawValue) is already used by ACL '\(other.name)' (line \(otherElement.line)); weights order the rules of a direction and must be unique")
+        // Key (direction, weight) → index of the rule that took it.
+        var used: [DirectionWeight: Int] = [:]
+        used.reserveCapacity(rules.count * 2)
+        let weights = rules.map(\.rule.weight)
+        let directions = rules.map(\.rule.direction)
+        for k in rules.indices {
+            let direction = directions[k], weight = weights[k]
+            for d in Self.directions(direction) {
+                let key = DirectionWeight(inbound: d == .inbound, weight: weight)
+                if let other = used[key] {
+                    let e = rules[k].element
+                    fail(e, e.attribute("Weight"), "Weight \(weight) in direction \(d.rawValue) is already used by ACL '\(rules[other].rule.name)' (line \(rules[other].element.line)); weights order the rules of a direction and must be unique")
                     break
                 }
-                used[key] = (rule, e)
+                used[key] = k
             }
         }
     }
@@ -228,15 +265,25 @@ struct ACLReader {
     /// A rule that a higher-weight rule of the same direction fully covers can never match: warn.
     private mutating func checkShadowing(_ rules: [(rule: ACLRule, match: ACLMatch, element: XMLElement)]) {
         var warned = Set<Int>()
+        // On indices (the same filter and sort as on the rules themselves: the sort's decisions depend
+        // only on the comparisons, so the order is the same), without copying rules.
+        // Weights, directions and matches pulled out once: reading them through the array of tuples
+        // copied whole tuples (a rule's strings retained and released) at every comparison.
+        let weights = rules.map(\.rule.weight)
+        let directions = rules.map(\.rule.direction)
+        let matches = rules.map(\.match)
         for d in [ACLDirection.inbound, .outbound] {
-            let ordered = rules.filter { Self.directions($0.rule.direction).contains(d) }
-                .sorted { $0.rule.weight > $1.rule.weight }
-            for (j, later) in ordered.enumerated() {
-                guard let earlier = ordered[..<j].first(where: { $0.rule.weight > later.rule.weight && $0.match.covers(later.match) })
-                else { continue }
-                guard warned.insert(later.element.index).inserted else { continue }
-                out.warning(later.element, profile: label,
-                            "ACL '\(later.rule.name)' can never match in direction \(d.rawValue): ACL '\(earlier.rule.name)' (weight \(earlier.rule.weight), line \(earlier.element.line)) matches everything it matches and is evaluated first")
+            let ordered = rules.indices.filter { directions[$0] == d || directions[$0] == .both }
+                .sorted { weights[$0] > weights[$1] }
+            for j in ordered.indices {
+                let later = ordered[j]
+                let laterWeight = weights[later]
+                guard let earlier = ordered[..<j].first(where: {
+                    weights[$0] > laterWeight && matches[$0].covers(matches[later])
+                }) else { continue }
+                guard warned.insert(rules[later].element.index).inserted else { continue }
+                out.warning(rules[later].element, profile: label,
+                            "ACL '\(rules[later].rule.name)' can never match in direction \(d.rawValue): ACL '\(rules[earlier].rule.name)' (weight \(rules[earlier].rule.weight), line \(rules[earlier].element.line)) matches everything it matches and is evaluated first")
             }
         }
     }

@@ -194,11 +194,12 @@ struct ProfileReader {
     }
 
     /// Unprefixed attributes must be in `allowed`; xsi:* are accepted; other namespaces are ignored with a warning.
-    static func checkAttributes(_ e: XMLElement, allowed: [String], out: inout DiagnosticCollector, profile: String?) {
+    static func checkAttributes(_ e: XMLElement, allowed: [String], allowedSet: Set<String>? = nil,
+                                out: inout DiagnosticCollector, profile: String?) {
         for a in e.attributes {
             if a.namespaceURI == xsiNamespace { continue }
             if a.namespaceURI == nil {
-                if allowed.contains(a.name) { continue }
+                if let allowedSet { if allowedSet.contains(a.name) { continue } } else if allowed.contains(a.name) { continue }
                 let valid = allowed.isEmpty ? "it takes no attributes" : "valid attributes: \(allowed.joined(separator: ", "))"
                 let hint = ValueSyntax.suggestion(for: a.name, among: allowed).map { " (did you mean \($0)?)" } ?? ""
                 out.error(e, a, profile: profile, "unknown attribute\(hint); \(valid)")

@@ -27,6 +27,50 @@ enum ValueSyntax {
     /// An absolute URI (RFC 3986): `scheme:` followed by at least one character, only URI characters,
     /// percent signs followed by two hex digits. Returns nil when valid, else why not.
     static func uriProblem(_ s: String) -> String? {
+        if isPlainValidURI(s) { return nil }
+        return uriProblemSlow(s)
+    }
+
+    /// URI characters after the scheme (RFC 3986 unreserved, reserved, '%'), as a byte table.
+    private static let uriByte: [Bool] = {
+        var t = [Bool](repeating: false, count: 256)
+        for b in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;=%".utf8 { t[Int(b)] = true }
+        return t
+    }()
+
+    @inline(__always) private static func isHexByte(_ b: UInt8) -> Bool {
+        (b >= 48 && b <= 57) || (b >= 65 && b <= 70) || (b >= 97 && b <= 102)
+    }
+
+    /// The common case of `uriProblem` over UTF-8 bytes: true only for an all-ASCII valid URI (the
+    /// slow path then has nothing to say); anything else goes to the slow path, which words the problem.
+    private static func isPlainValidURI(_ s: String) -> Bool {
+        var u = s
+        return u.withUTF8 { b -> Bool in
+            guard let colon = b.firstIndex(of: UInt8(ascii: ":")), colon > 0 else { return false }
+            let first = b[0]
+            guard (first >= 65 && first <= 90) || (first >= 97 && first <= 122) else { return false }
+            for k in 1..<colon {
+                let c = b[k]
+                let ok = (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c == 43 || c == 45 || c == 46
+                if !ok { return false }
+            }
+            guard colon + 1 < b.count else { return false }
+            var i = colon + 1
+            while i < b.count {
+                let c = b[i]
+                guard uriByte[Int(c)] else { return false }
+                if c == UInt8(ascii: "%") {
+                    guard i + 2 < b.count, isHexByte(b[i + 1]), isHexByte(b[i + 2]) else { return false }
+                    i += 2
+                }
+                i += 1
+            }
+            return true
+        }
+    }
+
+    private static func uriProblemSlow(_ s: String) -> String? {
         guard let colon = s.firstIndex(of: ":") else { return "it has no scheme (expected scheme:rest, e.g. urn:example:profile:web)" }
         let scheme = s[..<colon]
         guard let first = scheme.first, first.isASCII, first.isLetter,
@@ -50,6 +94,21 @@ enum ValueSyntax {
             i += 1
         }
         return nil
+    }
+
+    /// `s.uppercased() == "ANY"`, without building the upper-case string for ASCII text.
+    static func isAny(_ s: String) -> Bool {
+        let u = s.utf8
+        if u.allSatisfy({ $0 < 0x80 }) {
+            guard u.count == 3 else { return false }
+            var k = 0
+            for (c, want) in zip(u, "ANY".utf8) {
+                if (c >= 97 && c <= 122 ? c & ~0x20 : c) != want { return false }
+                k += 1
+            }
+            return k == 3
+        }
+        return s.uppercased() == "ANY"
     }
 
     /// `true`, `false`, `1`, `0` (xs:boolean).
@@ -87,6 +146,28 @@ enum ValueSyntax {
 
     /// `N` or `lo-hi`, 0...65535, lo ≤ hi.
     static func portRange(_ s: String) -> ClosedRange<UInt16>? {
+        // Fast path over the bytes: digits, at most one '-', digits (what the slow path accepts).
+        var u = s
+        let fast: ClosedRange<UInt16>?? = u.withUTF8 { b in
+            var values: (UInt64, UInt64) = (0, 0)
+            var part = 0, digits = 0
+            for c in b {
+                if c == UInt8(ascii: "-") {
+                    guard part == 0, digits > 0 else { return .some(nil) }
+                    part = 1; digits = 0
+                    continue
+                }
+                guard c >= 48, c <= 57 else { return .some(nil) }
+                digits += 1
+                if digits > 19 { return nil }   // leave overflow handling to the slow path
+                if part == 0 { values.0 = values.0 * 10 + UInt64(c - 48) } else { values.1 = values.1 * 10 + UInt64(c - 48) }
+            }
+            guard digits > 0 else { return .some(nil) }
+            let lo = values.0, hi = part == 1 ? values.1 : values.0
+            guard lo <= 65535, hi <= 65535, lo <= hi else { return .some(nil) }
+            return .some(UInt16(lo)...UInt16(hi))
+        }
+        if let fast { return fast }
         let parts = s.split(separator: "-", omittingEmptySubsequences: false)
         guard parts.count == 1 || parts.count == 2 else { return nil }
         var values: [UInt16] = []

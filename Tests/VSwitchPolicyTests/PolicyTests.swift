@@ -1,4 +1,4 @@
-import VSwitchPolicy
+@testable import VSwitchPolicy
 import XCTest
 
 final class VLANSetTests: XCTestCase {
@@ -146,5 +146,29 @@ final class PolicyCompileCacheTests: XCTestCase {
         XCTAssertEqual(cache.count, 1)
         _ = cache.compiledPort(b, mtu: 9000)
         XCTAssertEqual(cache.compiles, 6, "b was not used in the previous round, so it was dropped")
+    }
+}
+
+/// compileRule's byte-level fast paths (issue 3) give what the general parsing gave.
+final class CompileFastPathTests: XCTestCase {
+    func reference(_ text: String) -> (UInt16, UInt16)? {
+        let parts = text.split(separator: "-").compactMap { UInt16($0.trimmingCharacters(in: " ")) }
+        if parts.count == 1 { return (parts[0], parts[0]) }
+        if parts.count == 2 { return (parts[0], parts[1]) }
+        return nil
+    }
+
+    func testRangesAndANY() {
+        for t in ["22", "0", "65535", "65536", "1-2", "2-1", "-1", "1-", "1--2", "", "a", "00022", "000022", " 22", "1 - 2", "5000-5100", "70000-1"] {
+            var r = ACLRule(name: "r", direction: .inbound, action: .deny, weight: 1)
+            r.proto = "TCP"; r.localPort = t
+            let m = PolicyCompiler.compileRule(r)
+            let want = reference(t)
+            XCTAssertEqual(m.fields.contains(.localPort), want != nil, t)
+            if let want { XCTAssertEqual(m.localPortLo, want.0, t); XCTAssertEqual(m.localPortHi, want.1, t) }
+        }
+        for t in ["ANY", "any", "AnY", "ANY ", "ａｎｙ", "10.0.0.0/8"] {
+            XCTAssertEqual(PolicyCompiler.isAny(t), t.uppercased() == "ANY", t)
+        }
     }
 }

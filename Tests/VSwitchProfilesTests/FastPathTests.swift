@@ -1,0 +1,115 @@
+import Foundation
+import XCTest
+import VSwitchPolicy
+@testable import VSwitchProfiles
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The byte-level fast paths added for issue 3 (reload speed) against the code they short-cut, kept
+/// here as reference implementations: same answer for every input, tricky ones included.
+final class FastPathTests: XCTestCase {
+    // MARK: reference implementations (the code before issue 3's fast paths)
+
+    static func refURIProblem(_ s: String) -> String? {
+        guard let colon = s.firstIndex(of: ":") else { return "it has no scheme (expected scheme:rest, e.g. urn:example:profile:web)" }
+        let scheme = s[..<colon]
+        guard let first = scheme.first, first.isASCII, first.isLetter,
+              scheme.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "+" || $0 == "-" || $0 == ".") }) else {
+            return "its scheme '\(scheme)' is not a letter followed by letters, digits, '+', '-' or '.'"
+        }
+        let rest = s[s.index(after: colon)...]
+        guard !rest.isEmpty else { return "nothing follows the scheme '\(scheme):'" }
+        let allowed = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;=%")
+        let chars = Array(rest)
+        var i = 0
+        while i < chars.count {
+            let c = chars[i]
+            if !allowed.contains(c) { return "it contains '\(c)', which is not allowed in a URI (percent-encode it)" }
+            if c == "%" {
+                guard i + 2 < chars.count, chars[i + 1].isASCII && chars[i + 1].isHexDigit, chars[i + 2].isASCII && chars[i + 2].isHexDigit else {
+                    return "'%' is not followed by two hexadecimal digits"
+                }
+                i += 2
+            }
+            i += 1
+        }
+        return nil
+    }
+
+    static func refPortRange(_ s: String) -> ClosedRange<UInt16>? {
+        let parts = s.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 1 || parts.count == 2 else { return nil }
+        var values: [UInt16] = []
+        for p in parts {
+            guard let v = ValueSyntax.unsigned(String(p)), v <= 65535 else { return nil }
+            values.append(UInt16(v))
+        }
+        guard values.first! <= values.last! else { return nil }
+        return values.first!...values.last!
+    }
+
+    static func refIPPrefix(_ text: String) -> (IPPrefix.Family, [UInt8], Int?)? {
+        let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+        let address = String(parts[0])
+        let family: IPPrefix.Family, bytes: [UInt8]
+        if address.contains(":") {
+            var a = in6_addr()
+            guard inet_pton(AF_INET6, address, &a) == 1 else { return nil }
+            family = .ipv6; bytes = withUnsafeBytes(of: &a) { Array($0) }
+        } else {
+            var a = in_addr()
+            guard inet_pton(AF_INET, address, &a) == 1 else { return nil }
+            family = .ipv4; bytes = withUnsafeBytes(of: &a) { Array($0) }
+        }
+        var length: Int? = nil
+        if parts.count == 2 {
+            let p = parts[1]
+            guard !p.isEmpty, p.count <= 3, p.allSatisfy({ $0.isASCII && $0.isNumber }), let n = Int(p),
+                  n <= (family == .ipv4 ? 32 : 128) else { return nil }
+            length = n
+        }
+        return (family, bytes, length)
+    }
+
+    // MARK: inputs
+
+    let uris = ["urn:a:b", "urn:", ":x", "1urn:x", "ur n:x", "urn:x y", "urn:%4", "urn:%4g", "urn:%41", "urn:%", "urn:é",
+                "urné:x", "", "a:b%", "http://x/y?z#w", "u+r.n-1:x", "urn:vswitch:profile:tenant-a", "x:\u{301}", "a:b<c",
+                "URN:A", "u:\t", "u:[]@!$&'()*+,;=~", "u:%AF%af"]
+    let ports = ["22", "0", "65535", "65536", "1-2", "2-1", "-1", "1-", "1--2", "", "a", "00022", "000000000000000000022",
+                 "99999999999999999999", "999999999999999999999999", "1 - 2", "１", "5000-5100", "0-65535", "7-7", "-", "1-2-3"]
+    let anys = ["ANY", "any", "AnY", "ANY ", "AN", "ANYx", "ａｎｙ", "İNY", "an\u{0079}", "", "10.0.0.0/8"]
+    let protocols = ["TCP", "tcp", "Tcp", "udp", "ICMP", "icmpv6", "ICMPV6", "icmpv7", "6", "tcp ", "ｔｃｐ", "K", "", "ıcmp", "İCMP"]
+    let addresses = ["10.0.0.0/8", "10.0.0.1", "10.0.0.0/33", "10.0.0.0/32", "10.0.0.0/", "10.0.0.0/08", "10.0.0.0/1/2",
+                     "fe80::1", "2001:db8::/32", "2001:db8::/129", "2001:db8::/128", "::", "1.2.3", "01.2.3.4", "10.0.0.0/a",
+                     "", "/8", "é", "10.0.0.0/８", "192.168.1.0/24", String(repeating: "1", count: 70), "::ffff:10.0.0.1/100",
+                     "10.0.0.0/0", "10.0.0.0/0000", "1.2.3.4 ", " 1.2.3.4", "1:2:3:4:5:6:7:8:9"]
+
+    func testURIProblem() {
+        for u in uris { XCTAssertEqual(ValueSyntax.uriProblem(u), Self.refURIProblem(u), u) }
+    }
+
+    func testPortRange() {
+        for p in ports { XCTAssertEqual(ValueSyntax.portRange(p), Self.refPortRange(p), p) }
+    }
+
+    func testAnyAndProtocolNames() {
+        for a in anys { XCTAssertEqual(ValueSyntax.isAny(a), a.uppercased() == "ANY", a) }
+        for p in protocols {
+            XCTAssertEqual(ACLReader.protocolNumber(p), ACLReader.protocolNumbers.first(where: { $0.key.lowercased() == p.lowercased() })?.value, p)
+        }
+    }
+
+    func testIPPrefix() {
+        for a in addresses {
+            let got = IPPrefix(a), want = Self.refIPPrefix(a)
+            XCTAssertEqual(got == nil, want == nil, a)
+            if let got, let want {
+                XCTAssertEqual(got.family, want.0, a)
+                XCTAssertEqual(got.bytes, want.1, a)
+                XCTAssertEqual(got.prefixLength, want.2, a)
+            }
+        }
+    }
+}
