@@ -11,20 +11,43 @@ struct SourcePosition: Hashable {
     var column: Int
 }
 
+/// Stored as 32-bit fields (documents are far below 2 GiB; larger ones get no locator): a 1,000-profile
+/// document has ~70,000 tags and ~90,000 attributes, and these arrays are built at every reload.
 struct StartTagLocation {
-    var position: SourcePosition
+    private var line: Int32, column: Int32
+    private var start: Int32
+    private var attributeStart: Int32, attributeEnd: Int32
+
+    init(position: SourcePosition, offset: Int, attributes: Range<Int>) {
+        line = Int32(truncatingIfNeeded: position.line); column = Int32(truncatingIfNeeded: position.column)
+        start = Int32(truncatingIfNeeded: offset)
+        attributeStart = Int32(truncatingIfNeeded: attributes.lowerBound); attributeEnd = Int32(truncatingIfNeeded: attributes.upperBound)
+    }
+
+    var position: SourcePosition { SourcePosition(line: Int(line), column: Int(column)) }
     /// Byte offset of the `<`.
-    var offset: Int
+    var offset: Int { Int(start) }
     /// Where this tag's attributes are in `SourceLocator.attributes`.
-    var attributes: Range<Int>
+    var attributes: Range<Int> {
+        get { Int(attributeStart)..<Int(attributeEnd) }
+        set { attributeStart = Int32(truncatingIfNeeded: newValue.lowerBound); attributeEnd = Int32(truncatingIfNeeded: newValue.upperBound) }
+    }
 }
 
 /// An attribute as written: its qualified name (`xsi:nil`, `First`) as a byte range of the document, and
 /// the position of the name.
 struct AttributeLocation {
-    var nameStart: Int
-    var nameEnd: Int
-    var position: SourcePosition
+    private var start: Int32, end: Int32
+    private var line: Int32, column: Int32
+
+    init(nameStart: Int, nameEnd: Int, position: SourcePosition) {
+        start = Int32(truncatingIfNeeded: nameStart); end = Int32(truncatingIfNeeded: nameEnd)
+        line = Int32(truncatingIfNeeded: position.line); column = Int32(truncatingIfNeeded: position.column)
+    }
+
+    var nameStart: Int { Int(start) }
+    var nameEnd: Int { Int(end) }
+    var position: SourcePosition { SourcePosition(line: Int(line), column: Int(column)) }
 }
 
 struct SourceLocator {
@@ -87,7 +110,19 @@ struct SourceLocator {
         var attributes: [AttributeLocation] = []
         var depths: [Int32] = []
         var depth: Int32 = 0
+        // Positions and offsets are kept in 32 bits: no locator for documents of 2 GiB or more.
+        guard bytes.count < Int(Int32.max) else { return }
         bytes.withUnsafeBufferPointer { buffer in
+            // Room for every tag and attribute at once (at most one per '<' and per '='), instead of
+            // growing the arrays by doubling (each growth copies them).
+            var lts = 0, eqs = 0
+            for c in buffer {
+                lts &+= c == UInt8(ascii: "<") ? 1 : 0
+                eqs &+= c == UInt8(ascii: "=") ? 1 : 0
+            }
+            tags.reserveCapacity(lts)
+            depths.reserveCapacity(lts)
+            attributes.reserveCapacity(eqs)
             var s = Scanner(buffer)
             let b = buffer, n = s.n
             let lt = UInt8(ascii: "<"), gt = UInt8(ascii: ">"), slash = UInt8(ascii: "/"), bang = UInt8(ascii: "!")

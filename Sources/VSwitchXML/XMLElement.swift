@@ -60,13 +60,21 @@ public final class XMLElement: Sendable {
     public var trimmedText: String { XMLElement.trim(text) }
 
     /// The attribute `name` in no namespace (the usual case for unprefixed attributes).
+    /// (Index loops comparing fields in place: `first(where:)` copied each attribute, four strings, issue 3.)
     public func attribute(_ name: String) -> XMLAttribute? {
-        attributes.first { $0.name == name && $0.namespaceURI == nil }
+        for i in attributes.indices where attributes[i].namespaceURI == nil && attributes[i].name == name {
+            return attributes[i]
+        }
+        return nil
     }
 
     /// The attribute `name` in namespace `namespaceURI`.
     public func attribute(_ name: String, namespace namespaceURI: String) -> XMLAttribute? {
-        attributes.first { $0.name == name && $0.namespaceURI == namespaceURI }
+        if attributes.isEmpty { return nil }
+        for i in attributes.indices where attributes[i].name == name && attributes[i].namespaceURI == namespaceURI {
+            return attributes[i]
+        }
+        return nil
     }
 
     /// `xsi:nil="true"` (or `1`) is present: the WS-CIM encoding of NULL.
