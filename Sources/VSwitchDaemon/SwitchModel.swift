@@ -12,6 +12,10 @@
 //   frees the index; the lowest free index is reused first.
 // - The system side (TAPs, namespaces, netlink) is behind `PortSystem`, so the whole model is
 //   unit-tested with a fake system and no root.
+// - Reload speed (issue 3): per profile document a `ProfileReadCache` (profiles whose text did not
+//   change are not read again) and one `PolicyCompileCache` (a profile equal to the one compiled for
+//   the previous snapshot, with the same port parameters, is not compiled again). Both are replaced
+//   only by an accepted change; a refused one leaves them as they were.
 //
 // Threading: control thread only (the daemon's poll loop). Forwarding threads only ever see
 // published snapshots and the shared MACTable.

@@ -13,6 +13,12 @@
 // - All or nothing: any error refuses the whole document; `ProfileLoadError` carries every
 //   diagnostic (errors and warnings), sorted by position. Warnings of an accepted document
 //   are returned in `ProfileSet.warnings`.
+// - Reloads (issue 3): `load(data:fileName:cache:)` keeps a `ProfileReadCache` of the last
+//   accepted document; the next load still parses and XSD-validates everything, but does not
+//   build or read again an ovf:NetworkPortProfile whose source bytes (and the root's namespace
+//   declarations) are unchanged and which was read without any diagnostic. Rules across
+//   profiles run on every load, and a load with any error is redone without the cache, so
+//   diagnostics never depend on it. The cache changes only when a load succeeds.
 // - Output (ProfileWriter): form 1, DMTF elements alphabetically then vsx extensions, so
 //   load → write → load gives equal profiles and write is a fixed point.
 //

@@ -18,6 +18,11 @@
 //   Errors are collected with `xmlSchemaSetValidStructuredErrors` (structured: line,
 //   node) and mapped back to the element tree so readers can attach a profile name.
 //
+// - Reloads (issue 3): a caller may ask (`reuse:`) not to build some children of the root it
+//   already read in an earlier load; they are still parsed and validated, and are offered only
+//   when the document has no XSD finding and every start tag was located, with their exact
+//   byte range (the caller compares bytes, never guesses).
+//
 // Threading
 // - Control plane only (configuration load / reload), never the forwarding path.
 // - libxml2 is used from one thread at a time: every call into it runs under one
