@@ -211,7 +211,9 @@ public enum XMLParser {
                                   recordNodes: !state.rawIssues.isEmpty,
                                   reuse: state.rawIssues.isEmpty && !schemaFailure ? reuse : nil)
         var root = builder.build(rootNode, depth: 1)
-        if builder.depthError == nil, builder.nextIndex != locator.tags.count {
+        // (A build stopped by the depth limit has not counted everything: count the DOM's elements then.)
+        let built = builder.depthError == nil ? builder.nextIndex : countElements(rootNode)
+        if built != locator.tags.count {
             locator = SourceLocator([])
             state.nodes = [:]
             state.attributePositions = [:]
@@ -359,6 +361,17 @@ private let validationErrorHandler: xmlStructuredErrorFunc = { userData, error i
     let state = Unmanaged<ParseState>.fromOpaque(userData).takeUnretainedValue()
     state.rawIssues.append(ParseState.RawIssue(severity: severity(of: error), line: Int(error.pointee.line),
                                                message: message(of: error), node: error.pointee.node))
+}
+
+/// Elements in the subtree of `node` (itself included).
+private func countElements(_ node: xmlNodePtr) -> Int {
+    var n = 1
+    var child = node.pointee.children
+    while let c = child {
+        if c.pointee.type == XML_ELEMENT_NODE { n += countElements(c) }
+        child = c.pointee.next
+    }
+    return n
 }
 
 /// The `y` of "…, attribute 'y': …" in a libxml2 schema message.
