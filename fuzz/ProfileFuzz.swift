@@ -7,7 +7,9 @@
 // Invariants beyond "no crash, no sanitizer report, no hang":
 //   - a profile document that loads survives load → write → load with equal profiles, and every
 //     profile compiles (PolicyCompiler.compilePort);
-//   - a topology that loads names only profiles it has, and every port's profile compiles at its MTU.
+//   - a topology that loads names only profiles it has, and every port's profile compiles at its MTU;
+//   - a profile document loaded through a ProfileReadCache (another document's, then its own) gives
+//     exactly a cold load's profiles, warnings or diagnostics (issue 3).
 import VSwitchPolicy
 import VSwitchProfiles
 import VSwitchTopology
@@ -67,7 +69,37 @@ let scratch: String = {
     return dir
 }()
 
+/// What a load gave, in full (profiles and warnings, or every diagnostic), for comparing loads.
+func outcome(_ load: () throws -> ProfileSet) -> String {
+    do {
+        let set = try load()
+        return "loaded \(set.profiles)\n" + set.warnings.map(\.description).joined(separator: "\n")
+    } catch let e as ProfileLoadError {
+        return "refused\n" + e.diagnostics.map(\.description).joined(separator: "\n")
+    } catch {
+        return "other \(error)"
+    }
+}
+
+/// The read cache of the demo profiles, which most seeds are variations of (so inputs share blocks with it).
+let baseCache: ProfileReadCache? = {
+    var cache: ProfileReadCache? = nil
+    if let b = readAll(repoRoot + "/topologies/profiles/tenants.xml") {
+        _ = try? ProfileLoader.load(data: b, fileName: "fuzz.xml", cache: &cache)
+    }
+    return cache
+}()
+
 func fuzzProfiles(_ bytes: [UInt8]) {
+    // Reloads (issue 3): a load through the read cache (of another document, then of this one) gives
+    // exactly what a cold load gives.
+    let cold = outcome { try ProfileLoader.load(data: bytes, fileName: "fuzz.xml") }
+    var cache = baseCache
+    let warm = outcome { try ProfileLoader.load(data: bytes, fileName: "fuzz.xml", cache: &cache) }
+    let rewarm = outcome { try ProfileLoader.load(data: bytes, fileName: "fuzz.xml", cache: &cache) }
+    if warm != cold || rewarm != cold {
+        fatalError("a load through ProfileReadCache differs from a cold load\n--- cold ---\n\(cold)\n--- warm ---\n\(warm)\n--- again ---\n\(rewarm)")
+    }
     guard let set = try? ProfileLoader.load(data: bytes, fileName: "fuzz.xml") else { return }
     for p in set.profiles { _ = PolicyCompiler.compilePort(p) }
     let text = ProfileWriter.write(set.profiles)
