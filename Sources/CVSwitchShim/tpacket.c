@@ -17,6 +17,10 @@ int vsw_tpacket_rx_open_vnet(int ifindex, unsigned block_size, unsigned block_co
 static int rx_open(int ifindex, unsigned block_size, unsigned block_count, unsigned retire_ms, void **map, int *vnet_out);
 int vsw_tpacket_tx_open(int ifindex, unsigned frame_size, unsigned frame_count, void **map);
 long vsw_tpacket_tx_kick(int fd);
+int vsw_tpacket_rx_open_ring(int ifindex, int version, unsigned block_size, unsigned block_count, unsigned frame_size,
+                             unsigned retire_ms, int flags, int rcvbuf, void **map, int *vnet_out);
+int vsw_tpacket_stats(int fd, unsigned *packets, unsigned *drops);
+int vsw_packet_fanout(int fd, unsigned group, unsigned mode);
 
 _Static_assert(offsetof(struct tpacket_block_desc, hdr.bh1.block_status) == 8, "block_status");
 _Static_assert(offsetof(struct tpacket_block_desc, hdr.bh1.num_pkts) == 12, "num_pkts");
@@ -30,6 +34,11 @@ _Static_assert(offsetof(struct tpacket3_hdr, hv1.tp_vlan_tpid) == 36, "tpid");
 _Static_assert(offsetof(struct tpacket2_hdr, tp_status) == 0, "v2 status");
 _Static_assert(offsetof(struct tpacket2_hdr, tp_len) == 4, "v2 len");
 _Static_assert(TPACKET2_HDRLEN - sizeof(struct sockaddr_ll) == 32, "v2 data");
+_Static_assert(offsetof(struct tpacket2_hdr, tp_snaplen) == 8, "v2 snaplen");
+_Static_assert(offsetof(struct tpacket2_hdr, tp_mac) == 12, "v2 mac");
+_Static_assert(offsetof(struct tpacket2_hdr, tp_vlan_tci) == 24, "v2 tci");
+_Static_assert(offsetof(struct tpacket2_hdr, tp_vlan_tpid) == 26, "v2 tpid");
+_Static_assert(TP_STATUS_COPY == 2, "copy");
 _Static_assert(TP_STATUS_VLAN_VALID == 0x10 && TP_STATUS_VLAN_TPID_VALID == 0x40, "vlan status");
 
 static int fail(int fd, void *map, size_t len) {
@@ -51,28 +60,51 @@ int vsw_tpacket_rx_open_vnet(int ifindex, unsigned block_size, unsigned block_co
 }
 
 static int rx_open(int ifindex, unsigned block_size, unsigned block_count, unsigned retire_ms, void **map, int *vnet_out) {
+    return vsw_tpacket_rx_open_ring(ifindex, 3, block_size, block_count, 2048, retire_ms, vnet_out ? 1 : 0, 0, map, vnet_out);
+}
+
+// flags: 1 = ask for PACKET_VNET_HDR (best effort, *vnet_out says whether the kernel took it);
+//        2 = PACKET_COPY_THRESH (TPACKET_V2: a frame too large for a ring frame is also queued whole to the
+//            socket, its ring frame flagged TP_STATUS_COPY, and read with recv()).
+// rcvbuf > 0: SO_RCVBUF (bounds the copies queued by PACKET_COPY_THRESH; SO_RCVBUFFORCE first, as root).
+int vsw_tpacket_rx_open_ring(int ifindex, int version, unsigned block_size, unsigned block_count, unsigned frame_size,
+                             unsigned retire_ms, int flags, int rcvbuf, void **map, int *vnet_out) {
+    if (vnet_out) *vnet_out = 0;
     // Protocol 0 until the ring exists: nothing is queued outside it.
     int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
-    int v = TPACKET_V3;
+    int v = version == 2 ? TPACKET_V2 : TPACKET_V3;
     if (setsockopt(fd, SOL_PACKET, PACKET_VERSION, &v, sizeof v) < 0) return fail(fd, 0, 0);
     int one = 1;
 #ifdef PACKET_IGNORE_OUTGOING
     if (setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one) < 0) return fail(fd, 0, 0);
 #endif
-    (void)one;
     // PACKET_VNET_HDR must precede the ring (EBUSY after). Best effort: without it GSO frames arrive
     // as oversize frames and partial checksums cannot be completed.
-    if (vnet_out && setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) == 0) *vnet_out = 1;
-    struct tpacket_req3 req;
-    memset(&req, 0, sizeof req);
-    req.tp_block_size = block_size;
-    req.tp_block_nr = block_count;
-    req.tp_frame_size = 2048;
-    req.tp_frame_nr = (block_size / 2048) * block_count;
-    req.tp_retire_blk_tov = retire_ms;
-    if (setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof req) < 0) return fail(fd, 0, 0);
+    if ((flags & 1) && vnet_out && setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) == 0) *vnet_out = 1;
+    if ((flags & 2) && setsockopt(fd, SOL_PACKET, PACKET_COPY_THRESH, &one, sizeof one) < 0) return fail(fd, 0, 0);
+    if (rcvbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) < 0)
+        (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
     size_t len = (size_t)block_size * block_count;
+    if (v == TPACKET_V3) {
+        struct tpacket_req3 req;
+        memset(&req, 0, sizeof req);
+        req.tp_block_size = block_size;
+        req.tp_block_nr = block_count;
+        req.tp_frame_size = frame_size;
+        req.tp_frame_nr = (block_size / frame_size) * block_count;
+        req.tp_retire_blk_tov = retire_ms;
+        if (setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof req) < 0) return fail(fd, 0, 0);
+    } else {
+        if (frame_size == 0 || block_size % frame_size != 0) { errno = EINVAL; return fail(fd, 0, 0); }
+        struct tpacket_req req;
+        memset(&req, 0, sizeof req);
+        req.tp_block_size = block_size;
+        req.tp_block_nr = block_count;
+        req.tp_frame_size = frame_size;
+        req.tp_frame_nr = (block_size / frame_size) * block_count;
+        if (setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof req) < 0) return fail(fd, 0, 0);
+    }
     void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
     if (m == MAP_FAILED) return fail(fd, 0, 0);
     struct sockaddr_ll sll;
@@ -88,6 +120,23 @@ static int rx_open(int ifindex, unsigned block_size, unsigned block_count, unsig
     if (setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof mr) < 0) return fail(fd, m, len);
     *map = m;
     return fd;
+}
+
+// PACKET_STATISTICS (the kernel resets them on every read): frames received and frames dropped (ring full).
+int vsw_tpacket_stats(int fd, unsigned *packets, unsigned *drops) {
+    struct tpacket_stats_v3 st;
+    memset(&st, 0, sizeof st);
+    socklen_t l = sizeof st;
+    if (getsockopt(fd, SOL_PACKET, PACKET_STATISTICS, &st, &l) < 0) return -1;
+    *packets = st.tp_packets;
+    *drops = st.tp_drops;
+    return 0;
+}
+
+// PACKET_FANOUT: joins `fd` to fanout group `group` (16 bits) with `mode` (PACKET_FANOUT_HASH = 0, CPU = 2, ...).
+int vsw_packet_fanout(int fd, unsigned group, unsigned mode) {
+    int arg = (int)((group & 0xffff) | (mode << 16));
+    return setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg);
 }
 
 int vsw_tpacket_tx_open(int ifindex, unsigned frame_size, unsigned frame_count, void **map) {

@@ -7,6 +7,7 @@ import Foundation
 import VSwitchCapture
 import VSwitchControl
 import VSwitchCore
+import VSwitchIO
 import VSwitchPacket
 import VSwitchPolicy
 import VSwitchProfiles
@@ -340,6 +341,10 @@ public final class ControlCommands {
             let c = PortCounters(port: p.index, blocks: blocks)
             var drops: [String: JSON] = [:]
             for r in DropReason.allCases { drops[r.name] = .count(c.drops(r)) }
+            if let n = model.resource(p.index) as? NetdevPort {
+                // Frames the netdev port's RX ring dropped (full), read before the switch ever saw them.
+                for (k, v) in n.ringCounters() { drops["ring_" + k] = .count(v) }
+            }
             return ["name": .string(p.config.name), "index": .int(p.index), "up": .bool(p.link == .up),
                     "link": .string(p.link.rawValue),
                     "rx_packets": .count(c.rxPackets), "rx_bytes": .count(c.rxBytes), "tx_packets": .count(c.txPackets),

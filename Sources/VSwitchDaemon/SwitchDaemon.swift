@@ -398,12 +398,16 @@ public final class SwitchDaemon {
     }
 
     public func statsJSON() -> [String: Any] {
-        let ports: [[String: Any]] = counters().map { name, c in
+        let blocks = threads.map(\.engine.counters)
+        let ports: [[String: Any]] = model.sortedPorts.map { p in
+            let c = PortCounters(port: p.index, blocks: blocks)
             var drops: [String: UInt64] = [:]
             for r in DropReason.allCases { drops[r.name] = c.drops(r) }
-            return ["name": name, "rx_packets": c.rxPackets, "rx_bytes": c.rxBytes, "tx_packets": c.txPackets,
-                    "tx_bytes": c.txBytes, "floods": c.floods, "mac_moves": c.macMoves,
-                    "learn_table_full": c.learnTableFull, "drops": drops]
+            var row: [String: Any] = ["name": p.config.name, "rx_packets": c.rxPackets, "rx_bytes": c.rxBytes, "tx_packets": c.txPackets,
+                                      "tx_bytes": c.txBytes, "floods": c.floods, "mac_moves": c.macMoves,
+                                      "learn_table_full": c.learnTableFull, "drops": drops]
+            if let n = model.resource(p.index) as? NetdevPort { row["netdev_ring"] = n.ringCounters() }
+            return row
         }
         let fdb: [[String: Any]] = model.table.entries(now: monotonicSeconds()).map {
             ["port": model.portName($0.port), "vlan": Int($0.vlan), "mac": MACAddress(rawValue: $0.mac).description,

@@ -142,6 +142,8 @@ public final class SwitchModel {
     public func offloadActive(_ index: Int) -> Bool { ports[index]?.attachment?.offload ?? false }
     /// Whether port `index` takes UDP super-frames (USO) as well.
     public func usoActive(_ index: Int) -> Bool { ports[index]?.attachment?.uso ?? false }
+    /// The OS resource behind a port (a TapDevice, a NetdevPort, ...), if attached.
+    public func resource(_ index: Int) -> AnyObject? { ports[index]?.attachment?.resource }
 
     func specs() -> [PortSpec] {
         // Ports bound to the same profile (and MTU) share one compilation, and a profile unchanged since

@@ -57,15 +57,28 @@ public struct NetdevRing {
     /// The RX ring carries a virtio_net_hdr (10 bytes) in front of every frame (PACKET_VNET_HDR).
     public var vnet: Bool = false
 
-    /// Owner thread: whether the current block holds frames for us.
+    /// RX ring layout: 3 = TPACKET_V3 (blocks), 2 = TPACKET_V2 (fixed frames of `frameSize`, `frameCount` of them).
+    public var version: Int = 3
+    public var frameSize: Int = 0
+    public var frameCount: Int = 0
+    /// TPACKET_V2: the owner thread's next ring frame.
+    public var frame: Int = 0
+    /// TPACKET_V2: frames too large for a ring frame, read whole from the socket (TP_STATUS_COPY).
+    public var copied: UInt64 = 0
+
+    /// Owner thread: whether the ring holds frames for us (V3: the current block is retired; V2: the next frame is filled).
     @inline(__always)
     public func hasFrames() -> Bool {
-        vsw_ring_load_status(rxMap + block &* blockSize + Int(VSW_TP3_BLOCK_STATUS)) & UInt32(VSW_TP_STATUS_USER) != 0
+        if version == 2 {
+            return vsw_ring_load_status(rxMap + frame &* frameSize) & UInt32(VSW_TP_STATUS_USER) != 0
+        }
+        return vsw_ring_load_status(rxMap + block &* blockSize + Int(VSW_TP3_BLOCK_STATUS)) & UInt32(VSW_TP_STATUS_USER) != 0
     }
 
     /// Owner thread: copies up to `batch.capacity` frames into `batch` (tags re-inserted).
     @inline(__always)
     public mutating func receive(into batch: inout FrameBatch) -> Int {
+        if version == 2 { return receiveV2(into: &batch) }
         var n = 0
         let room = batch.dataRoom
         while n < batch.capacity {
@@ -78,26 +91,10 @@ public struct NetdevRing {
                 let status = h.load(fromByteOffset: Int(VSW_TP3_STATUS), as: UInt32.self)
                 let len = Int(h.load(fromByteOffset: Int(VSW_TP3_SNAPLEN), as: UInt32.self))
                 let src = h + Int(h.load(fromByteOffset: Int(VSW_TP3_MAC), as: UInt16.self))
-                let dst = batch.receiveBuffer(n)
-                if status & UInt32(VSW_TP_STATUS_VLAN_VALID) != 0 && len >= 12 {
-                    if len + 4 <= room {
-                        let tpid: UInt16 = status & UInt32(VSW_TP_STATUS_VLAN_TPID_VALID) != 0
-                            ? h.load(fromByteOffset: Int(VSW_TP3_VLAN_TPID), as: UInt16.self) : 0x8100
-                        let tci = h.load(fromByteOffset: Int(VSW_TP3_VLAN_TCI), as: UInt32.self)
-                        dst.copyMemory(from: src, byteCount: 12)
-                        dst.storeBytes(of: tpid.bigEndian, toByteOffset: 12, as: UInt16.self)
-                        dst.storeBytes(of: UInt16(truncatingIfNeeded: tci).bigEndian, toByteOffset: 14, as: UInt16.self)
-                        (dst + 16).copyMemory(from: src + 12, byteCount: len &- 12)
-                        batch.setReceived(n, length: len &+ 4)
-                        if vnet { takeVnetHeader(src - VirtioNet.legacyHeaderSize, batch, n, shift: 4) }
-                        n &+= 1
-                    } else { oversize &+= 1 }
-                } else if len <= room {
-                    dst.copyMemory(from: src, byteCount: len)
-                    batch.setReceived(n, length: len)
-                    if vnet { takeVnetHeader(src - VirtioNet.legacyHeaderSize, batch, n, shift: 0) }
-                    n &+= 1
-                } else { oversize &+= 1 }
+                let tpid: UInt16 = status & UInt32(VSW_TP_STATUS_VLAN_TPID_VALID) != 0
+                    ? h.load(fromByteOffset: Int(VSW_TP3_VLAN_TPID), as: UInt16.self) : 0x8100
+                let tci = UInt16(truncatingIfNeeded: h.load(fromByteOffset: Int(VSW_TP3_VLAN_TCI), as: UInt32.self))
+                if take(src, len, status, tpid, tci, &batch, n, room) { n &+= 1 }
                 packet &+= 1
                 offset &+= Int(h.load(fromByteOffset: Int(VSW_TP3_NEXT), as: UInt32.self))
             }
@@ -110,6 +107,84 @@ public struct NetdevRing {
         }
         batch.count = n
         return n
+    }
+
+    /// TPACKET_V2: one status word per ring frame, handed back as soon as the frame is copied. A frame too
+    /// large for a ring frame (a GSO super-frame, a jumbo frame) is flagged TP_STATUS_COPY and also queued
+    /// whole to the socket (PACKET_COPY_THRESH), in ring order: it is read with one recv().
+    @inline(__always)
+    mutating func receiveV2(into batch: inout FrameBatch) -> Int {
+        var n = 0
+        let room = batch.dataRoom
+        while n < batch.capacity {
+            let h = rxMap + frame &* frameSize
+            let status = vsw_ring_load_status(h)
+            if status & UInt32(VSW_TP_STATUS_USER) == 0 { break }
+            let tpid: UInt16 = status & UInt32(VSW_TP_STATUS_VLAN_TPID_VALID) != 0
+                ? h.load(fromByteOffset: Int(VSW_TP2_VLAN_TPID), as: UInt16.self) : 0x8100
+            let tci = h.load(fromByteOffset: Int(VSW_TP2_VLAN_TCI), as: UInt16.self)
+            if status & UInt32(VSW_TP_STATUS_COPY) != 0 {
+                if receiveCopy(status, tpid, tci, &batch, n, room) { n &+= 1 }
+            } else {
+                let len = Int(h.load(fromByteOffset: Int(VSW_TP2_SNAPLEN), as: UInt32.self))
+                let wire = Int(h.load(fromByteOffset: Int(VSW_TP2_LEN), as: UInt32.self))
+                let src = h + Int(h.load(fromByteOffset: Int(VSW_TP2_MAC), as: UInt16.self))
+                if len < wire { oversize &+= 1 }   // cut to the ring frame and no whole copy queued (socket buffer full)
+                else if take(src, len, status, tpid, tci, &batch, n, room) { n &+= 1 }
+            }
+            vsw_ring_store_status(h, UInt32(VSW_TP_STATUS_KERNEL))
+            frame = frame &+ 1 == frameCount ? 0 : frame &+ 1
+        }
+        batch.count = n
+        return n
+    }
+
+    /// TPACKET_V2, a TP_STATUS_COPY frame: the whole frame (behind its virtio_net_hdr) is the next one queued
+    /// on the socket. Read straight into the batch buffer, the tag (from the ring frame) re-inserted.
+    mutating func receiveCopy(_ status: UInt32, _ tpid: UInt16, _ tci: UInt16, _ batch: inout FrameBatch, _ n: Int, _ room: Int) -> Bool {
+        copied &+= 1
+        let vlan = status & UInt32(VSW_TP_STATUS_VLAN_VALID) != 0
+        let shift = vlan ? 4 : 0
+        let hdr = vnet ? VirtioNet.legacyHeaderSize : 0
+        let dst = batch.receiveBuffer(n)
+        let base = dst + shift - hdr            // headroom (64 bytes) takes the header
+        let r = Glibc.recv(rxFd, base, room - shift + hdr, 0x40 | 0x20 /* MSG_DONTWAIT | MSG_TRUNC */)
+        guard r >= hdr else { oversize &+= 1; return false }
+        let len = r - hdr
+        guard len <= room - shift, len >= 12 || !vlan else { oversize &+= 1; return false }
+        var hv: (UInt64, UInt64) = (0, 0)      // the header, kept before the tag's move overwrites its tail
+        if vnet { withUnsafeMutableBytes(of: &hv) { $0.baseAddress!.copyMemory(from: base, byteCount: hdr) } }
+        if vlan {
+            memmove(dst, dst + 4, 12)
+            dst.storeBytes(of: tpid.bigEndian, toByteOffset: 12, as: UInt16.self)
+            dst.storeBytes(of: tci.bigEndian, toByteOffset: 14, as: UInt16.self)
+        }
+        batch.setReceived(n, length: len &+ shift)
+        if vnet { withUnsafeMutableBytes(of: &hv) { takeVnetHeader($0.baseAddress!, batch, n, shift: shift) } }
+        return true
+    }
+
+    /// Copies one ring frame into batch slot `n` (its 802.1Q tag re-inserted if the kernel stripped it into the
+    /// ring header); false when it does not fit the batch buffer.
+    @inline(__always)
+    mutating func take(_ src: UnsafeMutableRawPointer, _ len: Int, _ status: UInt32, _ tpid: UInt16, _ tci: UInt16,
+                       _ batch: inout FrameBatch, _ n: Int, _ room: Int) -> Bool {
+        let dst = batch.receiveBuffer(n)
+        if status & UInt32(VSW_TP_STATUS_VLAN_VALID) != 0 && len >= 12 {
+            guard len + 4 <= room else { oversize &+= 1; return false }
+            dst.copyMemory(from: src, byteCount: 12)
+            dst.storeBytes(of: tpid.bigEndian, toByteOffset: 12, as: UInt16.self)
+            dst.storeBytes(of: tci.bigEndian, toByteOffset: 14, as: UInt16.self)
+            (dst + 16).copyMemory(from: src + 12, byteCount: len &- 12)
+            batch.setReceived(n, length: len &+ 4)
+            if vnet { takeVnetHeader(src - VirtioNet.legacyHeaderSize, batch, n, shift: 4) }
+            return true
+        }
+        guard len <= room else { oversize &+= 1; return false }
+        dst.copyMemory(from: src, byteCount: len)
+        batch.setReceived(n, length: len)
+        if vnet { takeVnetHeader(src - VirtioNet.legacyHeaderSize, batch, n, shift: 0) }
+        return true
     }
 
     /// Copies the ring's virtio_net_hdr of a frame to the batch's header spot (csum_start shifted by a
@@ -193,48 +268,97 @@ public struct NetdevRing {
 
 public enum SendResultKind { case sent, queued, wouldBlock, failed }
 
+/// The rings of a netdev port (module header: what each value trades). `current` is `standard` with any
+/// `VSWITCH_NETDEV_*` environment overrides (VERSION, BLOCK, BLOCKS, FRAME, TOV, TXFRAMES, RCVBUF), read
+/// once: for measuring other settings without a rebuild.
+public struct NetdevRingTuning: Equatable, Sendable {
+    /// 2 = TPACKET_V2 (one status word per frame), 3 = TPACKET_V3 (blocks retired when full or after `retireMs`).
+    public var version: Int
+    public var blockSize: Int
+    public var blockCount: Int
+    /// V2: bytes per ring frame (a frame that does not fit is read whole from the socket: PACKET_COPY_THRESH).
+    public var frameSize: Int
+    /// V3: block retire timeout (ms; 1 is the kernel's minimum).
+    public var retireMs: Int
+    public var txFrameSize: Int
+    public var txFrames: Int
+    /// SO_RCVBUF of the RX socket (V2: bounds the whole-frame copies queued beside the ring); 0 = default.
+    public var rcvbuf: Int
+
+    public init(version: Int, blockSize: Int, blockCount: Int, frameSize: Int, retireMs: Int, txFrameSize: Int,
+                txFrames: Int, rcvbuf: Int) {
+        self.version = version; self.blockSize = blockSize; self.blockCount = blockCount; self.frameSize = frameSize
+        self.retireMs = retireMs; self.txFrameSize = txFrameSize; self.txFrames = txFrames; self.rcvbuf = rcvbuf
+    }
+
+    public var ringBytes: Int { blockSize * blockCount }
+
+    /// TPACKET_V3, the settings before issue 7's tuning (32 blocks of 128 KiB, 1 ms).
+    public static let v3 = NetdevRingTuning(version: 3, blockSize: 1 << 17, blockCount: 32, frameSize: 2048, retireMs: 1,
+                                            txFrameSize: 2048, txFrames: 256, rcvbuf: 0)
+    public static let standard = v3
+
+    public static let current: NetdevRingTuning = {
+        var t = standard
+        func env(_ k: String) -> Int? { getenv("VSWITCH_NETDEV_" + k).flatMap { Int(String(cString: $0)) } }
+        if let v = env("VERSION") { t.version = v }
+        if let v = env("BLOCK") { t.blockSize = v }
+        if let v = env("BLOCKS") { t.blockCount = v }
+        if let v = env("FRAME") { t.frameSize = v }
+        if let v = env("TOV") { t.retireMs = v }
+        if let v = env("TXFRAMES") { t.txFrames = v }
+        if let v = env("RCVBUF") { t.rcvbuf = v }
+        return t
+    }()
+}
+
 /// The control thread's handle on a netdev port: opens and closes its sockets and rings.
 public final class NetdevPort {
     public let interface: String
     public let ifindex: Int32
     public let ring: UnsafeMutablePointer<NetdevRing>
     public let slot: Int32
-    public static let blockSize = 1 << 17, blockCount = 32, txFrameSize = 2048, txFrames = 256
+    public let tuning: NetdevRingTuning
 
     /// Opens the rings on `interface` with `txQueues` TX rings (one per forwarding thread).
-    public init(interface: String, txQueues: Int) throws {
+    public init(interface: String, txQueues: Int, tuning: NetdevRingTuning = .current) throws {
         let idx = Int32(if_nametoindex(interface))
         guard idx > 0 else { throw SystemError(operation: "attach netdev port to", errno: ENODEV, context: "\"\(interface)\"") }
         var map: UnsafeMutableRawPointer?
         var vnet: Int32 = 0
-        let fd = vsw_tpacket_rx_open_vnet(idx, UInt32(NetdevPort.blockSize), UInt32(NetdevPort.blockCount), 1, &map, &vnet)
+        let fd = vsw_tpacket_rx_open_ring(idx, Int32(tuning.version), UInt32(tuning.blockSize), UInt32(tuning.blockCount),
+                                          UInt32(tuning.frameSize), UInt32(tuning.retireMs), tuning.version == 2 ? 3 : 1,
+                                          Int32(tuning.rcvbuf), &map, &vnet)
         guard fd >= 0, let rxMap = map else {
-            throw SystemError(operation: "open a TPACKET_V3 RX ring on", errno: errno, context: "\"\(interface)\"")
+            throw SystemError(operation: "open a TPACKET_V\(tuning.version) RX ring on", errno: errno, context: "\"\(interface)\"")
         }
         let n = max(1, txQueues)
         let tx = UnsafeMutablePointer<NetdevTxRing>.allocate(capacity: n)
         var opened = 0
         func undo() {
-            for k in 0..<opened { munmap(tx[k].map, NetdevPort.txFrameSize * NetdevPort.txFrames); Glibc.close(tx[k].fd) }
+            for k in 0..<opened { munmap(tx[k].map, tx[k].frameSize * tx[k].frameCount); Glibc.close(tx[k].fd) }
             tx.deallocate()
-            munmap(rxMap, NetdevPort.blockSize * NetdevPort.blockCount)
+            munmap(rxMap, tuning.ringBytes)
             Glibc.close(fd)
         }
         for k in 0..<n {
             var tmap: UnsafeMutableRawPointer?
-            let tfd = vsw_tpacket_tx_open(idx, UInt32(NetdevPort.txFrameSize), UInt32(NetdevPort.txFrames), &tmap)
+            let tfd = vsw_tpacket_tx_open(idx, UInt32(tuning.txFrameSize), UInt32(tuning.txFrames), &tmap)
             guard tfd >= 0, let m = tmap else {
                 let e = errno
                 undo()
                 throw SystemError(operation: "open a TPACKET_V2 TX ring on", errno: e, context: "\"\(interface)\"")
             }
-            (tx + k).initialize(to: NetdevTxRing(fd: tfd, map: m, frameSize: NetdevPort.txFrameSize, frameCount: NetdevPort.txFrames))
+            (tx + k).initialize(to: NetdevTxRing(fd: tfd, map: m, frameSize: tuning.txFrameSize, frameCount: (tuning.txFrames + 15) / 16 * 16))
             opened += 1
         }
         ring = .allocate(capacity: 1)
-        ring.initialize(to: NetdevRing(rxFd: fd, rxMap: rxMap, blockSize: NetdevPort.blockSize, blockCount: NetdevPort.blockCount,
+        ring.initialize(to: NetdevRing(rxFd: fd, rxMap: rxMap, blockSize: tuning.blockSize, blockCount: tuning.blockCount,
                                        txCount: n, tx: tx))
         ring.pointee.vnet = vnet != 0
+        ring.pointee.version = tuning.version == 2 ? 2 : 3
+        ring.pointee.frameSize = tuning.frameSize
+        ring.pointee.frameCount = tuning.blockSize / tuning.frameSize * tuning.blockCount
         guard let s = PortRegistry.register(UnsafeMutableRawPointer(ring)) else {
             ring.deallocate()
             undo()
@@ -242,9 +366,31 @@ public final class NetdevPort {
         }
         self.interface = interface
         self.ifindex = idx
+        self.tuning = tuning
         slot = s
         open = true
     }
+
+    /// PACKET_STATISTICS of the RX socket since the last call (the kernel resets them): frames the ring
+    /// took and frames it dropped because it was full.
+    public func ringStatistics() -> (packets: UInt64, drops: UInt64)? {
+        guard open else { return nil }
+        var p: UInt32 = 0, d: UInt32 = 0
+        guard vsw_tpacket_stats(ring.pointee.rxFd, &p, &d) == 0 else { return nil }
+        ringPackets &+= UInt64(p); ringDrops &+= UInt64(d)
+        return (UInt64(p), UInt64(d))
+    }
+
+    /// Control thread: the ring's counters since the port opened — frames the kernel put in the ring
+    /// (`packets`), frames it dropped for a full ring (`drops`), frames read whole beside the ring
+    /// (`copied`, TPACKET_V2), frames dropped for not fitting a batch buffer (`oversize`). The last two
+    /// are written by the owning forwarding thread (plain loads: a monitoring read).
+    public func ringCounters() -> [String: UInt64] {
+        _ = ringStatistics()
+        guard open else { return [:] }
+        return ["packets": ringPackets, "drops": ringDrops, "copied": ring.pointee.copied, "oversize": ring.pointee.oversize]
+    }
+    var ringPackets: UInt64 = 0, ringDrops: UInt64 = 0
 
     var open: Bool
 

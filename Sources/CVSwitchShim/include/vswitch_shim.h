@@ -148,6 +148,16 @@ int vsw_tpacket_rx_open_vnet(int ifindex, unsigned block_size, unsigned block_co
 int vsw_tpacket_tx_open(int ifindex, unsigned frame_size, unsigned frame_count, void **map);
 /// Kicks the TX ring: sendto(fd, NULL, 0, MSG_DONTWAIT). Returns bytes sent or -1 with errno.
 long vsw_tpacket_tx_kick(int fd);
+/// The general RX ring: `version` 2 (TPACKET_V2: fixed frames of `frame_size`, one status word per frame) or
+/// 3 (TPACKET_V3: variable frames in blocks retired when full or after `retire_ms`). `flags`: 1 = ask for
+/// PACKET_VNET_HDR (*vnet_out says whether it took), 2 = PACKET_COPY_THRESH (V2: a frame larger than a ring
+/// frame is also queued whole to the socket, its ring frame flagged TP_STATUS_COPY). `rcvbuf` > 0: SO_RCVBUF.
+int vsw_tpacket_rx_open_ring(int ifindex, int version, unsigned block_size, unsigned block_count, unsigned frame_size,
+                             unsigned retire_ms, int flags, int rcvbuf, void **map, int *vnet_out);
+/// PACKET_STATISTICS (reset by every read): frames received, frames dropped for a full ring.
+int vsw_tpacket_stats(int fd, unsigned *packets, unsigned *drops);
+/// PACKET_FANOUT: joins fanout group `group` with `mode` (0 hash, 2 cpu, ...).
+int vsw_packet_fanout(int fd, unsigned group, unsigned mode);
 
 // TPACKET_V3 block descriptor (struct tpacket_block_desc) and frame header (struct tpacket3_hdr).
 enum {
@@ -156,6 +166,9 @@ enum {
     VSW_TP3_VLAN_TCI = 32, VSW_TP3_VLAN_TPID = 36,
     // struct tpacket2_hdr (TX ring): status, len; data at TPACKET2_HDRLEN - sizeof(struct sockaddr_ll)
     VSW_TP2_STATUS = 0, VSW_TP2_LEN = 4, VSW_TP2_DATA = 32,
+    // struct tpacket2_hdr (RX ring)
+    VSW_TP2_SNAPLEN = 8, VSW_TP2_MAC = 12, VSW_TP2_VLAN_TCI = 24, VSW_TP2_VLAN_TPID = 26,
+    VSW_TP_STATUS_COPY = 2,
     VSW_TP_STATUS_KERNEL = 0, VSW_TP_STATUS_USER = 1, VSW_TP_STATUS_SEND_REQUEST = 1,
     VSW_TP_STATUS_VLAN_VALID = 0x10, VSW_TP_STATUS_VLAN_TPID_VALID = 0x40,
 };
