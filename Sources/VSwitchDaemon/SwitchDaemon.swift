@@ -39,6 +39,8 @@ public struct DaemonOptions: Sendable {
     public var portIO: PortIO = .uring
     /// TAP offloads (IFF_VNET_HDR, checksum, TSO) allowed; false forces every port off (A/B benchmarks).
     public var offloads = true
+    /// RX rings of netdev ports (`vswitchd --netdev-ring`; `VSWITCH_NETDEV_*` overrides, NetdevRingTuning.current).
+    public var netdevRing: NetdevRingTuning = .standard
     /// The topology to start from (nil: restore from the state directory).
     public var topology: Topology?
     /// Where state is kept; nil: no persistence (topology mode without --state-dir).
@@ -172,6 +174,7 @@ public final class SwitchDaemon {
         publisher.setThreadCount(n)
         system.forwardingThreads = n
         system.offloadsAllowed = options.offloads
+        system.netdevRing = options.netdevRing.withEnvironmentOverrides()
         // Buffers: 64 KiB frames when offloads may be on (GSO super-frames from TAPs and netdevs), else
         // the largest MTU. Measured: no difference in 64-byte forwarding (bench/RESULTS.md, issue 7).
         let dataRoom = options.offloads ? max(VirtioNet.maxFrame, SwitchModel.maxMTU + 64) : SwitchModel.maxMTU + 64

@@ -21,6 +21,8 @@ public final class TapPortSystem: PortSystem {
     public var forwardingThreads = 1
     /// False: every TAP is opened without offloads whatever its configuration (`vswitchd --offloads off`).
     public var offloadsAllowed = true
+    /// RX / TX rings of netdev ports.
+    public var netdevRing: NetdevRingTuning = .current
 
     /// Opens a TAP (created or adopted) with or without IFF_VNET_HDR, enabling TUNSETOFFLOAD when with.
     /// Opens a TAP and states its offloads; returns it and whether USO is on.
@@ -140,7 +142,7 @@ extension TapPortSystem {
         switch p.type {
         case "netdev":
             let ifname = p.interface ?? p.name
-            let port = try NetdevPort(interface: ifname, txQueues: forwardingThreads)
+            let port = try NetdevPort(interface: ifname, txQueues: forwardingThreads, tuning: netdevRing)
             // Bring the interface up (an uplink or veth end may be down); its MTU is the operator's.
             if let info = try? Netlink.link(ifname), !info.isUp { try? Netlink.configure(LinkConfig(name: ifname, up: true)) }
             // With PACKET_VNET_HDR the port takes GSO frames and partial checksums (NetdevRing.sendOffloaded).

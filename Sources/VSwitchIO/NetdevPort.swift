@@ -296,10 +296,21 @@ public struct NetdevRingTuning: Equatable, Sendable {
     /// TPACKET_V3, the settings before issue 7's tuning (32 blocks of 128 KiB, 1 ms).
     public static let v3 = NetdevRingTuning(version: 3, blockSize: 1 << 17, blockCount: 32, frameSize: 2048, retireMs: 1,
                                             txFrameSize: 2048, txFrames: 256, rcvbuf: 0)
-    public static let standard = v3
+    /// `vswitchd --netdev-ring latency` (the default): TPACKET_V2, 8,192 frames of 2 KiB (16 MiB), whole-frame
+    /// copies of larger frames bounded by an 8 MiB socket buffer.
+    public static let latency = NetdevRingTuning(version: 2, blockSize: 1 << 16, blockCount: 256, frameSize: 2048, retireMs: 1,
+                                                 txFrameSize: 2048, txFrames: 256, rcvbuf: 8 << 20)
+    /// `vswitchd --netdev-ring throughput`: TPACKET_V3, 128 blocks of 128 KiB (16 MiB), 1 ms retire timeout.
+    public static let throughput = NetdevRingTuning(version: 3, blockSize: 1 << 17, blockCount: 128, frameSize: 2048, retireMs: 1,
+                                                    txFrameSize: 2048, txFrames: 256, rcvbuf: 0)
+    public static let standard = latency
 
-    public static let current: NetdevRingTuning = {
-        var t = standard
+    /// `standard` with the `VSWITCH_NETDEV_*` overrides.
+    public static let current: NetdevRingTuning = standard.withEnvironmentOverrides()
+
+    /// This tuning with any `VSWITCH_NETDEV_*` environment overrides applied.
+    public func withEnvironmentOverrides() -> NetdevRingTuning {
+        var t = self
         func env(_ k: String) -> Int? { getenv("VSWITCH_NETDEV_" + k).flatMap { Int(String(cString: $0)) } }
         if let v = env("VERSION") { t.version = v }
         if let v = env("BLOCK") { t.blockSize = v }
@@ -309,7 +320,7 @@ public struct NetdevRingTuning: Equatable, Sendable {
         if let v = env("TXFRAMES") { t.txFrames = v }
         if let v = env("RCVBUF") { t.rcvbuf = v }
         return t
-    }()
+    }
 }
 
 /// The control thread's handle on a netdev port: opens and closes its sockets and rings.
