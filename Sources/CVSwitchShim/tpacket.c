@@ -20,7 +20,6 @@ long vsw_tpacket_tx_kick(int fd);
 int vsw_tpacket_rx_open_ring(int ifindex, int version, unsigned block_size, unsigned block_count, unsigned frame_size,
                              unsigned retire_ms, int flags, int rcvbuf, void **map, int *vnet_out);
 int vsw_tpacket_stats(int fd, unsigned *packets, unsigned *drops);
-int vsw_packet_fanout(int fd, unsigned group, unsigned mode);
 
 _Static_assert(offsetof(struct tpacket_block_desc, hdr.bh1.block_status) == 8, "block_status");
 _Static_assert(offsetof(struct tpacket_block_desc, hdr.bh1.num_pkts) == 12, "num_pkts");
@@ -131,12 +130,6 @@ int vsw_tpacket_stats(int fd, unsigned *packets, unsigned *drops) {
     *packets = st.tp_packets;
     *drops = st.tp_drops;
     return 0;
-}
-
-// PACKET_FANOUT: joins `fd` to fanout group `group` (16 bits) with `mode` (PACKET_FANOUT_HASH = 0, CPU = 2, ...).
-int vsw_packet_fanout(int fd, unsigned group, unsigned mode) {
-    int arg = (int)((group & 0xffff) | (mode << 16));
-    return setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg);
 }
 
 int vsw_tpacket_tx_open(int ifindex, unsigned frame_size, unsigned frame_count, void **map) {

@@ -1,13 +1,35 @@
 // NetdevPort: a port on an EXISTING interface (a veth end, a TAP whose fd QEMU/libvirt holds, an
 // uplink) through AF_PACKET rings (dataplane.md "Ports", issue 8 item 2, issue 7 item 3).
 //
-// Receive: one socket per port with a TPACKET_V3 RX ring (32 blocks of 128 KiB, blocks retired
-// after 1 ms), PACKET_IGNORE_OUTGOING (the switch never sees its own sends), the interface in
-// promiscuous mode (PACKET_MR_PROMISC; the kernel drops the membership when the socket closes).
-// Only the port's owning forwarding thread reads it: it walks the ready block's frames into its
-// batch (one copy per frame; a frame whose 802.1Q tag the kernel stripped into tp_vlan_tci —
-// TP_STATUS_VLAN_VALID — gets the tag re-inserted, so the pipeline sees the wire form) and hands
-// the block back to the kernel as soon as its last frame is copied.
+// Receive: one socket per port with an RX ring, PACKET_IGNORE_OUTGOING (the switch never sees its own
+// sends), the interface in promiscuous mode (PACKET_MR_PROMISC; the kernel drops the membership when
+// the socket closes). Only the port's owning forwarding thread reads it, one copy per frame into its
+// batch (a frame whose 802.1Q tag the kernel stripped into tp_vlan_tci — TP_STATUS_VLAN_VALID — gets
+// the tag re-inserted, so the pipeline sees the wire form), handing ring memory back at once.
+// Two ring layouts (NetdevRingTuning; `vswitchd --netdev-ring`), chosen by measurement (bench/README.md
+// "Netdev ports"):
+// - latency (the default): TPACKET_V2, 8,192 frames of 2 KiB (16 MiB). One status word per frame: the
+//   kernel wakes the thread per frame and the thread hands each frame back as soon as it is copied. p50
+//   latency through the switch ~16–35 µs (it was 550–870 µs with V3). A frame larger than a ring frame
+//   (a GSO super-frame, a jumbo frame) is queued whole to the socket as well (PACKET_COPY_THRESH), its
+//   ring frame flagged TP_STATUS_COPY: it is read with one recv() in ring order. Those copies are
+//   bounded by the socket buffer: SO_RCVBUF 8 MiB (with the default 208 KiB, a 64 KB super-frame or two
+//   filled it and TCP through the port retransmitted 120,000–300,000 segments in 5 s; with 8 MiB, ~500).
+//   Cost: more wake-ups at moderate rates (CPU per frame at 100 kpps +20–40 %).
+// - throughput: TPACKET_V3, 128 blocks of 128 KiB (16 MiB), retired after 1 ms (the kernel's minimum).
+//   The thread wakes once per block, not per frame, but a frame waits in a half-filled block until the
+//   timeout: p50 latency 0.55–0.9 ms at every rate below the point where blocks fill (~1,000 64-byte
+//   frames per block). Blocks cannot be smaller: a block must hold a 64 KB GSO super-frame. Reading the
+//   block the kernel is still filling is not possible safely: the kernel bumps num_pkts before copying a
+//   frame and writes tp_status before tp_snaplen/tp_mac, with no ordering a reader could rely on.
+//   At rates where blocks retire by the timer, the ring holds blockCount ms of traffic, not its size in
+//   frames: 32 blocks (the earlier setting) lost frames whenever the thread stalled 32 ms (seen at
+//   12–90 kpps on this shared 2-core machine); 128 blocks hold 128 ms.
+// Not used, measured: AF_XDP in copy mode (generic or veth-native XDP) — no faster per frame than a
+// TPACKET ring (bench/README.md), and it carries no virtio_net_hdr (no GSO / partial checksums, so TCP
+// from a peer with its default offloads would need them switched off); busy polling (SO_BUSY_POLL) —
+// veth and TAP have no NAPI context to poll here; PACKET_FANOUT — a netdev port is read by one thread
+// (ports are spread across threads), see bench/README.md.
 // Offloads: the RX socket asks for PACKET_VNET_HDR, so a frame the interface's peer sent with a
 // partial checksum (CHECKSUM_PARTIAL: a veth peer with tx checksumming on) or as a GSO super-frame
 // (TSO on) carries its virtio_net_hdr; it is copied to the batch's header spot and the engine
@@ -19,8 +41,11 @@
 // through the TX ring.
 // Transmit: one TX-only socket per forwarding thread (TX rings are single-producer; any thread may
 // send to any port), TPACKET_V2 TX ring of 256 × 2 KiB frames, PACKET_QDISC_BYPASS. `send` fills a
-// ring frame, `flush` is one sendto() for the whole batch. A frame too large for a ring frame
-// (jumbo MTU) is sent with send() on the RX socket instead.
+// ring frame, `flush` is one sendto() for the whole batch (the kernel sends the whole ring in that
+// call; a veth or TAP transmit does not queue, so more ring frames would not be used). A frame too
+// large for a ring frame (jumbo MTU) is sent with send() on the RX socket instead.
+// Counters: `ringCounters()` (PACKET_STATISTICS: frames the ring took and dropped for being full;
+// whole-frame copies; oversize drops), in `vswitchctl port stats` (drops.ring_*) and --stats-json.
 //
 // Threading: `open`/`close` on the control thread (close only after a snapshot without the port is
 // published); `NetdevRing` is used by forwarding threads through the PortRegistry.

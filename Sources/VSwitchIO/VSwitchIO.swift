@@ -26,7 +26,7 @@
 //   PortEntry.offload tells the backends to read and write the 12-byte header with every frame
 //   (in the same read()/write() or io_uring SQE: the header sits just in front of the frame).
 // - Not asked for: UFO/USO (UDP is never segmented by the switch), so UDP stays MTU-sized.
-// - Netdev ports ask for PACKET_VNET_HDR on their TPACKET_V3 RX ring: partial checksums and GSO
+// - Netdev ports ask for PACKET_VNET_HDR on their RX ring (TPACKET_V2 or V3): partial checksums and GSO
 //   frames from the interface's peer are taken with their metadata; on TX a GSO frame is sent as
 //   one unit behind its header through that socket (`NetdevRing.sendOffloaded`).
 // - Memory: with offloads the daemon's batch buffers hold 64 KiB frames (64 × 65.6 KB ≈ 4.2 MB

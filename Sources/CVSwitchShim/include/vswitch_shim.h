@@ -156,8 +156,6 @@ int vsw_tpacket_rx_open_ring(int ifindex, int version, unsigned block_size, unsi
                              unsigned retire_ms, int flags, int rcvbuf, void **map, int *vnet_out);
 /// PACKET_STATISTICS (reset by every read): frames received, frames dropped for a full ring.
 int vsw_tpacket_stats(int fd, unsigned *packets, unsigned *drops);
-/// PACKET_FANOUT: joins fanout group `group` with `mode` (0 hash, 2 cpu, ...).
-int vsw_packet_fanout(int fd, unsigned group, unsigned mode);
 
 // TPACKET_V3 block descriptor (struct tpacket_block_desc) and frame header (struct tpacket3_hdr).
 enum {

@@ -286,14 +286,14 @@ let benchProfile = """
 
 /// `io`: vswitchd's --port-io (uring: batched io_uring submissions; syscall: one read()/write() per frame).
 /// `netdev`: the virtual systems sit behind veth pairs (like the bridge's) whose host ends vswitchd attaches
-/// as netdev ports (AF_PACKET TPACKET_V3 rings) instead of TAPs.
+/// as netdev ports (AF_PACKET RX rings: TPACKET_V2 by default, see NetdevPort.swift) instead of TAPs.
 /// `capture`: a `vswitchctl capture` of every frame of the receiving port (vsb-tb, both directions, whole
 /// frames) writes a pcap file on /dev/shm for the whole measurement (issue 4's "How fast").
 /// `offloads`: vswitchd's --offloads (on: TAPs with IFF_VNET_HDR, checksum and TSO, the default; off: plain TAPs).
 func vswitchSUT(threads: Int, io: String = "uring", netdev: Bool = false, capture: Bool = false, offloads: Bool = true) -> SwitchUnderTest {
     SwitchUnderTest(name: "vswitch-\(threads)t",
                     summary: netdev
-                        ? "VSwitch vswitchd, netdev ports (AF_PACKET TPACKET_V3 rings on veth host ends), \(threads) forwarding thread\(threads == 1 ? "" : "s"), access ports in VLAN 10"
+                        ? "VSwitch vswitchd, netdev ports (AF_PACKET rings on veth host ends, vswitchd --netdev-ring default), \(threads) forwarding thread\(threads == 1 ? "" : "s"), access ports in VLAN 10"
                         : "VSwitch vswitchd, TAP ports (\(io == "uring" ? "io_uring, one submission per batch and direction" : "one read()/write() per frame"), offloads \(offloads ? "on: virtio-net header, checksum, TSO" : "off")), \(threads) forwarding thread\(threads == 1 ? "" : "s"), access ports in VLAN 10") { sut in
         let bin = try vswitchdPath()
         let dir = runDir + "/vswitch-\(threads)t-\(netdev ? "netdev" : io)\(capture ? "-capture" : "")\(offloads ? "" : "-nooffload")"
