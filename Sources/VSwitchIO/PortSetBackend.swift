@@ -34,6 +34,8 @@ public struct PortSetBackend<Tap: PortBackend>: PollingBackend {
     let registered: UnsafeMutablePointer<Int32>
     let wanted: UnsafeMutablePointer<Int32>
     var fdCount = 0
+    /// Registered fds that are not netdev RX sockets (TAPs): a zero-timeout poll needs epoll_wait only for them.
+    var otherFdCount = 0
     /// Netdev ports (ring pointers) and replay ports (state pointers) this thread receives from.
     let netdevPorts: UnsafeMutablePointer<UInt16>
     let netdevRings: UnsafeMutablePointer<UnsafeMutablePointer<NetdevRing>>
@@ -68,7 +70,7 @@ public struct PortSetBackend<Tap: PortBackend>: PollingBackend {
     }
 
     public mutating func prepare(ports: UnsafePointer<UInt16>, count n: Int, view: UnsafeMutablePointer<ConfigView>) {
-        fdCount = 0; netdevCount = 0; replayCount = 0
+        fdCount = 0; otherFdCount = 0; netdevCount = 0; replayCount = 0
         for p in 0..<maxPorts { wanted[p] = -1 }
         for k in 0..<min(n, maxPorts) {
             let p = Int(ports[k])
@@ -87,6 +89,7 @@ public struct PortSetBackend<Tap: PortBackend>: PollingBackend {
                 replayCount += 1
             default:
                 wanted[p] = e.handle
+                otherFdCount += 1
             }
         }
         // Removals first (an fd number may have moved to another port), then every wanted fd.
@@ -121,6 +124,10 @@ public struct PortSetBackend<Tap: PortBackend>: PollingBackend {
             }
         }
         if n > 0 { timeout = 0 }
+        // A netdev ring's readiness is its status word, read above: without other fds, a pass that does not
+        // wait needs no system call (with TPACKET_V2 rings the thread wakes per frame at moderate rates, and
+        // the forwarding loop makes two such passes before it sleeps).
+        if timeout == 0 && otherFdCount == 0 { return n }
         if fdCount == 0 {
             if timeout > 0 { usleep(UInt32(timeout) * 1000) }
             return n
