@@ -341,17 +341,19 @@ public final class ControlCommands {
             let c = PortCounters(port: p.index, blocks: blocks)
             var drops: [String: JSON] = [:]
             for r in DropReason.allCases { drops[r.name] = .count(c.drops(r)) }
-            if let n = model.resource(p.index) as? NetdevPort {
-                // Frames the netdev port's RX ring dropped (full), read before the switch ever saw them.
-                for (k, v) in n.ringCounters() { drops["ring_" + k] = .count(v) }
-            }
-            return ["name": .string(p.config.name), "index": .int(p.index), "up": .bool(p.link == .up),
+            var row: [String: JSON] = ["name": .string(p.config.name), "index": .int(p.index), "up": .bool(p.link == .up),
                     "link": .string(p.link.rawValue),
                     "rx_packets": .count(c.rxPackets), "rx_bytes": .count(c.rxBytes), "tx_packets": .count(c.txPackets),
                     "tx_bytes": .count(c.txBytes), "floods": .count(c.floods), "mac_moves": .count(c.macMoves),
                     "learn_table_full": .count(c.learnTableFull), "drops_total": .count(c.totalDrops),
                     "capture_copies": .count(c.captureCopies), "capture_drops": .count(c.captureDrops), "mirror_tx": .count(c.mirrorSent), "mirror_drops": .count(c.mirrorDrops),
                     "drops": .object(drops)]
+            if let n = model.resource(p.index) as? NetdevPort {
+                // The netdev port's RX ring (NetdevPort.ringCounters): frames it took, frames it dropped for being
+                // full (before the switch ever saw them), whole-frame copies beside it, oversize drops.
+                row["netdev_ring"] = .object(n.ringCounters().mapValues { .count($0) })
+            }
+            return .object(row)
         }
         return ["ports": .array(rows)]
     }

@@ -45,7 +45,7 @@
 // call; a veth or TAP transmit does not queue, so more ring frames would not be used). A frame too
 // large for a ring frame (jumbo MTU) is sent with send() on the RX socket instead.
 // Counters: `ringCounters()` (PACKET_STATISTICS: frames the ring took and dropped for being full;
-// whole-frame copies; oversize drops), in `vswitchctl port stats` (drops.ring_*) and --stats-json.
+// whole-frame copies; oversize drops), in `vswitchctl port stats` ("netdev_ring") and --stats-json ("netdev_ring").
 //
 // Threading: `open`/`close` on the control thread (close only after a snapshot without the port is
 // published); `NetdevRing` is used by forwarding threads through the PortRegistry.

@@ -354,6 +354,9 @@ struct Port: ParsableCommand {
                     let d = p["drops"]?.objectValue ?? [:]
                     let nz = d.keys.sorted().filter { (d[$0]?.intValue ?? 0) > 0 }.map { "\($0)=\(str(d[$0]))" }
                     s += "  drops \(str(p["drops_total"]))" + (nz.isEmpty ? "" : ": " + nz.joined(separator: " ")) + "\n"
+                    if let r = p["netdev_ring"]?.objectValue {
+                        s += "  netdev ring: packets \(str(r["packets"])) dropped-ring-full \(str(r["drops"])) copied-whole \(str(r["copied"])) oversize \(str(r["oversize"]))\n"
+                    }
                 }
                 return s
             }
