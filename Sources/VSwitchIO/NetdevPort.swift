@@ -10,12 +10,15 @@
 // "Netdev ports"):
 // - latency (the default): TPACKET_V2, 8,192 frames of 2 KiB (16 MiB). One status word per frame: the
 //   kernel wakes the thread per frame and the thread hands each frame back as soon as it is copied. p50
-//   latency through the switch ~16–35 µs (it was 550–870 µs with V3). A frame larger than a ring frame
-//   (a GSO super-frame, a jumbo frame) is queued whole to the socket as well (PACKET_COPY_THRESH), its
-//   ring frame flagged TP_STATUS_COPY: it is read with one recv() in ring order. Those copies are
+//   latency through the switch 10–35 µs (550–870 µs with V3); a round trip through one ring 0.10–0.14 ms.
+//   A frame larger than a ring frame (a GSO super-frame, a jumbo frame) is queued whole to the socket as
+//   well (PACKET_COPY_THRESH), its ring frame flagged TP_STATUS_COPY: it is read with one recv() in ring
+//   order. Those copies are
 //   bounded by the socket buffer: SO_RCVBUF 8 MiB (with the default 208 KiB, a 64 KB super-frame or two
 //   filled it and TCP through the port retransmitted 120,000–300,000 segments in 5 s; with 8 MiB, ~500).
-//   Cost: more wake-ups at moderate rates (CPU per frame at 100 kpps +20–40 %).
+//   Cost: a wake-up (context switch) per frame or two at moderate rates: CPU per frame at 100 kpps +30–50 %
+//   (~2.1 µs against ~1.5 µs; perf: finish_task_switch 19.5 % of the samples); less at high rates, where
+//   the thread does not sleep. TCP with the peer's offloads on: 13–16 Gb/s (V3: 6–11).
 // - throughput: TPACKET_V3, 128 blocks of 128 KiB (16 MiB), retired after 1 ms (the kernel's minimum).
 //   The thread wakes once per block, not per frame, but a frame waits in a half-filled block until the
 //   timeout: p50 latency 0.55–0.9 ms at every rate below the point where blocks fill (~1,000 64-byte
@@ -25,11 +28,13 @@
 //   At rates where blocks retire by the timer, the ring holds blockCount ms of traffic, not its size in
 //   frames: 32 blocks (the earlier setting) lost frames whenever the thread stalled 32 ms (seen at
 //   12–90 kpps on this shared 2-core machine); 128 blocks hold 128 ms.
-// Not used, measured: AF_XDP in copy mode (generic or veth-native XDP) — no faster per frame than a
-// TPACKET ring (bench/README.md), and it carries no virtio_net_hdr (no GSO / partial checksums, so TCP
-// from a peer with its default offloads would need them switched off); busy polling (SO_BUSY_POLL) —
-// veth and TAP have no NAPI context to poll here; PACKET_FANOUT — a netdev port is read by one thread
-// (ports are spread across threads), see bench/README.md.
+// Measured and not used: AF_XDP in copy mode (generic or veth-native XDP; bench/netdev-proto) — per
+// frame no cheaper than a TPACKET_V2 ring and dearer than V3, with V2's latency, and it carries no
+// virtio_net_hdr (no GSO / partial checksums: TCP from a peer with its default offloads would need them
+// off); coalescing V2 wake-ups with a short sleep — nanosleep overshoots on a loaded CPU.
+// Not done: SO_BUSY_POLL (veth and TAP frames have no NAPI context to poll), PACKET_FANOUT (a netdev
+// port is read by its one owning thread; ports are spread across threads), sendmmsg instead of the TX
+// ring. bench/README.md "Netdev ports" has the figures.
 // Offloads: the RX socket asks for PACKET_VNET_HDR, so a frame the interface's peer sent with a
 // partial checksum (CHECKSUM_PARTIAL: a veth peer with tx checksumming on) or as a GSO super-frame
 // (TSO on) carries its virtio_net_hdr; it is copied to the batch's header spot and the engine
