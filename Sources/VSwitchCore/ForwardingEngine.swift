@@ -318,7 +318,7 @@ public struct ForwardingEngine {
             // 6. Learning.
             if policy.learning {
                 var previous = 0
-                switch table.learn(vlan: vlan, mac: src, port: ingress, now: now, portLimit: policy.macLimit,
+                switch table.learnFast(vlan: vlan, mac: src, port: ingress, now: now, portLimit: policy.macLimit,
                                    previousPort: &previous) {
                 case .known, .refreshed, .learned, .staticEntry:
                     break

@@ -108,6 +108,35 @@ public struct MACTable: @unchecked Sendable {
         case staticEntry  // a static entry owns this MAC: not changed
     }
 
+    /// `learn` for the forwarding path: the common case (the source is already known on this port and
+    /// was seen this second: nothing to write) is checked inline; everything else goes to `learn`, out
+    /// of line, which keeps the per-frame code small.
+    @inlinable @inline(__always)
+    public func learnFast(vlan: UInt16, mac: UInt64, port: Int, now: UInt32, portLimit: UInt32,
+                          previousPort: inout Int) -> LearnResult {
+        let k = MACTable.key(vlan: vlan, mac: mac)
+        var i = MACTable.hash(k) & mask
+        var probes = 0
+        while probes < MACTable.maxProbe {
+            let sk = keyWord(i).load(ordering: .relaxed)
+            if sk == k {
+                let v = valueWord(i).load(ordering: .relaxed)
+                if v & (MACTable.validBit | MACTable.staticBit) == MACTable.validBit && MACTable.port(of: v) == port
+                    && MACTable.time(of: v) == now { return .known }
+                break
+            }
+            if sk == 0 { break }
+            i = (i &+ 1) & mask
+            probes &+= 1
+        }
+        return learnOutOfLine(vlan: vlan, mac: mac, port: port, now: now, portLimit: portLimit, previousPort: &previousPort)
+    }
+
+    @inlinable @inline(never)
+    func learnOutOfLine(vlan: UInt16, mac: UInt64, port: Int, now: UInt32, portLimit: UInt32, previousPort: inout Int) -> LearnResult {
+        learn(vlan: vlan, mac: mac, port: port, now: now, portLimit: portLimit, previousPort: &previousPort)
+    }
+
     /// Learns (vlan, mac) on `port` at `now` (seconds). `previousPort` receives the old port on `.moved`.
     @inlinable
     public func learn(vlan: UInt16, mac: UInt64, port: Int, now: UInt32, portLimit: UInt32,
@@ -157,14 +186,19 @@ public struct MACTable: @unchecked Sendable {
             }
             return .known
         }
-        // Dead slot: a new entry.
+        // Dead slot: a new entry. The switch-wide count is reserved before the entry is written, so
+        // threads learning at once can never take the table past its limit (a check-then-increment let
+        // two threads both see room: 513 of 512 in the stress test).
         if UInt64(portLimit) <= countWord(2 &+ port).load(ordering: .relaxed) { return .portLimit }
-        if Int(countWord(0).load(ordering: .relaxed)) >= limit { return .tableFull }
+        if Int(countWord(0).loadThenWrappingIncrement(ordering: .relaxed)) >= limit {
+            countWord(0).wrappingDecrement(ordering: .relaxed)
+            return .tableFull
+        }
         if vw.compareExchange(expected: v, desired: fresh, ordering: .relaxed).exchanged {
-            countWord(0).wrappingIncrement(ordering: .relaxed)
             countWord(2 &+ port).wrappingIncrement(ordering: .relaxed)
             return .learned
         }
+        countWord(0).wrappingDecrement(ordering: .relaxed)
         return .known
     }
 
@@ -174,7 +208,8 @@ public struct MACTable: @unchecked Sendable {
     public var usedSlots: Int { Int(countWord(1).load(ordering: .relaxed)) }
     public func count(port: Int) -> Int { Int(countWord(2 + port).load(ordering: .relaxed)) }
 
-    /// Adds or replaces a static entry (never ages, never moves). False if the table is full.
+    /// Adds or replaces a static entry (never ages, never moves). False if the table is full: the
+    /// limit bounds static and learned entries together (replacing a live entry always fits).
     @discardableResult
     public func addStatic(vlan: UInt16, mac: UInt64, port: Int) -> Bool {
         let k = MACTable.key(vlan: vlan, mac: mac)
@@ -183,6 +218,7 @@ public struct MACTable: @unchecked Sendable {
             let kw = keyWord(i)
             var sk = kw.load(ordering: .relaxed)
             if sk == 0 {
+                if Int(countWord(0).load(ordering: .relaxed)) >= limit { return false }   // no dead key slot for a refusal
                 let (done, seen) = kw.compareExchange(expected: 0, desired: k, ordering: .relaxed)
                 if done { countWord(1).wrappingIncrement(ordering: .relaxed); sk = k } else { sk = seen }
             }
@@ -191,15 +227,18 @@ public struct MACTable: @unchecked Sendable {
                 let fresh = MACTable.makeValue(port: port, time: 0, isStatic: true)
                 while true {
                     let v = vw.load(ordering: .relaxed)
+                    let isNew = v & MACTable.validBit == 0
+                    // A new live entry reserves its place in the count first (as `update` does).
+                    if isNew && Int(countWord(0).loadThenWrappingIncrement(ordering: .relaxed)) >= limit {
+                        countWord(0).wrappingDecrement(ordering: .relaxed)
+                        return false
+                    }
                     if vw.compareExchange(expected: v, desired: fresh, ordering: .relaxed).exchanged {
-                        if v & MACTable.validBit != 0 {
-                            countWord(2 + MACTable.port(of: v)).wrappingDecrement(ordering: .relaxed)
-                        } else {
-                            countWord(0).wrappingIncrement(ordering: .relaxed)
-                        }
+                        if !isNew { countWord(2 + MACTable.port(of: v)).wrappingDecrement(ordering: .relaxed) }
                         countWord(2 + port).wrappingIncrement(ordering: .relaxed)
                         return true
                     }
+                    if isNew { countWord(0).wrappingDecrement(ordering: .relaxed) }
                 }
             }
             i = (i + 1) & mask
@@ -297,17 +336,20 @@ public struct MACTable: @unchecked Sendable {
     public func compacted(limit newLimit: Int? = nil) -> MACTable {
         let t = MACTable(limit: newLimit ?? limit)
         var prev = 0
-        for i in 0..<capacity {
-            let k = keyWord(i).load(ordering: .relaxed)
-            if k == 0 { continue }
-            let v = valueWord(i).load(ordering: .relaxed)
-            guard v & MACTable.validBit != 0 else { continue }
-            let vlan = UInt16(k >> 48), mac = k & 0xFFFF_FFFF_FFFF
-            if v & MACTable.staticBit != 0 {
-                t.addStatic(vlan: vlan, mac: mac, port: MACTable.port(of: v))
-            } else {
-                _ = t.learn(vlan: vlan, mac: mac, port: MACTable.port(of: v), now: MACTable.time(of: v),
-                            portLimit: .max, previousPort: &prev)
+        // Static entries first: a smaller limit drops learned entries, never configured ones.
+        for statics in [true, false] {
+            for i in 0..<capacity {
+                let k = keyWord(i).load(ordering: .relaxed)
+                if k == 0 { continue }
+                let v = valueWord(i).load(ordering: .relaxed)
+                guard v & MACTable.validBit != 0, (v & MACTable.staticBit != 0) == statics else { continue }
+                let vlan = UInt16(k >> 48), mac = k & 0xFFFF_FFFF_FFFF
+                if statics {
+                    t.addStatic(vlan: vlan, mac: mac, port: MACTable.port(of: v))
+                } else {
+                    _ = t.learn(vlan: vlan, mac: mac, port: MACTable.port(of: v), now: MACTable.time(of: v),
+                                portLimit: .max, previousPort: &prev)
+                }
             }
         }
         return t

@@ -231,3 +231,70 @@ final class ForwardingTests: XCTestCase {
         XCTAssertEqual(c.entries(now: 700).first { $0.mac == macA }?.isStatic, true)
     }
 }
+
+/// `MACTable.learnFast` (the forwarding path's learn): answers `.known` inline only for a source already
+/// on this port and seen this second; every other case gives exactly what `learn` gives.
+final class LearnFastTests: XCTestCase {
+    func testFastPathAgreesWithLearn() {
+        let t = MACTable(limit: 1000)
+        defer { t.deallocate() }
+        var prev = -1
+        let mac: UInt64 = 0x0200_0000_0001
+        XCTAssertEqual(t.learnFast(vlan: 10, mac: mac, port: 1, now: 100, portLimit: 10, previousPort: &prev), .learned)
+        XCTAssertEqual(t.learnFast(vlan: 10, mac: mac, port: 1, now: 100, portLimit: 10, previousPort: &prev), .known)
+        XCTAssertEqual(t.learnFast(vlan: 10, mac: mac, port: 1, now: 101, portLimit: 10, previousPort: &prev), .refreshed)
+        XCTAssertEqual(t.learnFast(vlan: 10, mac: mac, port: 2, now: 101, portLimit: 10, previousPort: &prev), .moved)
+        XCTAssertEqual(prev, 1)
+        XCTAssertEqual(t.lookup(vlan: 10, mac: mac), 2)
+        XCTAssertEqual(t.learnFast(vlan: 20, mac: mac, port: 2, now: 101, portLimit: 1, previousPort: &prev), .portLimit,
+                       "port 2 already holds one MAC: limit 1 refuses a second")
+        XCTAssertTrue(t.addStatic(vlan: 30, mac: mac, port: 3))
+        XCTAssertEqual(t.learnFast(vlan: 30, mac: mac, port: 3, now: 101, portLimit: 10, previousPort: &prev), .staticEntry,
+                       "a static entry is never answered .known by the fast path")
+        // Colliding keys: many MACs, every one learned once and then known, as `learn` would say.
+        for k in 0..<500 as Range<UInt64> {
+            XCTAssertEqual(t.learnFast(vlan: 1, mac: 0x0200_0001_0000 | k, port: 4, now: 7, portLimit: 1000, previousPort: &prev), .learned)
+        }
+        for k in 0..<500 as Range<UInt64> {
+            XCTAssertEqual(t.learnFast(vlan: 1, mac: 0x0200_0001_0000 | k, port: 4, now: 7, portLimit: 1000, previousPort: &prev), .known)
+        }
+    }
+}
+
+/// The MAC table's limit bounds learned and static entries together; compaction to a smaller limit keeps
+/// the static entries.
+final class MACTableLimitTests: XCTestCase {
+    func testLimitHoldsForStaticAndLearnedEntries() {
+        let t = MACTable(limit: 4)
+        defer { t.deallocate() }
+        var prev = 0
+        for k in 0..<4 as Range<UInt64> {
+            XCTAssertEqual(t.learn(vlan: 1, mac: 0x0200_0000_0100 | k, port: 1, now: 1, portLimit: 100, previousPort: &prev), .learned)
+        }
+        XCTAssertEqual(t.learn(vlan: 1, mac: 0x0200_0000_0200, port: 1, now: 1, portLimit: 100, previousPort: &prev), .tableFull)
+        XCTAssertFalse(t.addStatic(vlan: 1, mac: 0x0200_0000_0300, port: 2), "a full table refuses a new static entry")
+        XCTAssertTrue(t.addStatic(vlan: 1, mac: 0x0200_0000_0100, port: 2), "replacing a live entry always fits")
+        XCTAssertEqual(t.liveCount, 4)
+        XCTAssertEqual(t.count(port: 1) + t.count(port: 2), 4)
+        let small = t.compacted(limit: 2)
+        defer { small.deallocate() }
+        XCTAssertEqual(small.liveCount, 2)
+        XCTAssertEqual(small.lookup(vlan: 1, mac: 0x0200_0000_0100), 2, "the static entry survives a smaller limit")
+    }
+
+    func testConcurrentLearnersNeverPassTheLimit() {
+        for round in 0..<20 {
+            let t = MACTable(limit: 64)
+            let threads = 4
+            DispatchQueue.concurrentPerform(iterations: threads) { th in
+                var prev = 0
+                for k in 0..<200 as Range<UInt64> {
+                    _ = t.learn(vlan: UInt16(th + 1), mac: 0x0200_0000_0000 | k, port: th, now: 1, portLimit: 1000, previousPort: &prev)
+                }
+            }
+            XCTAssertLessThanOrEqual(t.liveCount, 64, "round \(round)")
+            XCTAssertEqual(t.liveCount, (0..<threads).reduce(0) { $0 + t.count(port: $1) })
+            t.deallocate()
+        }
+    }
+}
