@@ -55,6 +55,9 @@ public struct PortEntry {
     public var unknownCostNs: UInt64 = 0, unknownToleranceNs: UInt64 = 0
     /// Capture and mirror taps (PortEntry.captureIn / captureOut / mirrorSource; CaptureRing.swift). 0 = none.
     public var taps: UInt8 = 0
+    /// Capture: bytes to copy of each frame (the largest snaplen of the sessions capturing the port; 0 = as many as
+    /// the ring keeps, CaptureRing.maxCopy).
+    public var captureSnap: UInt16 = 0
     /// The port takes offloaded frames (a TAP with IFF_VNET_HDR and TUNSETOFFLOAD): GSO super-frames and
     /// partial checksums are written to it as they are, behind a virtio-net header. Otherwise the engine
     /// segments / completes checksums first (VSwitchPacket/Offload.swift).
@@ -143,6 +146,8 @@ public struct PortSpec: Sendable {
     public var compiled: CompiledPort
     /// Capture taps wanted on this port (PortEntry.captureIn | captureOut).
     public var capture: UInt8 = 0
+    /// Bytes of each frame the capture copies (PortEntry.captureSnap; 0 = all the ring keeps).
+    public var captureSnap: UInt16 = 0
     /// The mirror session this port receives copies of (0 = none); its source sessions are policy.mirrorSession.
     public var mirrorDestination: UInt16 = 0
     /// Port kind (`PortKindCode`), copied to PortEntry.kind.
@@ -266,6 +271,7 @@ public final class ConfigSnapshot: @unchecked Sendable {
             (e.mcastCostNs, e.mcastToleranceNs) = storm(p.multicastStormLimit)
             (e.unknownCostNs, e.unknownToleranceNs) = storm(p.unknownUnicastStormLimit)
             e.ingressChecks = p.hasIngressPolicy || !c.outboundACL.isEmpty
+            e.captureSnap = s.captureSnap
             e.taps = s.capture | (p.mirrorSession != 0 && specs.contains { $0.mirrorDestination == p.mirrorSession && $0.index != s.index } ? PortEntry.mirrorSource : 0)
             e.egressChecks = !c.allowedReceive.isEmpty || !c.inboundACL.isEmpty || p.inboundDefaultDeny || p.receiveRate > 0
             ports[s.index] = e

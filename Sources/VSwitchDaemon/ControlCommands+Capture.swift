@@ -67,7 +67,7 @@ extension ControlCommands {
         takeover = { [model] fd in
             session.controlFD = fd
             writer.add(session)
-            model.setCaptureTaps(writer.activeTaps())
+            model.setCaptureTaps(writer.activeTaps(), snaps: writer.activeSnaplens())
         }
         return ["capture": .int(id), "ports": .array(names.map { .string($0) }), "direction": .string(direction.rawValue),
                 "snaplen": .int(snaplen), "filter": .optional(filter?.expression), "linktype": "EN10MB",

@@ -327,7 +327,7 @@ public final class SwitchDaemon {
         model.housekeeping(now: now)
         if let w = captureWriter {
             for s in w.takeFinished() { log.info("capture ended", metadata: s.mapValues { "\($0)" }) }
-            model.setCaptureTaps(w.activeTaps())
+            model.setCaptureTaps(w.activeTaps(), snaps: w.activeSnaplens())
         }
         // MAC moves: at most 10 log lines a second, the rest summarised.
         var budget = 10

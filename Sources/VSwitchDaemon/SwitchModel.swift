@@ -94,6 +94,8 @@ public final class SwitchModel {
     var profileReadCaches: [String: ProfileReadCache] = [:]
     /// Compiled ports of the last snapshot, reused for unchanged profiles.
     let compileCache = PolicyCompileCache()
+    /// Port index → bytes of each frame the capture copies (SwitchModel+Capture.swift).
+    public var captureSnaps: [Int: UInt16] = [:]
     public static let maxPorts = 1024
     /// Largest MTU a port may have (the forwarding threads' frame room is sized for it).
     public static let maxMTU = 9000

@@ -171,6 +171,8 @@ enum {
     VSW_TP_STATUS_VLAN_VALID = 0x10, VSW_TP_STATUS_VLAN_TPID_VALID = 0x40,
 };
 /// Loads / stores a ring status word with acquire / release ordering (the kernel shares it).
+/// A hint that `p` will be read and written soon (the capture writer's walk over ring record headers).
+static inline void vsw_prefetch_write(const void *p) { __builtin_prefetch(p, 1, 3); }
 static inline unsigned vsw_ring_load_status(const void *p) { return __atomic_load_n((const unsigned *)p, __ATOMIC_ACQUIRE); }
 static inline void vsw_ring_store_status(void *p, unsigned v) { __atomic_store_n((unsigned *)p, v, __ATOMIC_RELEASE); }
 
