@@ -27,6 +27,20 @@ struct SUTReport: Codable {
     var latency: [LatencyPoint] = []
     var tcp: TCPResult?
     var switch_counters: String?
+    var capture_ab: [CaptureABPoint] = []
+}
+
+/// `--measure capture-ab` (capture entries): the same trial without and with the capture running, in the same
+/// daemon, back to back (the order alternates per round): flat-out forwarded frames/s per size, and CPU per frame.
+struct CaptureABPoint: Codable {
+    var measure: String        // "flat_out_forwarded_pps" or "cpu_ns_per_frame"
+    var size: Int
+    var round: Int
+    var without_capture: Double
+    var with_capture: Double
+    var ratio: Double          // with / without
+    var sender_refused_without: UInt64?
+    var sender_refused_with: UInt64?
 }
 
 struct Machine: Codable {
@@ -46,6 +60,7 @@ struct Report: Codable {
     var generator: String
     var latency_tool: String
     var cpu_load_pps: Int
+    var cpu_size: Int
     var core: [CoreBenchResult]
     var switches: [SUTReport]
     var ratios: [String: Double]
@@ -62,7 +77,9 @@ struct Compare: ParsableCommand {
     @Option(help: "Fixed offered load (64-byte frames/s) for CPU per frame; every switch must sustain it.") var cpuLoad = 100_000
     @Option(help: "Frame size of the CPU-per-frame measurement (64 unless set; the table and ratios then refer to it).") var cpuSize = 64
     @Option(help: "Comma-separated frame sizes of the rate/loss search (default 64,512,1518).") var sizes = "64,512,1518"
-    @Option(help: "Comma-separated measurements to make (rate,cpu,mac,latency,tcp; default all): e.g. `--measure rate,cpu --sizes 64` is the quick A/B of a port I/O change.") var measure = "rate,cpu,mac,latency,tcp"
+    @Option(help: "Comma-separated measurements to make (rate,cpu,mac,latency,tcp; default all; capture-ab: for vswitch-1t-capture, flat-out rates at --sizes and CPU per frame without and with the capture, alternating in the same daemon): e.g. `--measure rate,cpu --sizes 64` is the quick A/B of a port I/O change.") var measure = "rate,cpu,mac,latency,tcp"
+    @Option(help: "Seconds per rate trial (default 2, 0.5 with --quick).") var trialSeconds: Double?
+    @Option(help: "Rounds of each capture-ab pair.") var abRounds = 3
 
     func run() throws {
         guard getuid() == 0 else { throw BenchError.failed("vswitch-bench compare must run as root (namespaces, TAPs, bridges)") }
@@ -87,6 +104,14 @@ struct Compare: ParsableCommand {
             : (trial: 2.0, steps: 6, cpuSeconds: 3.0, macs: [1, 1000, 100_000, 1_000_000], macSeconds: 3.0, latSeconds: 3.0, tcpSeconds: 5, coreSeconds: 2.0,
                suts: ["direct", "bridge", "ovs-system", "ovs-afxdp", "vswitch-1t", "vswitch-2t", "vswitch-1t-syscall", "vswitch-1t-nooffload", "vswitch-1t-netdev"])
         let names = only.map { $0.split(separator: ",").map(String.init) } ?? p.suts
+        for w in measure.split(separator: ",") where !["rate", "cpu", "mac", "latency", "tcp", "capture-ab"].contains(String(w)) {
+            throw BenchError.failed("--measure: unknown measurement \(w)")
+        }
+        let rateSizes = try sizes.split(separator: ",").map { s -> Int in
+            guard let v = Int(s), v >= 64, v <= 1518 else { throw BenchError.failed("--sizes: \(s) is not a frame size of 64-1518 bytes") }
+            return v
+        }
+        let trial = trialSeconds ?? p.trial
         let cmdline = "vswitch-bench " + CommandLine.arguments.dropFirst().joined(separator: " ")
         Log.progress("\(cmdline): results in \(outDir); load \(loadAverage())")
 
@@ -126,23 +151,59 @@ struct Compare: ParsableCommand {
                 for size in sizes {
                     if name == "direct" {
                         // The generator's ceiling: flat out, no search.
-                        let t = try runTrial(sut, size: size, rate: nil, seconds: p.trial)
+                        let t = try runTrial(sut, size: size, rate: nil, seconds: trial)
                         Log.progress(String(format: "  direct %4dB flat out: %.0f pps offered, loss %.3f%%", size, t.offered_pps, t.loss * 100))
                         rep.sizes.append(SizeResult(size: size, ceiling_offered_pps: t.offered_pps, ceiling_forwarded_pps: t.forwarded_pps,
                                                     ceiling_loss: t.loss, loss_free_pps: t.loss < 0.001 ? t.offered_pps : 0,
                                                     loss_free_trial_loss: t.loss, generator_limited: t.loss < 0.001,
                                                     sender_backpressure: t.refused_by_sender > 0, trials: [t]))
                     } else {
-                        rep.sizes.append(try searchLossFree(sut, size: size, steps: p.steps, seconds: p.trial))
+                        rep.sizes.append(try searchLossFree(sut, size: size, steps: p.steps, seconds: trial))
                     }
                 }
                 if m.contains("cpu") {
-                    let cpu = try measureCPU(sut, rate: cpuLoad, seconds: p.cpuSeconds, baselineNsPerFrame: baseline, size: cpuSize)
-                    if name == "direct" { baseline = cpu.kernel_path_ns_per_frame }
-                    rep.cpu = cpu
-                    Log.progress(String(format: "  %@ CPU at %d pps offered (%.0f forwarded, loss %.2f%%): switch process %@ ns/frame, kernel path %.0f ns/frame, minus no-switch baseline %@",
-                                        name, cpuLoad, cpu.forwarded_pps, cpu.loss * 100, cpu.switch_process_ns_per_frame.map { String(format: "%.0f", $0) } ?? "-",
-                                        cpu.kernel_path_ns_per_frame, cpu.switch_ns_per_frame.map { String(format: "%.0f", $0) } ?? "-"))
+                // VSWITCH_BENCH_PERF=DIR: a `perf record -e cpu-clock -g` of the switch process during the CPU trial
+                // (DIR/NAME.perf.data; read with `perf report -i ... --no-children`).
+                var perf: Child?
+                if let dir = ProcessInfo.processInfo.environment["VSWITCH_BENCH_PERF"], let pid = sut.switchPids.first {
+                    perf = try? Child(["perf", "record", "-e", "cpu-clock", "-g", "-p", "\(pid)", "-o", "\(dir)/\(name).perf.data"],
+                                      log: "\(dir)/\(name).perf.log", name: "perf")
+                }
+                let cpu = try measureCPU(sut, rate: cpuLoad, seconds: p.cpuSeconds, baselineNsPerFrame: baseline, size: cpuSize)
+                perf?.stop(signal: SIGINT, grace: 10)
+                if name == "direct" { baseline = cpu.kernel_path_ns_per_frame }
+                rep.cpu = cpu
+                Log.progress(String(format: "  %@ CPU at %d pps offered (%.0f forwarded, loss %.2f%%): switch process %@ ns/frame, kernel path %.0f ns/frame, minus no-switch baseline %@",
+                                    name, cpuLoad, cpu.forwarded_pps, cpu.loss * 100, cpu.switch_process_ns_per_frame.map { String(format: "%.0f", $0) } ?? "-",
+                                    cpu.kernel_path_ns_per_frame, cpu.switch_ns_per_frame.map { String(format: "%.0f", $0) } ?? "-"))
+                }
+                if m.contains("capture-ab"), let on = sut.captureOn, let off = sut.captureOff {
+                    func pair<T>(_ round: Int, _ body: () throws -> T) throws -> (without: T, with: T) {
+                        // Alternate the order per round: neither side always runs second.
+                        if round % 2 == 1 { off(); let a = try body(); try on(); let b = try body(); return (a, b) }
+                        try on(); let b = try body(); off(); let a = try body(); return (a, b)
+                    }
+                    for size in rateSizes {
+                        for round in 1...max(1, abRounds) {
+                            let (a, b) = try pair(round) { try runTrial(sut, size: size, rate: nil, seconds: trial) }
+                            rep.capture_ab.append(CaptureABPoint(measure: "flat_out_forwarded_pps", size: size, round: round,
+                                                                 without_capture: a.forwarded_pps, with_capture: b.forwarded_pps,
+                                                                 ratio: a.forwarded_pps > 0 ? b.forwarded_pps / a.forwarded_pps : 0,
+                                                                 sender_refused_without: a.refused_by_sender, sender_refused_with: b.refused_by_sender))
+                            Log.progress(String(format: "  %@ capture A/B %4dB flat out, round %d: without %.0f pps (loss %.3f%%), with %.0f pps (loss %.3f%%) = %.2f",
+                                                name, size, round, a.forwarded_pps, a.loss * 100, b.forwarded_pps, b.loss * 100,
+                                                a.forwarded_pps > 0 ? b.forwarded_pps / a.forwarded_pps : 0))
+                        }
+                    }
+                    for round in 1...max(1, abRounds) {
+                        let (a, b) = try pair(round) { try measureCPU(sut, rate: cpuLoad, seconds: p.cpuSeconds, baselineNsPerFrame: nil, size: cpuSize) }
+                        let x = a.switch_process_ns_per_frame ?? 0, y = b.switch_process_ns_per_frame ?? 0
+                        rep.capture_ab.append(CaptureABPoint(measure: "cpu_ns_per_frame", size: cpuSize, round: round,
+                                                             without_capture: x, with_capture: y, ratio: x > 0 ? y / x : 0))
+                        Log.progress(String(format: "  %@ capture A/B CPU at %d pps of %d B, round %d: without %.0f ns/frame, with %.0f ns/frame = %.2f",
+                                            name, cpuLoad, cpuSize, round, x, y, x > 0 ? y / x : 0))
+                    }
+                    try on()   // the capture's counters below cover the whole run
                 }
                 if name != "direct" && m.contains("mac") { rep.mac_scale = try measureMACScale(sut, macs: p.macs, seconds: p.macSeconds) }
                 if m.contains("latency") {
@@ -190,7 +251,7 @@ struct Compare: ParsableCommand {
                                              load_before: "", load_after: loadAverage()),
                             generator: "trafgen (netsniff-ng \(trafgenVersion())), one worker pinned to CPU 0, --no-sock-mem -Q, qdisc bypass; rates, loss, CPU and MAC scale",
                             latency_tool: "vswitch-bench's own AF_PACKET generator/sink (one thread on CPU 0, send time in the payload, userspace receive time, HdrHistogram)",
-                            cpu_load_pps: cpuLoad, core: core, switches: reports, ratios: [:], findings: [])
+                            cpu_load_pps: cpuLoad, cpu_size: cpuSize, core: core, switches: reports, ratios: [:], findings: [])
         report.machine.load_before = loadBefore
         computeRatios(&report)
         let enc = JSONEncoder()
@@ -271,8 +332,45 @@ func computeRatios(_ r: inout Report) {
             r.ratios["loss_free_\(size)B_capture_over_no_capture"] = a / b
         }
     }
+    for size in [64, 512, 1518] {
+        if let a = cap?.sizes.first(where: { $0.size == size })?.ceiling_forwarded_pps,
+           let b = vs?.sizes.first(where: { $0.size == size })?.ceiling_forwarded_pps, b > 0 {
+            r.ratios["flat_out_forwarded_\(size)B_capture_over_no_capture"] = a / b
+        }
+    }
     if let a = cap?.cpu?.switch_process_ns_per_frame, let b = vs?.cpu?.switch_process_ns_per_frame, b > 0 {
         r.ratios["cpu_per_frame_process_capture_over_no_capture"] = a / b
+    }
+    if let c = cap, !c.capture_ab.isEmpty {
+        // The same-daemon A/B: medians of the rounds.
+        func median(_ xs: [Double]) -> Double { let v = xs.sorted(); return v.isEmpty ? 0 : v.count % 2 == 1 ? v[v.count / 2] : (v[v.count / 2 - 1] + v[v.count / 2]) / 2 }
+        for (measure, sizes) in [("flat_out_forwarded_pps", Set(c.capture_ab.filter { $0.measure == "flat_out_forwarded_pps" }.map(\.size))),
+                                 ("cpu_ns_per_frame", Set(c.capture_ab.filter { $0.measure == "cpu_ns_per_frame" }.map(\.size)))] {
+            for size in sizes.sorted() {
+                let pts = c.capture_ab.filter { $0.measure == measure && $0.size == size }
+                let m = median(pts.map(\.ratio))
+                r.ratios["capture_ab_\(measure)_\(size)B_with_over_without_median"] = m
+                findings.append(String(format: "Capture A/B in one daemon (%@, %d B, %d rounds): with/without = %@; median %.2f (without: %@; with: %@).",
+                                       measure == "cpu_ns_per_frame" ? "CPU per frame at \(r.cpu_load_pps) pps" : "flat-out forwarded rate",
+                                       size, pts.count, pts.map { String(format: "%.2f", $0.ratio) }.joined(separator: ", "), m,
+                                       pts.map { String(format: "%.0f", $0.without_capture) }.joined(separator: ", "),
+                                       pts.map { String(format: "%.0f", $0.with_capture) }.joined(separator: ", ")))
+            }
+        }
+    }
+    if let c = cap, let v = vs {
+        // The issue's figure in one line: the capture entry's rates next to vswitch-1t's, same run.
+        for size in [64, 512, 1518] {
+            guard let a = c.sizes.first(where: { $0.size == size }), let b = v.sizes.first(where: { $0.size == size }) else { continue }
+            findings.append(String(format: "Capture cost at %d B (same run): loss-free %@ with capture / %@ without = %.2f; flat-out forwarded %@ / %@ = %.2f.",
+                                   size, fmtPps(a.loss_free_pps), fmtPps(b.loss_free_pps), b.loss_free_pps > 0 ? a.loss_free_pps / b.loss_free_pps : 0,
+                                   fmtPps(a.ceiling_forwarded_pps), fmtPps(b.ceiling_forwarded_pps),
+                                   b.ceiling_forwarded_pps > 0 ? a.ceiling_forwarded_pps / b.ceiling_forwarded_pps : 0))
+        }
+        if let a = c.cpu?.switch_process_ns_per_frame, let b = v.cpu?.switch_process_ns_per_frame, b > 0 {
+            findings.append(String(format: "Capture cost in CPU (%d B frames at %d pps offered): %.0f ns with capture / %.0f ns without per forwarded frame = %.2f.",
+                                   r.cpu_size, r.cpu_load_pps, a, b, a / b))
+        }
     }
     // The plain statement the issue asks for.
     if let c = r.core.first, let v = vs {
@@ -289,7 +387,7 @@ func computeRatios(_ r: inout Report) {
         }
     }
     if let v = vs, let pc = v.cpu?.switch_process_ns_per_frame {
-        findings.append(String(format: "VSwitch (1 thread) spends %.0f ns of CPU per forwarded 64-byte frame (vswitchd's utime+stime at %d pps offered).", pc, r.cpu_load_pps))
+        findings.append(String(format: "VSwitch (1 thread) spends %.0f ns of CPU per forwarded %d-byte frame (vswitchd's utime+stime at %d pps offered).", pc, r.cpu_size, r.cpu_load_pps))
     }
     for s in r.switches where s.error != nil { findings.append("\(s.name) did not complete: \(s.error!.prefix(200))") }
     for s in r.switches { for n in s.notes where !n.contains("issue 7") { findings.append("\(s.name): \(n)") } }
@@ -320,7 +418,7 @@ func renderTable(_ r: Report) -> String {
     s += "  * = everything trafgen offered flat out was forwarded (generator-limited); bp = everything offered was forwarded, but the\n"
     s += "  sender's device refused frames (full queue) and trafgen slowed down: the switch's rate is the limit, with no loss.\n"
     s += "  proc ns/fr = switch process utime+stime per forwarded frame; path-base ns = (switch process + trafgen system time + ksoftirqd)\n"
-    s += "  per frame minus the same with no switch (direct veth); both at \(r.cpu_load_pps) pps offered, 64 B.\n"
+    s += "  per frame minus the same with no switch (direct veth); both at \(r.cpu_load_pps) pps offered, \(r.cpu_size) B.\n"
     s += "\nLatency (own AF_PACKET probe, µs) p50 / p99 / p99.9 at 10% / 50% / 90% of the loss-free rate\n"
     for x in r.switches where !x.latency.isEmpty {
         s += padR(x.name, 12) + x.latency.map { String(format: "%3d%%: %6.1f %7.1f %7.1f", $0.percent_of_loss_free, $0.p50_us, $0.p99_us, $0.p999_us) }.joined(separator: " | ") + "\n"

@@ -39,6 +39,9 @@ final class SwitchUnderTest {
     var statsPath: String?
     /// Run after the measurements, before tear-down; returns notes (e.g. the capture's own counters).
     var afterMeasure: (() -> [String])?
+    /// Capture entries: stop / start the capture (the A/B of `--parts capture-ab`, same daemon, same minute).
+    var captureOff: (() -> Void)?
+    var captureOn: (() throws -> Void)?
     let setUpBody: (SwitchUnderTest) throws -> Void
     var mark = 0
 
@@ -364,18 +367,31 @@ func startBenchCapture(_ sut: SwitchUnderTest, bin: String, socket: String, dir:
     // /dev/shm: the cost of capture, not of the disk (a 2 GB pcap on /tmp's disk hits the kernel's dirty-page
     // throttling; the file is removed at tear-down).
     let pcap = "/dev/shm/vsb-capture-\(getpid()).pcap", log = dir + "/capture.log"
-    let c = try Child([ctl, "--socket", socket, "capture", port, "--direction", "both", "-w", pcap], log: log, name: "vswitchctl capture")
-    Cleanup.push("capture") {
-        c.stop(signal: SIGINT, grace: 5)
+    var current: Child?
+    var bytesBefore = 0   // pcap bytes of the captures already stopped (capture-ab restarts it)
+    func stop() {
+        current?.stop(signal: SIGINT, grace: 5)
+        current = nil
+        bytesBefore += (try? FileManager.default.attributesOfItem(atPath: pcap)[.size] as? Int) ?? 0
         unlink(pcap)
     }
-    let deadline = Date().addingTimeInterval(10)
-    while !((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("capturing on") {
-        if !c.running || Date() > deadline {
-            throw BenchError.failed("vswitchctl capture did not start: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+    func start() throws {
+        stop()
+        try? FileManager.default.removeItem(atPath: log)
+        let c = try Child([ctl, "--socket", socket, "capture", port, "--direction", "both", "-w", pcap], log: log, name: "vswitchctl capture")
+        current = c
+        let deadline = Date().addingTimeInterval(10)
+        while !((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("capturing on") {
+            if !c.running || Date() > deadline {
+                throw BenchError.failed("vswitchctl capture did not start: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+            }
+            usleep(20_000)
         }
-        usleep(20_000)
     }
+    Cleanup.push("capture") { stop() }
+    try start()
+    sut.captureOff = { stop() }
+    sut.captureOn = { try start() }
     sut.notes.append("capture: `vswitchctl capture \(port) --direction both -w \(pcap)` (every frame of the receiving port, whole, both directions, pcap written by the daemon's writer thread, which shares CPU 1 with the forwarding thread) runs for the whole measurement")
     sut.afterMeasure = {
         let r = try? sh("\(ctl) --socket \(socket) port stats \(port) --format json")
@@ -386,8 +402,8 @@ func startBenchCapture(_ sut: SwitchUnderTest, bin: String, socket: String, dir:
         } else {
             copies = "? (port stats failed: \(r?.out.prefix(200) ?? "no output"))"
         }
-        let size = (try? FileManager.default.attributesOfItem(atPath: pcap)[.size] as? Int) ?? 0
-        return ["capture: \(copies) copies taken on \(port), \(drops) dropped for a full ring; pcap file \(size / 1_000_000) MB"]
+        let size = bytesBefore + ((try? FileManager.default.attributesOfItem(atPath: pcap)[.size] as? Int) ?? 0)
+        return ["capture: \(copies) copies taken on \(port), \(drops) dropped for a full ring; pcap files \(size / 1_000_000) MB"]
     }
 }
 
