@@ -88,6 +88,29 @@ int vsw_pin_thread(int cpu) {
     return pthread_setaffinity_np(pthread_self(), sizeof set, &set);
 }
 
+int vsw_pin_thread_set(const int *cpus, int count) {
+    if (count <= 0) return EINVAL;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int i = 0; i < count; i++) {
+        if (cpus[i] < 0 || cpus[i] >= CPU_SETSIZE) return EINVAL;
+        CPU_SET(cpus[i], &set);
+    }
+    return pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
+int vsw_thread_cpus(unsigned char *mask, int bytes) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    int rc = pthread_getaffinity_np(pthread_self(), sizeof set, &set);
+    if (rc != 0) return rc;
+    for (int c = 0; c < CPU_SETSIZE && c / 8 < bytes; c++) {
+        if (c % 8 == 0) mask[c / 8] = 0;
+        if (CPU_ISSET(c, &set)) mask[c / 8] |= (unsigned char)(1u << (c % 8));
+    }
+    return 0;
+}
+
 int vsw_set_thread_name(const char *name) {
     char buf[16];
     strncpy(buf, name, sizeof buf - 1);

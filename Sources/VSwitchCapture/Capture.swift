@@ -415,6 +415,7 @@ public final class CaptureWriter: @unchecked Sendable {
     public func start() {
         running = true
         thread = spawnThread { [self] in
+            nameCurrentThread("vsw-capture")
             defer {
                 var ts = timespec()
                 clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)

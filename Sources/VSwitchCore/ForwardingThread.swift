@@ -69,6 +69,7 @@ public final class ForwardingThread<Backend: PollingBackend>: @unchecked Sendabl
     }
 
     func run() {
+        nameCurrentThread("vsw-fwd-\(index)")
         if let cpu { pinCurrentThread(to: cpu) }
         let qs = publisher.quiescence
         let maxPorts = engine.tx.maxPorts
@@ -128,6 +129,9 @@ public final class ForwardingThread<Backend: PollingBackend>: @unchecked Sendabl
 
 /// Pins the calling thread to one CPU (best effort).
 public func pinCurrentThread(to cpu: Int) { _ = vsw_pin_thread(Int32(cpu)) }
+
+/// Names the calling thread (seen in `top -H`, `/proc/PID/task/*/comm`; at most 15 bytes kept).
+public func nameCurrentThread(_ name: String) { _ = vsw_set_thread_name(name) }
 
 /// Monotonic clock in nanoseconds (policers; the MAC table uses it in whole seconds).
 @inline(__always) public func monotonicNanoseconds() -> UInt64 { vsw_now_ns() }

@@ -51,6 +51,8 @@ public struct DaemonOptions: Sendable {
     public var controlSocketOptional = false
     /// `--metrics-listen HOST:PORT`: serve the Prometheus text on GET /metrics (MetricsHTTPServer); nil: off.
     public var metricsListen: String?
+    /// `--forwarding-cpus` / `--housekeeping-cpus` (CPUPlacement); nil lists: the defaults.
+    public var cpus = CPUPlacement()
     public init(threads: Int? = nil, statsJSONPath: String? = nil, readyFile: String? = nil) {
         self.threads = threads; self.statsJSONPath = statsJSONPath; self.readyFile = readyFile
     }
@@ -125,6 +127,13 @@ public final class SwitchDaemon {
     public func start() throws {
         if geteuid() != 0 { throw DaemonError("vswitchd must run as root (it needs CAP_NET_ADMIN to create TAP devices and namespaces)") }
         if access("/dev/net/tun", R_OK | W_OK) != 0 { throw DaemonError("/dev/net/tun is missing or not accessible: load the tun module (modprobe tun)") }
+        // 0. Thread placement, before any thread is started: the ones started from here inherit the housekeeping CPUs.
+        try options.cpus.check(allowed: CPUList.allowed())
+        try options.cpus.confineCurrentThread()
+        if options.cpus != CPUPlacement() {
+            log.info("CPU placement", metadata: ["forwarding": "\(options.cpus.forwarding?.description ?? "thread t on CPU t")",
+                                                 "housekeeping": "\(options.cpus.housekeeping?.description ?? "any")"])
+        }
 
         // 1. The initial configuration, checked before anything is created.
         var initial: SwitchConfig
@@ -181,7 +190,7 @@ public final class SwitchDaemon {
         let cpus = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         var io = options.portIO
         for t in 0..<n {
-            let cpu = n <= cpus ? t : nil
+            let cpu = options.cpus.forwardingCPU(thread: t, of: n, onlineCPUs: cpus)
             if io == .uring {
                 do {
                     let th = ForwardingThread(index: t, threadCount: n, publisher: publisher,

@@ -29,6 +29,8 @@ struct VSwitchd: ParsableCommand {
     @Option(name: .long, help: "TAP port I/O: uring (batched io_uring submissions, default) or syscall (one read/write per frame).") var portIo = "uring"
     @Option(name: .long, help: "TAP offloads: on (default: IFF_VNET_HDR with checksum and TSO, per port unless a port turns them off) or off (every port without, e.g. for A/B benchmarks).") var offloads = "on"
     @Option(name: .long, help: "Netdev port RX rings: latency (default: TPACKET_V2, a frame is read as soon as it lands, ~30 µs) or throughput (TPACKET_V3 blocks: fewer wake-ups, less CPU per frame at moderate rates, but a frame waits up to the 1 ms block timeout).") var netdevRing = "latency"
+    @Option(name: .long, help: "CPUs of the forwarding threads, as a list like 1 or 2-5,8: thread t runs on the t-th (round robin). Default: thread t on CPU t when there are no more threads than CPUs.") var forwardingCpus: String?
+    @Option(name: .long, help: "CPUs for every other thread of the daemon (control loop, capture writer, metrics, namespace helpers), e.g. 0. Default: any CPU. Keeps the capture writer's page-cache writes off the forwarding cores.") var housekeepingCpus: String?
     @Option(name: .long, help: "Also write counters and the MAC table as JSON to this file on SIGUSR1 and at exit.") var statsJson: String?
     @Option(name: .long, help: "Create this file once the switch forwards.") var readyFile: String?
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
@@ -81,6 +83,13 @@ struct VSwitchd: ParsableCommand {
         case "throughput": options.netdevRing = .throughput
         default:
             FileHandle.standardError.write(Data("vswitchd: --netdev-ring must be latency or throughput\n".utf8))
+            throw ExitCode(2)
+        }
+        do {
+            options.cpus = CPUPlacement(forwarding: try forwardingCpus.map { try CPUList(parsing: $0) },
+                                        housekeeping: try housekeepingCpus.map { try CPUList(parsing: $0) })
+        } catch {
+            FileHandle.standardError.write(Data("vswitchd: \(error)\n".utf8))
             throw ExitCode(2)
         }
         options.topology = topo

@@ -2,6 +2,7 @@
 direction and port mode, BPF filters, `-w -` into tshark, refusal of an invalid filter, and a
 mirror session delivering copies into the destination's namespace."""
 
+import os
 import subprocess
 import time
 
@@ -202,3 +203,46 @@ def test_jumbo_frames_captured_whole_and_snaplen(vswitch, tmp_path):
         line = "  capture: copies %d dropped-ring-full %d  mirror: sent %d dropped %d" % (
             rows[name]["capture_copies"], rows[name]["capture_drops"], rows[name]["mirror_tx"], rows[name]["mirror_drops"])
         assert line in block, (line, txt)
+
+
+def _thread_cpus(pid):
+    """{thread name: Cpus_allowed_list} of every thread of a process."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+            name = f.read().strip()
+        with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+            cpus = [line.split(":", 1)[1].strip() for line in f if line.startswith("Cpus_allowed_list:")][0]
+        out.setdefault(name, set()).add(cpus)
+    return out
+
+
+def test_housekeeping_cpus_keep_the_capture_writer_off_the_forwarding_core(vswitch, tmp_path):
+    """vswitchd --forwarding-cpus 1 --housekeeping-cpus 0: the forwarding thread alone on CPU 1, the control
+    thread and the capture writer on CPU 0 (bench entry vswitch-1t-capture-hk); capture still exact."""
+    if os.cpu_count() < 2:
+        raise AssertionError("this test needs 2 CPUs (CI machines have 2); this machine has %d" % os.cpu_count())
+    sock = str(tmp_path / "ctl.sock")
+    d = vswitch("vswt-trunk.xml", threads=1,
+                extra_args=("--control-socket", sock, "--forwarding-cpus", "1", "--housekeeping-cpus", "0"))
+    src = d.vs(A10).mac
+    out = str(tmp_path / "hk.pcap")
+    p = capture(sock, A10, "--direction", "in", "--filter", "ether proto 0x88b5", "--count", "4", "-w", out)
+    threads = _thread_cpus(d.proc.pid)
+    assert threads.get("vsw-fwd-0") == {"1"}, threads
+    assert threads.get("vsw-capture") == {"0"}, threads
+    # Every other thread of the daemon (io_uring's kernel workers, iou-*, follow their ring's owner) on CPU 0.
+    others = {n: c for n, c in threads.items() if not n.startswith(("vsw-fwd-", "iou-"))}
+    assert all(c == {"0"} for c in others.values()), others
+    tok = new_token()
+    d.send(A10, *[frame(src, token=tok) for _ in range(4)])
+    _, err = finish(p)
+    assert "4 frames captured" in err, err
+    assert tshark(out, "eth.src") == [src] * 4
+    # A CPU the process may not use is refused at start, naming it.
+    r = subprocess.run([d.command()[0], "--topology", str(d.topo.path), "--no-control-socket",
+                        "--housekeeping-cpus", "0,4095"], capture_output=True, text=True, timeout=20)
+    assert r.returncode != 0 and "bad CPU list" in r.stderr, r.stderr
+    r = subprocess.run([d.command()[0], "--topology", str(d.topo.path), "--no-control-socket",
+                        "--forwarding-cpus", "%d" % (os.cpu_count() + 7)], capture_output=True, text=True, timeout=20)
+    assert r.returncode != 0 and "not available to this process" in r.stderr, r.stderr

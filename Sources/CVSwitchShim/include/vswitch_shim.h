@@ -77,6 +77,12 @@ pid_t vsw_gettid(void);
 int vsw_uring_enable_rings(int ring_fd);
 /// Pins the calling thread to one CPU. Returns 0, or an errno value (not -1).
 int vsw_pin_thread(int cpu);
+/// Confines the calling thread to the `count` CPUs in `cpus` (threads it creates later inherit the set).
+/// Returns 0 or an errno value (EINVAL: a CPU number out of range or an empty set).
+int vsw_pin_thread_set(const int *cpus, int count);
+/// The calling thread's CPU affinity as a bit mask (bit c of byte c/8 = CPU c), `bytes` bytes at most.
+/// Returns 0 or an errno value.
+int vsw_thread_cpus(unsigned char *mask, int bytes);
 /// Names the calling thread (at most 15 bytes are kept). Returns 0 or an errno value.
 int vsw_set_thread_name(const char *name);
 

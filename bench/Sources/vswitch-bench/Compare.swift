@@ -73,11 +73,11 @@ struct Compare: ParsableCommand {
 
     @Flag(help: "Smoke run for CI (about 2 minutes): short trials, fewer search steps.") var quick = false
     @Option(help: "Results folder (default results/bench-<timestamp>).") var output: String?
-    @Option(help: "Comma-separated switches to run (direct,bridge,ovs-system,ovs-afxdp,vswitch-1t,vswitch-2t,vswitch-1t-syscall,vswitch-1t-nooffload,vswitch-1t-netdev,vswitch-1t-capture).") var only: String?
+    @Option(help: "Comma-separated switches to run (direct,bridge,ovs-system,ovs-afxdp,vswitch-1t,vswitch-2t,vswitch-1t-syscall,vswitch-1t-nooffload,vswitch-1t-netdev,vswitch-1t-capture,vswitch-1t-capture-hk).") var only: String?
     @Option(help: "Fixed offered load (64-byte frames/s) for CPU per frame; every switch must sustain it.") var cpuLoad = 100_000
     @Option(help: "Frame size of the CPU-per-frame measurement (64 unless set; the table and ratios then refer to it).") var cpuSize = 64
     @Option(help: "Comma-separated frame sizes of the rate/loss search (default 64,512,1518).") var sizes = "64,512,1518"
-    @Option(help: "Comma-separated measurements to make (rate,cpu,mac,latency,tcp; default all; capture-ab: for vswitch-1t-capture, flat-out rates at --sizes and CPU per frame without and with the capture, alternating in the same daemon): e.g. `--measure rate,cpu --sizes 64` is the quick A/B of a port I/O change.") var measure = "rate,cpu,mac,latency,tcp"
+    @Option(help: "Comma-separated measurements to make (rate,cpu,mac,latency,tcp; default all; capture-ab: for vswitch-1t-capture and vswitch-1t-capture-hk, flat-out rates at --sizes and CPU per frame without and with the capture, alternating in the same daemon): e.g. `--measure rate,cpu --sizes 64` is the quick A/B of a port I/O change.") var measure = "rate,cpu,mac,latency,tcp"
     @Option(help: "Seconds per rate trial (default 2, 0.5 with --quick).") var trialSeconds: Double?
     @Option(help: "Rounds of each capture-ab pair.") var abRounds = 3
 
@@ -141,6 +141,7 @@ struct Compare: ParsableCommand {
             case "vswitch-1t-nooffload": sut = vswitchSUT(threads: 1, offloads: false)
             case "vswitch-1t-netdev": sut = vswitchSUT(threads: 1, netdev: true)
             case "vswitch-1t-capture": sut = vswitchSUT(threads: 1, capture: true)
+            case "vswitch-1t-capture-hk": sut = vswitchSUT(threads: 1, capture: true, housekeepingOnCPU0: true)
             default: throw BenchError.failed("unknown switch \(name)")
             }
             Log.progress("\(name): setting up — \(sut.summary)")
@@ -325,51 +326,55 @@ func computeRatios(_ r: inout Report) {
     }
     if let a = lf64(sut("vswitch-2t")), let b = lf64(vs), b > 0 { r.ratios["loss_free_64B_vswitch_2t_over_1t"] = a / b }
     // Capture cost (issue 4): the same measurement while every frame of the receiving port is captured to a file.
-    let cap = sut("vswitch-1t-capture")
-    for size in [64, 512, 1518] {
-        if let a = cap?.sizes.first(where: { $0.size == size })?.loss_free_pps,
-           let b = vs?.sizes.first(where: { $0.size == size })?.loss_free_pps, b > 0 {
-            r.ratios["loss_free_\(size)B_capture_over_no_capture"] = a / b
-        }
-    }
-    for size in [64, 512, 1518] {
-        if let a = cap?.sizes.first(where: { $0.size == size })?.ceiling_forwarded_pps,
-           let b = vs?.sizes.first(where: { $0.size == size })?.ceiling_forwarded_pps, b > 0 {
-            r.ratios["flat_out_forwarded_\(size)B_capture_over_no_capture"] = a / b
-        }
-    }
-    if let a = cap?.cpu?.switch_process_ns_per_frame, let b = vs?.cpu?.switch_process_ns_per_frame, b > 0 {
-        r.ratios["cpu_per_frame_process_capture_over_no_capture"] = a / b
-    }
-    if let c = cap, !c.capture_ab.isEmpty {
-        // The same-daemon A/B: medians of the rounds.
-        func median(_ xs: [Double]) -> Double { let v = xs.sorted(); return v.isEmpty ? 0 : v.count % 2 == 1 ? v[v.count / 2] : (v[v.count / 2 - 1] + v[v.count / 2]) / 2 }
-        for (measure, sizes) in [("flat_out_forwarded_pps", Set(c.capture_ab.filter { $0.measure == "flat_out_forwarded_pps" }.map(\.size))),
-                                 ("cpu_ns_per_frame", Set(c.capture_ab.filter { $0.measure == "cpu_ns_per_frame" }.map(\.size)))] {
-            for size in sizes.sorted() {
-                let pts = c.capture_ab.filter { $0.measure == measure && $0.size == size }
-                let m = median(pts.map(\.ratio))
-                r.ratios["capture_ab_\(measure)_\(size)B_with_over_without_median"] = m
-                findings.append(String(format: "Capture A/B in one daemon (%@, %d B, %d rounds): with/without = %@; median %.2f (without: %@; with: %@).",
-                                       measure == "cpu_ns_per_frame" ? "CPU per frame at \(r.cpu_load_pps) pps" : "flat-out forwarded rate",
-                                       size, pts.count, pts.map { String(format: "%.2f", $0.ratio) }.joined(separator: ", "), m,
-                                       pts.map { String(format: "%.0f", $0.without_capture) }.joined(separator: ", "),
-                                       pts.map { String(format: "%.0f", $0.with_capture) }.joined(separator: ", ")))
+    // vswitch-1t-capture: the writer thread shares the forwarding core; vswitch-1t-capture-hk: it runs on the
+    // housekeeping CPU (vswitchd --forwarding-cpus 1 --housekeeping-cpus 0). Ratio keys of the latter say "hk".
+    for (capName, tag) in [("vswitch-1t-capture", ""), ("vswitch-1t-capture-hk", "hk_")] {
+        let cap = sut(capName)
+        for size in [64, 512, 1518] {
+            if let a = cap?.sizes.first(where: { $0.size == size })?.loss_free_pps,
+               let b = vs?.sizes.first(where: { $0.size == size })?.loss_free_pps, b > 0 {
+                r.ratios["loss_free_\(size)B_capture_\(tag)over_no_capture"] = a / b
             }
         }
-    }
-    if let c = cap, let v = vs {
-        // The issue's figure in one line: the capture entry's rates next to vswitch-1t's, same run.
         for size in [64, 512, 1518] {
-            guard let a = c.sizes.first(where: { $0.size == size }), let b = v.sizes.first(where: { $0.size == size }) else { continue }
-            findings.append(String(format: "Capture cost at %d B (same run): loss-free %@ with capture / %@ without = %.2f; flat-out forwarded %@ / %@ = %.2f.",
-                                   size, fmtPps(a.loss_free_pps), fmtPps(b.loss_free_pps), b.loss_free_pps > 0 ? a.loss_free_pps / b.loss_free_pps : 0,
-                                   fmtPps(a.ceiling_forwarded_pps), fmtPps(b.ceiling_forwarded_pps),
-                                   b.ceiling_forwarded_pps > 0 ? a.ceiling_forwarded_pps / b.ceiling_forwarded_pps : 0))
+            if let a = cap?.sizes.first(where: { $0.size == size })?.ceiling_forwarded_pps,
+               let b = vs?.sizes.first(where: { $0.size == size })?.ceiling_forwarded_pps, b > 0 {
+                r.ratios["flat_out_forwarded_\(size)B_capture_\(tag)over_no_capture"] = a / b
+            }
         }
-        if let a = c.cpu?.switch_process_ns_per_frame, let b = v.cpu?.switch_process_ns_per_frame, b > 0 {
-            findings.append(String(format: "Capture cost in CPU (%d B frames at %d pps offered): %.0f ns with capture / %.0f ns without per forwarded frame = %.2f.",
-                                   r.cpu_size, r.cpu_load_pps, a, b, a / b))
+        if let a = cap?.cpu?.switch_process_ns_per_frame, let b = vs?.cpu?.switch_process_ns_per_frame, b > 0 {
+            r.ratios["cpu_per_frame_process_capture_\(tag)over_no_capture"] = a / b
+        }
+        if let c = cap, !c.capture_ab.isEmpty {
+            // The same-daemon A/B: medians of the rounds.
+            func median(_ xs: [Double]) -> Double { let v = xs.sorted(); return v.isEmpty ? 0 : v.count % 2 == 1 ? v[v.count / 2] : (v[v.count / 2 - 1] + v[v.count / 2]) / 2 }
+            for (measure, sizes) in [("flat_out_forwarded_pps", Set(c.capture_ab.filter { $0.measure == "flat_out_forwarded_pps" }.map(\.size))),
+                                     ("cpu_ns_per_frame", Set(c.capture_ab.filter { $0.measure == "cpu_ns_per_frame" }.map(\.size)))] {
+                for size in sizes.sorted() {
+                    let pts = c.capture_ab.filter { $0.measure == measure && $0.size == size }
+                    let m = median(pts.map(\.ratio))
+                    r.ratios["capture_\(tag)ab_\(measure)_\(size)B_with_over_without_median"] = m
+                    findings.append(String(format: "\(capName): capture A/B in one daemon (%@, %d B, %d rounds): with/without = %@; median %.2f (without: %@; with: %@).",
+                                           measure == "cpu_ns_per_frame" ? "CPU per frame at \(r.cpu_load_pps) pps" : "flat-out forwarded rate",
+                                           size, pts.count, pts.map { String(format: "%.2f", $0.ratio) }.joined(separator: ", "), m,
+                                           pts.map { String(format: "%.0f", $0.without_capture) }.joined(separator: ", "),
+                                           pts.map { String(format: "%.0f", $0.with_capture) }.joined(separator: ", ")))
+                }
+            }
+        }
+        if let c = cap, let v = vs {
+            // The issue's figure in one line: the capture entry's rates next to vswitch-1t's, same run.
+            for size in [64, 512, 1518] {
+                guard let a = c.sizes.first(where: { $0.size == size }), let b = v.sizes.first(where: { $0.size == size }) else { continue }
+                findings.append(String(format: "\(capName): capture cost at %d B (same run): loss-free %@ with capture / %@ without = %.2f; flat-out forwarded %@ / %@ = %.2f.",
+                                       size, fmtPps(a.loss_free_pps), fmtPps(b.loss_free_pps), b.loss_free_pps > 0 ? a.loss_free_pps / b.loss_free_pps : 0,
+                                       fmtPps(a.ceiling_forwarded_pps), fmtPps(b.ceiling_forwarded_pps),
+                                       b.ceiling_forwarded_pps > 0 ? a.ceiling_forwarded_pps / b.ceiling_forwarded_pps : 0))
+            }
+            if let a = c.cpu?.switch_process_ns_per_frame, let b = v.cpu?.switch_process_ns_per_frame, b > 0 {
+                findings.append(String(format: "\(capName): capture cost in CPU (%d B frames at %d pps offered): %.0f ns with capture / %.0f ns without per forwarded frame = %.2f.",
+                                       r.cpu_size, r.cpu_load_pps, a, b, a / b))
+            }
         }
     }
     // The plain statement the issue asks for.

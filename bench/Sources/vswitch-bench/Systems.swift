@@ -293,13 +293,17 @@ let benchProfile = """
 /// `capture`: a `vswitchctl capture` of every frame of the receiving port (vsb-tb, both directions, whole
 /// frames) writes a pcap file on /dev/shm for the whole measurement (issue 4's "How fast").
 /// `offloads`: vswitchd's --offloads (on: TAPs with IFF_VNET_HDR, checksum and TSO, the default; off: plain TAPs).
-func vswitchSUT(threads: Int, io: String = "uring", netdev: Bool = false, capture: Bool = false, offloads: Bool = true) -> SwitchUnderTest {
+/// `housekeepingOnCPU0`: instead of confining the whole daemon to CPU 1, `--forwarding-cpus 1 --housekeeping-cpus 0`:
+/// the forwarding thread alone on CPU 1, the control thread and the capture writer on CPU 0 beside trafgen's worker
+/// (the deployment README.md recommends: writer off the forwarding cores, like OVS's non-PMD threads).
+func vswitchSUT(threads: Int, io: String = "uring", netdev: Bool = false, capture: Bool = false, offloads: Bool = true,
+                housekeepingOnCPU0: Bool = false) -> SwitchUnderTest {
     SwitchUnderTest(name: "vswitch-\(threads)t",
                     summary: netdev
                         ? "VSwitch vswitchd, netdev ports (AF_PACKET rings on veth host ends, vswitchd --netdev-ring default), \(threads) forwarding thread\(threads == 1 ? "" : "s"), access ports in VLAN 10"
                         : "VSwitch vswitchd, TAP ports (\(io == "uring" ? "io_uring, one submission per batch and direction" : "one read()/write() per frame"), offloads \(offloads ? "on: virtio-net header, checksum, TSO" : "off")), \(threads) forwarding thread\(threads == 1 ? "" : "s"), access ports in VLAN 10") { sut in
         let bin = try vswitchdPath()
-        let dir = runDir + "/vswitch-\(threads)t-\(netdev ? "netdev" : io)\(capture ? "-capture" : "")\(offloads ? "" : "-nooffload")"
+        let dir = runDir + "/vswitch-\(threads)t-\(netdev ? "netdev" : io)\(capture ? "-capture" : "")\(housekeepingOnCPU0 ? "-hk" : "")\(offloads ? "" : "-nooffload")"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try benchProfile.write(toFile: dir + "/profiles.xml", atomically: true, encoding: .utf8)
         let portsXML = netdev
@@ -331,7 +335,8 @@ func vswitchSUT(threads: Int, io: String = "uring", netdev: Bool = false, captur
         let sock = dir + "/ctl.sock"
         let d = try Child([bin, "--topology", dir + "/topology.xml", "--threads", "\(threads)", "--ready-file", ready,
                            "--stats-json", stats, "--log-level", "warning", "--port-io", io,
-                           "--offloads", offloads ? "on" : "off"] + (capture ? ["--control-socket", sock] : []),
+                           "--offloads", offloads ? "on" : "off"] + (capture ? ["--control-socket", sock] : [])
+                            + (housekeepingOnCPU0 ? ["--forwarding-cpus", "1", "--housekeeping-cpus", "0"] : []),
                           log: dir + "/vswitchd.log")
         sut.statsPath = stats
         try "\(d.pid)\n".write(toFile: dir + "/vswitchd.pid", atomically: true, encoding: .utf8)
@@ -340,7 +345,9 @@ func vswitchSUT(threads: Int, io: String = "uring", netdev: Bool = false, captur
             quiet("ip netns delete \(nsA)"); quiet("ip netns delete \(nsB)")
             quiet("ip link delete vsb-ta"); quiet("ip link delete vsb-tb")
         }
-        if threads == 1 { confineToCPU1(d.pid, sut) }
+        if housekeepingOnCPU0 {
+            sut.notes.append("\(sut.name): vswitchd --forwarding-cpus 1 --housekeeping-cpus 0: the forwarding thread alone on CPU 1; control thread and capture writer on CPU 0 with trafgen's worker (their CPU still counts in the process's CPU per frame)")
+        } else if threads == 1 { confineToCPU1(d.pid, sut) }
         else { sut.notes.append("\(threads) threads: vswitchd pins thread N to CPU N, so thread 0 shares CPU 0 with trafgen's worker") }
         sut.switchPids = [d.pid]
         let deadline = Date().addingTimeInterval(20)
@@ -352,14 +359,14 @@ func vswitchSUT(threads: Int, io: String = "uring", netdev: Bool = false, captur
             if Date() > deadline { throw BenchError.failed("vswitchd not ready after 20 s; see \(dir)/vswitchd.log") }
             usleep(50_000)
         }
-        if capture { try startBenchCapture(sut, bin: bin, socket: sock, dir: dir, port: netdev ? "vsb-nb" : "vsb-tb") }
+        if capture { try startBenchCapture(sut, bin: bin, socket: sock, dir: dir, port: netdev ? "vsb-nb" : "vsb-tb", writerOnCPU0: housekeepingOnCPU0) }
         if io == "syscall" { sut.notes.append("VSwitch's TAP I/O here is per-frame syscalls (one read() and one write() per frame); see issue 7") }
     }
 }
 
 /// Starts `vswitchctl capture PORT --direction both -w /dev/shm/vsb-capture-PID.pcap` (whole frames, no filter) and
 /// waits until the daemon has accepted it; afterwards `afterMeasure` reports the capture's own counters.
-func startBenchCapture(_ sut: SwitchUnderTest, bin: String, socket: String, dir: String, port: String) throws {
+func startBenchCapture(_ sut: SwitchUnderTest, bin: String, socket: String, dir: String, port: String, writerOnCPU0: Bool = false) throws {
     let ctl = URL(fileURLWithPath: bin).deletingLastPathComponent().appendingPathComponent("vswitchctl").path
     guard FileManager.default.isExecutableFile(atPath: ctl) else {
         throw BenchError.failed("vswitchctl not found next to vswitchd (\(ctl)): swift build -c release --product vswitchctl")
@@ -392,7 +399,7 @@ func startBenchCapture(_ sut: SwitchUnderTest, bin: String, socket: String, dir:
     try start()
     sut.captureOff = { stop() }
     sut.captureOn = { try start() }
-    sut.notes.append("capture: `vswitchctl capture \(port) --direction both -w \(pcap)` (every frame of the receiving port, whole, both directions, pcap written by the daemon's writer thread, which shares CPU 1 with the forwarding thread) runs for the whole measurement")
+    sut.notes.append("capture: `vswitchctl capture \(port) --direction both -w \(pcap)` (every frame of the receiving port, whole, both directions, pcap written by the daemon's writer thread, \(writerOnCPU0 ? "on the housekeeping CPU 0" : "which shares CPU 1 with the forwarding thread")) runs for the whole measurement")
     sut.afterMeasure = {
         let r = try? sh("\(ctl) --socket \(socket) port stats \(port) --format json")
         var copies = "?", drops = "?"
