@@ -5,7 +5,9 @@
 // load the snapshot pointer once, poll the backend for ready ports (timeout 0
 // while traffic flows; up to `idleTimeoutMs` when idle, marked offline for
 // QSBR so configuration changes never wait on a sleeping thread), forward one
-// batch per ready port, then pass a quiescent point. Nothing here allocates
+// batch per ready port, then pass a quiescent point. `idleSpinNs` (vswitchd
+// --idle-spin-us) keeps polling with timeout 0 for that long after the last frame
+// before the thread sleeps: busy-poll at high rates, no core burnt when idle. Nothing here allocates
 // after start (the ready list and batch are preallocated).
 
 import Atomics
@@ -35,12 +37,13 @@ public final class ForwardingThread<Backend: PollingBackend>: @unchecked Sendabl
     let running = ManagedAtomic<Bool>(false)
     let clock: @Sendable () -> UInt64
     let idleTimeoutMs: Int32
+    let idleSpinNs: UInt64
     let cpu: Int?
     var thread: pthread_t?
 
     public init(index: Int, threadCount: Int, publisher: SnapshotPublisher, backend: Backend,
                 batchCapacity: Int = 64, dataRoom: Int = 2048, maxPorts: Int = 1024, idleTimeoutMs: Int32 = 50,
-                cpu: Int? = nil, clock: @escaping @Sendable () -> UInt64) {
+                idleSpinNs: UInt64 = 0, cpu: Int? = nil, clock: @escaping @Sendable () -> UInt64) {
         self.index = index
         self.threadCount = threadCount
         self.publisher = publisher
@@ -49,6 +52,7 @@ public final class ForwardingThread<Backend: PollingBackend>: @unchecked Sendabl
         self.engine = ForwardingEngine(maxPorts: maxPorts, batchCapacity: batchCapacity)
         self.clock = clock
         self.idleTimeoutMs = idleTimeoutMs
+        self.idleSpinNs = idleSpinNs
         self.cpu = cpu
     }
 
@@ -79,6 +83,7 @@ public final class ForwardingThread<Backend: PollingBackend>: @unchecked Sendabl
         var mineCount = 0
         var generation = UInt64.max
         var idlePasses = 0
+        var lastFrameNs: UInt64 = 0   // when a pass last received something (idle spin)
         qs.goOnline(index)
         while running.load(ordering: .relaxed) {
             let view = publisher.load()
@@ -94,7 +99,7 @@ public final class ForwardingThread<Backend: PollingBackend>: @unchecked Sendabl
                 backend.prepare(ports: mine, count: mineCount, view: view)
             }
             var nready: Int
-            if idlePasses >= 2 {
+            if idlePasses >= 2 && (idleSpinNs == 0 || clock() &- lastFrameNs >= idleSpinNs) {
                 qs.goOffline(index)
                 nready = backend.poll(timeoutMs: idleTimeoutMs, ready: ready)
                 qs.goOnline(index)
@@ -121,7 +126,7 @@ public final class ForwardingThread<Backend: PollingBackend>: @unchecked Sendabl
                 }
                 r &+= 1
             }
-            idlePasses = got > 0 ? 0 : idlePasses &+ 1
+            if got > 0 { idlePasses = 0; lastFrameNs = nowNs } else { idlePasses &+= 1 }
             qs.quiescent(index)
         }
     }

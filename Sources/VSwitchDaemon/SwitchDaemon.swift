@@ -53,6 +53,9 @@ public struct DaemonOptions: Sendable {
     public var metricsListen: String?
     /// `--forwarding-cpus` / `--housekeeping-cpus` (CPUPlacement); nil lists: the defaults.
     public var cpus = CPUPlacement()
+    /// `--idle-spin-us`: how long a forwarding thread keeps polling (timeout 0) after its last frame before it
+    /// sleeps in epoll_wait (0: sleeps after two empty passes).
+    public var idleSpinNs: UInt64 = 0
     public init(threads: Int? = nil, statsJSONPath: String? = nil, readyFile: String? = nil) {
         self.threads = threads; self.statsJSONPath = statsJSONPath; self.readyFile = readyFile
     }
@@ -197,7 +200,7 @@ public final class SwitchDaemon {
                                               backend: PortSetBackend(tap: try UringTapBackend(maxPorts: SwitchModel.maxPorts),
                                                                       threadIndex: t, maxPorts: SwitchModel.maxPorts),
                                               batchCapacity: options.batchSize, dataRoom: dataRoom,
-                                              maxPorts: SwitchModel.maxPorts, cpu: cpu, clock: { monotonicNanoseconds() })
+                                              maxPorts: SwitchModel.maxPorts, idleSpinNs: options.idleSpinNs, cpu: cpu, clock: { monotonicNanoseconds() })
                     threads.append(th)
                     th.start()
                     continue
@@ -210,7 +213,7 @@ public final class SwitchDaemon {
                                       backend: PortSetBackend(tap: TapBackend(maxPorts: SwitchModel.maxPorts), threadIndex: t,
                                                               maxPorts: SwitchModel.maxPorts),
                                       batchCapacity: options.batchSize, dataRoom: dataRoom,
-                                      maxPorts: SwitchModel.maxPorts, cpu: cpu, clock: { monotonicNanoseconds() })
+                                      maxPorts: SwitchModel.maxPorts, idleSpinNs: options.idleSpinNs, cpu: cpu, clock: { monotonicNanoseconds() })
             threads.append(th)
             th.start()
         }

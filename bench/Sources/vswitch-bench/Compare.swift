@@ -33,7 +33,7 @@ struct SUTReport: Codable {
 /// `--measure capture-ab` (capture entries): the same trial without and with the capture running, in the same
 /// daemon, back to back (the order alternates per round): flat-out forwarded frames/s per size, and CPU per frame.
 struct CaptureABPoint: Codable {
-    var measure: String        // "flat_out_forwarded_pps" or "cpu_ns_per_frame"
+    var measure: String        // "flat_out_forwarded_pps", "cpu_ns_per_frame" (the process) or "forwarding_thread_cpu_ns_per_frame"
     var size: Int
     var round: Int
     var without_capture: Double
@@ -191,9 +191,14 @@ struct Compare: ParsableCommand {
                                                                  without_capture: a.forwarded_pps, with_capture: b.forwarded_pps,
                                                                  ratio: a.forwarded_pps > 0 ? b.forwarded_pps / a.forwarded_pps : 0,
                                                                  sender_refused_without: a.refused_by_sender, sender_refused_with: b.refused_by_sender))
-                            Log.progress(String(format: "  %@ capture A/B %4dB flat out, round %d: without %.0f pps (loss %.3f%%), with %.0f pps (loss %.3f%%) = %.2f",
+                            // The forwarding thread's CPU per forwarded frame flat out (what bounds its rate when it is the limit).
+                            let fa = (a.forwarding_threads_cpu_s ?? 0) * 1e9 / Double(max(a.window_frames, 1))
+                            let fb = (b.forwarding_threads_cpu_s ?? 0) * 1e9 / Double(max(b.window_frames, 1))
+                            rep.capture_ab.append(CaptureABPoint(measure: "flat_out_forwarding_thread_cpu_ns_per_frame", size: size, round: round,
+                                                                 without_capture: fa, with_capture: fb, ratio: fa > 0 ? fb / fa : 0))
+                            Log.progress(String(format: "  %@ capture A/B %4dB flat out, round %d: without %.0f pps (loss %.3f%%), with %.0f pps (loss %.3f%%) = %.2f; forwarding thread %.0f -> %.0f ns/frame",
                                                 name, size, round, a.forwarded_pps, a.loss * 100, b.forwarded_pps, b.loss * 100,
-                                                a.forwarded_pps > 0 ? b.forwarded_pps / a.forwarded_pps : 0))
+                                                a.forwarded_pps > 0 ? b.forwarded_pps / a.forwarded_pps : 0, fa, fb))
                         }
                     }
                     for round in 1...max(1, abRounds) {
@@ -201,8 +206,12 @@ struct Compare: ParsableCommand {
                         let x = a.switch_process_ns_per_frame ?? 0, y = b.switch_process_ns_per_frame ?? 0
                         rep.capture_ab.append(CaptureABPoint(measure: "cpu_ns_per_frame", size: cpuSize, round: round,
                                                              without_capture: x, with_capture: y, ratio: x > 0 ? y / x : 0))
-                        Log.progress(String(format: "  %@ capture A/B CPU at %d pps of %d B, round %d: without %.0f ns/frame, with %.0f ns/frame = %.2f",
-                                            name, cpuLoad, cpuSize, round, x, y, x > 0 ? y / x : 0))
+                        // The forwarding thread alone: what the capture takes from forwarding (its copy into the ring).
+                        let fx = a.forwarding_threads_ns_per_frame ?? 0, fy = b.forwarding_threads_ns_per_frame ?? 0
+                        rep.capture_ab.append(CaptureABPoint(measure: "forwarding_thread_cpu_ns_per_frame", size: cpuSize, round: round,
+                                                             without_capture: fx, with_capture: fy, ratio: fx > 0 ? fy / fx : 0))
+                        Log.progress(String(format: "  %@ capture A/B CPU at %d pps of %d B, round %d: without %.0f ns/frame, with %.0f ns/frame = %.2f; forwarding thread %.0f -> %.0f ns/frame = %.2f",
+                                            name, cpuLoad, cpuSize, round, x, y, x > 0 ? y / x : 0, fx, fy, fx > 0 ? fy / fx : 0))
                     }
                     try on()   // the capture's counters below cover the whole run
                 }
@@ -348,14 +357,17 @@ func computeRatios(_ r: inout Report) {
         if let c = cap, !c.capture_ab.isEmpty {
             // The same-daemon A/B: medians of the rounds.
             func median(_ xs: [Double]) -> Double { let v = xs.sorted(); return v.isEmpty ? 0 : v.count % 2 == 1 ? v[v.count / 2] : (v[v.count / 2 - 1] + v[v.count / 2]) / 2 }
-            for (measure, sizes) in [("flat_out_forwarded_pps", Set(c.capture_ab.filter { $0.measure == "flat_out_forwarded_pps" }.map(\.size))),
-                                     ("cpu_ns_per_frame", Set(c.capture_ab.filter { $0.measure == "cpu_ns_per_frame" }.map(\.size)))] {
+            for measure in ["flat_out_forwarded_pps", "flat_out_forwarding_thread_cpu_ns_per_frame", "cpu_ns_per_frame", "forwarding_thread_cpu_ns_per_frame"] {
+                let sizes = Set(c.capture_ab.filter { $0.measure == measure }.map(\.size))
                 for size in sizes.sorted() {
                     let pts = c.capture_ab.filter { $0.measure == measure && $0.size == size }
                     let m = median(pts.map(\.ratio))
                     r.ratios["capture_\(tag)ab_\(measure)_\(size)B_with_over_without_median"] = m
                     findings.append(String(format: "\(capName): capture A/B in one daemon (%@, %d B, %d rounds): with/without = %@; median %.2f (without: %@; with: %@).",
-                                           measure == "cpu_ns_per_frame" ? "CPU per frame at \(r.cpu_load_pps) pps" : "flat-out forwarded rate",
+                                           measure == "cpu_ns_per_frame" ? "process CPU per frame at \(r.cpu_load_pps) pps"
+                                               : measure == "forwarding_thread_cpu_ns_per_frame" ? "forwarding thread's CPU per frame at \(r.cpu_load_pps) pps"
+                                               : measure == "flat_out_forwarding_thread_cpu_ns_per_frame" ? "forwarding thread's CPU per frame flat out"
+                                               : "flat-out forwarded rate",
                                            size, pts.count, pts.map { String(format: "%.2f", $0.ratio) }.joined(separator: ", "), m,
                                            pts.map { String(format: "%.0f", $0.without_capture) }.joined(separator: ", "),
                                            pts.map { String(format: "%.0f", $0.with_capture) }.joined(separator: ", ")))

@@ -177,6 +177,22 @@ func processCPUSeconds(_ pid: pid_t) -> Double {
     return (u + st) / Double(sysconf(Int32(_SC_CLK_TCK)))
 }
 
+/// utime+stime of a process's threads whose name starts with `prefix` (vswitchd's forwarding threads are
+/// named vsw-fwd-N), from /proc/PID/task/TID/stat.
+func threadsCPUSeconds(_ pid: pid_t, namePrefix prefix: String) -> Double {
+    var total = 0.0
+    let hz = Double(sysconf(Int32(_SC_CLK_TCK)))
+    for tid in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? [] {
+        guard let s = try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/stat", encoding: .utf8),
+              let open = s.firstIndex(of: "("), let close = s.lastIndex(of: ")"),
+              s[s.index(after: open)..<close].hasPrefix(prefix) else { continue }
+        let f = s[s.index(after: close)...].split(separator: " ")
+        guard f.count > 13, let u = Double(f[11]), let st = Double(f[12]) else { continue }
+        total += (u + st) / hz
+    }
+    return total
+}
+
 /// (user, system) CPU seconds of every live process in a process group, and of the ksoftirqd threads.
 func groupCPUSeconds(pgid: pid_t) -> (user: Double, system: Double) {
     var u = 0.0, st = 0.0

@@ -146,6 +146,10 @@ func confineToCPU1(_ pid: pid_t, _ sut: SwitchUnderTest) {
     }
 }
 
+/// Extra vswitchd options from VSWITCH_BENCH_VSWITCHD_ARGS (split on spaces), for A/Bs of daemon settings.
+let extraVswitchdArgs: [String] = (ProcessInfo.processInfo.environment["VSWITCH_BENCH_VSWITCHD_ARGS"] ?? "")
+    .split(separator: " ").map(String.init)
+
 nonisolated(unsafe) var runDir = "/tmp/vsb-run-\(getpid())"
 
 func makeRunDir() throws {
@@ -336,9 +340,12 @@ func vswitchSUT(threads: Int, io: String = "uring", netdev: Bool = false, captur
         let d = try Child([bin, "--topology", dir + "/topology.xml", "--threads", "\(threads)", "--ready-file", ready,
                            "--stats-json", stats, "--log-level", "warning", "--port-io", io,
                            "--offloads", offloads ? "on" : "off"] + (capture ? ["--control-socket", sock] : [])
-                            + (housekeepingOnCPU0 ? ["--forwarding-cpus", "1", "--housekeeping-cpus", "0"] : []),
+                            + (housekeepingOnCPU0 ? ["--forwarding-cpus", "1", "--housekeeping-cpus", "0"] : [])
+                            // VSWITCH_BENCH_VSWITCHD_ARGS="--idle-spin-us 50": extra daemon options for A/Bs (noted in the report).
+                            + extraVswitchdArgs,
                           log: dir + "/vswitchd.log")
         sut.statsPath = stats
+        if !extraVswitchdArgs.isEmpty { sut.notes.append("vswitchd run with VSWITCH_BENCH_VSWITCHD_ARGS: \(extraVswitchdArgs.joined(separator: " "))") }
         try "\(d.pid)\n".write(toFile: dir + "/vswitchd.pid", atomically: true, encoding: .utf8)
         Cleanup.push("vswitchd") {
             d.stop(signal: SIGTERM, grace: 10)

@@ -20,6 +20,7 @@ struct Snapshot {
     var sent: UInt64
     var received: UInt64
     var switchCPU: Double
+    var forwardingCPU: Double = 0   // the switch's forwarding threads only (vswitchd: threads named vsw-fwd-N)
     var machine: MachineCPU
     var generatorSys: Double = 0   // trafgen's process group stime + ksoftirqd threads
     var refused: UInt64 = 0        // sender's tx_dropped: frames its device refused (retried by trafgen)
@@ -32,6 +33,7 @@ struct Snapshot {
         let t = monotonic()
         let m = MachineCPU.read()
         let cpu = sut.switchPids.map(processCPUSeconds).reduce(0, +)
+        let fwd = sut.name.hasPrefix("vswitch") ? sut.switchPids.map { threadsCPUSeconds($0, namePrefix: "vsw-fwd-") }.reduce(0, +) : 0
         let out = (try? sh(cmd).out) ?? ""
         let lines = out.split(separator: "\n")
         var sent: UInt64 = 0
@@ -42,7 +44,7 @@ struct Snapshot {
         }
         let refused = lines.count > 1 ? UInt64(lines[1].trimmingCharacters(in: .whitespaces)) ?? 0 : 0
         let g = generator.map { groupCPUSeconds(pgid: $0).system } ?? 0
-        return Snapshot(t: t, sent: sent, received: rx, switchCPU: cpu, machine: m, generatorSys: g, refused: refused)
+        return Snapshot(t: t, sent: sent, received: rx, switchCPU: cpu, forwardingCPU: fwd, machine: m, generatorSys: g, refused: refused)
     }
 }
 
@@ -57,6 +59,7 @@ struct TrialResult: Codable {
     var received: UInt64
     var loss: Double               // fraction, everything sent vs everything received after drain
     var switch_cpu_s: Double       // utime+stime of the switch's processes in the measured window
+    var forwarding_threads_cpu_s: Double? = nil   // of which its forwarding threads (VSwitch only)
     var machine_busy_s: Double     // all cores, /proc/stat, in the measured window
     var window_frames: UInt64      // frames received in the measured window
     var generator_sys_s: Double    // trafgen's system time + ksoftirqd in the window (where the kernel's forwarding runs)
@@ -103,7 +106,9 @@ func runTrial(_ sut: SwitchUnderTest, size: Int, macs: Int = 1, rate: Int?, seco
     return TrialResult(size: size, macs: macs, requested_pps: rate, seconds: dt,
                        offered_pps: Double(b.sent - a.sent) / dt, forwarded_pps: Double(b.received - a.received) / dt,
                        sent: sent, received: received, loss: loss,
-                       switch_cpu_s: b.switchCPU - a.switchCPU, machine_busy_s: b.machine.busy - a.machine.busy,
+                       switch_cpu_s: b.switchCPU - a.switchCPU,
+                       forwarding_threads_cpu_s: sut.name.hasPrefix("vswitch") ? b.forwardingCPU - a.forwardingCPU : nil,
+                       machine_busy_s: b.machine.busy - a.machine.busy,
                        window_frames: b.received - a.received, generator_sys_s: b.generatorSys - a.generatorSys,
                        refused_by_sender: c.refused - s0.refused)
 }
@@ -161,6 +166,7 @@ struct CPUResult: Codable {
     var loss: Double
     var frames: UInt64
     var switch_process_ns_per_frame: Double?   // utime+stime of the switch's processes / frames (nil: kernel bridge, direct)
+    var forwarding_threads_ns_per_frame: Double? = nil   // VSwitch: of which its forwarding threads (vsw-fwd-N)
     var machine_ns_per_frame: Double            // all cores busy (/proc/stat) / frames
     var kernel_path_ns_per_frame: Double        // generator's stime + ksoftirqd + switch process, per frame
     var switch_ns_per_frame: Double?            // kernel_path minus the direct (no switch) baseline at the same rate
@@ -179,7 +185,9 @@ func measureCPU(_ sut: SwitchUnderTest, rate: Int, seconds: Double, baselineNsPe
                                 : "kernel switch: the bridge runs in the sender's syscall/softirq context, so its CPU is the system time of trafgen's processes + ksoftirqd threads (/proc/PID/stat) per frame, minus the same figure with no switch (direct veth) at the same offered load; trafgen's user time (it spins to pace) and other processes are excluded")
         : "utime+stime of the switch's process (/proc/PID/stat) per forwarded frame; second figure: that + trafgen's system time + ksoftirqd, minus the direct (no switch) baseline"
     return CPUResult(offered_pps: t.offered_pps, forwarded_pps: t.forwarded_pps, loss: t.loss, frames: frames,
-                     switch_process_ns_per_frame: proc, machine_ns_per_frame: machine, kernel_path_ns_per_frame: path,
+                     switch_process_ns_per_frame: proc,
+                     forwarding_threads_ns_per_frame: t.forwarding_threads_cpu_s.map { $0 * 1e9 / Double(frames) },
+                     machine_ns_per_frame: machine, kernel_path_ns_per_frame: path,
                      switch_ns_per_frame: delta, method: method)
 }
 
