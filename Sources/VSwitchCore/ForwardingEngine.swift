@@ -51,8 +51,8 @@ public struct TxPlan {
         lists.initialize(repeating: 0, count: maxPorts * batchCapacity)
         lengths = .allocate(capacity: maxPorts)
         lengths.initialize(repeating: 0, count: maxPorts)
-        touched = .allocate(capacity: maxPorts)
-        touched.initialize(repeating: 0, count: maxPorts)
+        touched = .allocate(capacity: maxPorts + 1)   // + 1: `append` writes one slot past the last touched port
+        touched.initialize(repeating: 0, count: maxPorts + 1)
         touchedCount = .allocate(capacity: 1)
         touchedCount.initialize(to: 0)
     }
@@ -61,10 +61,15 @@ public struct TxPlan {
         lists.deallocate(); lengths.deallocate(); touched.deallocate(); touchedCount.deallocate()
     }
 
+    /// Without a branch on "first frame for this port" (the output port of consecutive frames is random:
+    /// that branch mispredicted often): the port is written at the end of `touched` every time and kept
+    /// there (the count advances) only for a port's first frame.
     @inlinable @inline(__always)
     func append(port: Int, frame: Int) {
         let n = Int(lengths[port])
-        if n == 0 { touched[touchedCount.pointee] = UInt16(truncatingIfNeeded: port); touchedCount.pointee &+= 1 }
+        let t = touchedCount.pointee
+        touched[t] = UInt16(truncatingIfNeeded: port)
+        touchedCount.pointee = t &+ (n == 0 ? 1 : 0)
         lists[port &* batchCapacity &+ n] = UInt16(truncatingIfNeeded: frame)
         lengths[port] = UInt16(truncatingIfNeeded: n &+ 1)
     }
@@ -76,8 +81,9 @@ public struct TxPlan {
 /// A known-unicast frame whose output port has inbound rules is looked up once for both
 /// directions: key masked with the union of the two masks, tagged (generation, ingress, output),
 /// verdict bit 0 = outbound allow, bit 1 = inbound allow (`ForwardingEngine.aclBoth`).
-/// Direct-mapped; the key is handled as FlowKey's eight words: masked with the port's precomputed
-/// word mask, hashed with eight independent multiplies, compared with one OR of XORs.
+/// Direct-mapped; the key is handled as FlowKey's eight words in four 128-bit lanes: masked with the
+/// port's precomputed word mask, folded and hashed with two multiplies (`Words.index`), compared with
+/// one OR of XORs.
 public struct ACLVerdictCache {
     public struct Entry {
         public var tag: UInt64
@@ -95,7 +101,8 @@ public struct ACLVerdictCache {
     static func tag(generation: UInt64, ingress: Int, output: Int) -> UInt64 {
         generation &<< 26 | 1 &<< 25 | UInt64(truncatingIfNeeded: ingress & 0xFFF) &<< 12 | UInt64(truncatingIfNeeded: output & 0xFFF)
     }
-    public static let size = 4096
+    public static let sizeLog2 = 12
+    public static let size = 1 << sizeLog2
     @usableFromInline let entries: UnsafeMutablePointer<Entry>
 
     public init() {
@@ -104,57 +111,59 @@ public struct ACLVerdictCache {
     }
     public func deallocate() { entries.deallocate() }
 
-    /// The eight masked words of a key.
+    /// The eight masked words of a key, as four 128-bit lanes (SSE registers on x86-64).
     @usableFromInline
     struct Words {
-        @usableFromInline var w0, w1, w2, w3, w4, w5, w6, w7: UInt64
+        @usableFromInline var a, b, c, d: SIMD2<UInt64>
+
+        @inlinable @inline(__always)
+        static func load(_ p: UnsafeRawPointer, _ o: Int) -> SIMD2<UInt64> { p.loadUnaligned(fromByteOffset: o, as: SIMD2<UInt64>.self) }
 
         /// The key masked with the union of two masks (both directions in one entry).
         @inlinable @inline(__always)
-        init(_ key: UnsafeRawPointer, _ a: UnsafeRawPointer, _ b: UnsafeRawPointer) {
-            @inline(__always) func w(_ o: Int) -> UInt64 {
-                key.load(fromByteOffset: o, as: UInt64.self)
-                    & (a.load(fromByteOffset: o, as: UInt64.self) | b.load(fromByteOffset: o, as: UInt64.self))
-            }
-            w0 = w(0); w1 = w(8); w2 = w(16); w3 = w(24); w4 = w(32); w5 = w(40); w6 = w(48); w7 = w(56)
+        init(_ key: UnsafeRawPointer, _ m: UnsafeRawPointer, _ n: UnsafeRawPointer) {
+            a = Words.load(key, 0) & (Words.load(m, 0) | Words.load(n, 0))
+            b = Words.load(key, 16) & (Words.load(m, 16) | Words.load(n, 16))
+            c = Words.load(key, 32) & (Words.load(m, 32) | Words.load(n, 32))
+            d = Words.load(key, 48) & (Words.load(m, 48) | Words.load(n, 48))
         }
 
         @inlinable @inline(__always)
-        init(_ key: UnsafeRawPointer, _ mask: UnsafeRawPointer) {
-            w0 = key.load(fromByteOffset: 0, as: UInt64.self) & mask.load(fromByteOffset: 0, as: UInt64.self)
-            w1 = key.load(fromByteOffset: 8, as: UInt64.self) & mask.load(fromByteOffset: 8, as: UInt64.self)
-            w2 = key.load(fromByteOffset: 16, as: UInt64.self) & mask.load(fromByteOffset: 16, as: UInt64.self)
-            w3 = key.load(fromByteOffset: 24, as: UInt64.self) & mask.load(fromByteOffset: 24, as: UInt64.self)
-            w4 = key.load(fromByteOffset: 32, as: UInt64.self) & mask.load(fromByteOffset: 32, as: UInt64.self)
-            w5 = key.load(fromByteOffset: 40, as: UInt64.self) & mask.load(fromByteOffset: 40, as: UInt64.self)
-            w6 = key.load(fromByteOffset: 48, as: UInt64.self) & mask.load(fromByteOffset: 48, as: UInt64.self)
-            w7 = key.load(fromByteOffset: 56, as: UInt64.self) & mask.load(fromByteOffset: 56, as: UInt64.self)
+        init(_ key: UnsafeRawPointer, _ m: UnsafeRawPointer) {
+            a = Words.load(key, 0) & Words.load(m, 0)
+            b = Words.load(key, 16) & Words.load(m, 16)
+            c = Words.load(key, 32) & Words.load(m, 32)
+            d = Words.load(key, 48) & Words.load(m, 48)
         }
 
-        /// Folds the eight words into two with rotations, then two multiplies: a cache index, not a
-        /// defence (a collision costs one re-evaluation of the rules).
+        /// Cache index (0..<size) of the key tagged `tag`. The four lanes are folded into one with XORs
+        /// after a different 32-bit lane permutation each (so that fields swapping places, e.g. source
+        /// and destination address, do not cancel out), then its two words are multiplied by odd
+        /// constants and the index is the product's top bits, which depend on every bit of both words.
+        /// A cache index, not a defence: a collision costs one re-evaluation of the rules. The eight
+        /// scalar rotations and XORs this replaces moved every word out of its vector register first.
         @inlinable @inline(__always)
-        func hash(_ tag: UInt64) -> UInt64 {
-            let x = w0 ^ w1.rotl(13) ^ w2.rotl(26) ^ w3.rotl(39)
-            let y = w4 ^ w5.rotl(13) ^ w6.rotl(26) ^ w7.rotl(39) ^ tag
-            let h = (x &* 0x9E37_79B9_7F4A_7C15) ^ (y &* 0xBF58_476D_1CE4_E5B9)
-            return h ^ (h >> 32)
+        func index(_ tag: UInt64) -> Int {
+            let b4 = unsafeBitCast(b, to: SIMD4<UInt32>.self)
+            let c4 = unsafeBitCast(c, to: SIMD4<UInt32>.self)
+            let d4 = unsafeBitCast(d, to: SIMD4<UInt32>.self)
+            let x = unsafeBitCast(a, to: SIMD4<UInt32>.self) ^ SIMD4(b4[1], b4[0], b4[3], b4[2])
+                ^ SIMD4(c4[2], c4[3], c4[0], c4[1]) ^ SIMD4(d4[3], d4[2], d4[1], d4[0])
+            let y = unsafeBitCast(x, to: SIMD2<UInt64>.self)
+            let h = (y[0] &* 0x9E37_79B9_7F4A_7C15) ^ ((y[1] ^ tag) &* 0xBF58_476D_1CE4_E5B9)
+            return Int(truncatingIfNeeded: h &>> UInt64(64 &- ACLVerdictCache.sizeLog2))
         }
 
         @inlinable @inline(__always)
         func equals(_ p: UnsafeRawPointer) -> Bool {
-            ((p.load(fromByteOffset: 0, as: UInt64.self) ^ w0) | (p.load(fromByteOffset: 8, as: UInt64.self) ^ w1)
-                | (p.load(fromByteOffset: 16, as: UInt64.self) ^ w2) | (p.load(fromByteOffset: 24, as: UInt64.self) ^ w3)
-                | (p.load(fromByteOffset: 32, as: UInt64.self) ^ w4) | (p.load(fromByteOffset: 40, as: UInt64.self) ^ w5)
-                | (p.load(fromByteOffset: 48, as: UInt64.self) ^ w6) | (p.load(fromByteOffset: 56, as: UInt64.self) ^ w7)) == 0
+            let x = (Words.load(p, 0) ^ a) | (Words.load(p, 16) ^ b) | (Words.load(p, 32) ^ c) | (Words.load(p, 48) ^ d)
+            return (x[0] | x[1]) == 0
         }
 
         @inlinable @inline(__always)
         func store(_ p: UnsafeMutableRawPointer) {
-            p.storeBytes(of: w0, toByteOffset: 0, as: UInt64.self); p.storeBytes(of: w1, toByteOffset: 8, as: UInt64.self)
-            p.storeBytes(of: w2, toByteOffset: 16, as: UInt64.self); p.storeBytes(of: w3, toByteOffset: 24, as: UInt64.self)
-            p.storeBytes(of: w4, toByteOffset: 32, as: UInt64.self); p.storeBytes(of: w5, toByteOffset: 40, as: UInt64.self)
-            p.storeBytes(of: w6, toByteOffset: 48, as: UInt64.self); p.storeBytes(of: w7, toByteOffset: 56, as: UInt64.self)
+            p.storeBytes(of: a, toByteOffset: 0, as: SIMD2<UInt64>.self); p.storeBytes(of: b, toByteOffset: 16, as: SIMD2<UInt64>.self)
+            p.storeBytes(of: c, toByteOffset: 32, as: SIMD2<UInt64>.self); p.storeBytes(of: d, toByteOffset: 48, as: SIMD2<UInt64>.self)
         }
     }
 }
@@ -211,10 +220,24 @@ public struct ForwardingEngine {
     @inlinable
     public func classify(_ batch: FrameBatch, ingress: Int, view: UnsafeMutablePointer<ConfigView>, now: UInt32,
                          nowNs: UInt64 = 0) {
+        // Two copies of the loop: with the port's ingress policy (inlined) and without. Inlining the
+        // policy took ~60 instructions of call overhead off every policed frame, but the registers it
+        // needs cost frames of ports without a policy ~13 instructions; with `checks` a constant in
+        // each copy, neither pays for the other.
+        if view.pointee.ports[ingress].ingressChecks {
+            classifyBatch(batch, ingress: ingress, view: view, now: now, nowNs: nowNs, checks: true)
+        } else {
+            classifyBatch(batch, ingress: ingress, view: view, now: now, nowNs: nowNs, checks: false)
+        }
+    }
+
+    /// `classify` with the port's `ingressChecks` as a constant.
+    @usableFromInline @_transparent
+    func classifyBatch(_ batch: FrameBatch, ingress: Int, view: UnsafeMutablePointer<ConfigView>, now: UInt32,
+                       nowNs: UInt64, checks: Bool) {
         let cfg = view.pointee
         let entry = cfg.ports + ingress
         let policy = entry.pointee.policy
-        let checks = entry.pointee.ingressChecks
         let maxPayload = Int(entry.pointee.mtu)
         let table = cfg.macTable
         let portSlots = cfg.portSlots
@@ -294,7 +317,8 @@ public struct ForwardingEngine {
             if dst & 0x0100_0000_0000 == 0 { out = table.lookup(vlan: vlan, mac: dst) }
             // 5. The rest of the port's ingress policy (skipped in one branch when the profile has none).
             if checks {
-                if let reason = ingressPolicy(batch, i, port: ingress, entry, cfg, src: src, vlan: vlan, pcp: pcp, out: out, nowNs: nowNs) {
+                if let reason = ingressPolicy(batch, i, port: ingress, entry, cfg, src: src, dst: dst, vlan: vlan, pcp: pcp, out: out,
+                                              nowNs: nowNs) {
                     drop(batch, i, ingress, reason); continue
                 }
             }
@@ -421,17 +445,21 @@ public struct ForwardingEngine {
         if count == 0 { return !defaultDeny }
         let words = ACLVerdictCache.Words(UnsafeRawPointer(key), UnsafeRawPointer(mask))
         let tag = ACLVerdictCache.tag(generation: cfg.generation, port: port, outbound: outbound)
-        let slot = aclCache.entries + Int(truncatingIfNeeded: words.hash(tag) & UInt64(ACLVerdictCache.size &- 1))
+        let slot = aclCache.entries + words.index(tag)
         let slotKey = UnsafeMutableRawPointer(slot) + MemoryLayout<ACLVerdictCache.Entry>.offset(of: \ACLVerdictCache.Entry.key)!
         if slot.pointee.tag == tag && words.equals(slotKey) { return slot.pointee.verdict != 0 }
-        return aclAllowsMiss(cfg, start, count, key, outbound: outbound, defaultDeny: defaultDeny, slot: slot, tag: tag, words: words)
+        return aclAllowsMiss(cfg, start, count, key, mask: UnsafeRawPointer(mask), outbound: outbound, defaultDeny: defaultDeny,
+                             slot: slot, tag: tag)
     }
 
     /// aclAllows' cache miss (out of line, as `aclBothMiss`).
     @inlinable @inline(never)
-    func aclAllowsMiss(_ cfg: ConfigView, _ start: UInt32, _ count: UInt32, _ key: UnsafeMutablePointer<FlowKey>, outbound: Bool,
-                       defaultDeny: Bool, slot: UnsafeMutablePointer<ACLVerdictCache.Entry>, tag: UInt64,
-                       words: ACLVerdictCache.Words) -> Bool {
+    /// The masked key is computed again here from `key` and `mask` rather than passed in: keeping the
+    /// probe's eight words alive for this call made the hit path spill them to the stack.
+    func aclAllowsMiss(_ cfg: ConfigView, _ start: UInt32, _ count: UInt32, _ key: UnsafeMutablePointer<FlowKey>,
+                       mask: UnsafeRawPointer, outbound: Bool, defaultDeny: Bool, slot: UnsafeMutablePointer<ACLVerdictCache.Entry>,
+                       tag: UInt64) -> Bool {
+        let words = ACLVerdictCache.Words(UnsafeRawPointer(key), mask)
         let slotKey = UnsafeMutableRawPointer(slot) + MemoryLayout<ACLVerdictCache.Entry>.offset(of: \ACLVerdictCache.Entry.key)!
         let verdict = evaluate(cfg, start, count, key, outbound: outbound, defaultDeny: defaultDeny)
         slot.pointee.tag = tag
@@ -450,18 +478,20 @@ public struct ForwardingEngine {
         let inMask = UnsafeRawPointer(oe) + MemoryLayout<PortEntry>.offset(of: \PortEntry.aclInMask)!
         let words = ACLVerdictCache.Words(UnsafeRawPointer(key), outMask, inMask)
         let tag = ACLVerdictCache.tag(generation: cfg.generation, ingress: ingress, output: out)
-        let slot = aclCache.entries + Int(truncatingIfNeeded: words.hash(tag) & UInt64(ACLVerdictCache.size &- 1))
+        let slot = aclCache.entries + words.index(tag)
         let slotKey = UnsafeMutableRawPointer(slot) + MemoryLayout<ACLVerdictCache.Entry>.offset(of: \ACLVerdictCache.Entry.key)!
         if slot.pointee.tag == tag && words.equals(slotKey) { return slot.pointee.verdict }
-        return aclBothMiss(cfg, ie, oe, key, slot: slot, tag: tag, words: words)
+        return aclBothMiss(cfg, ie, oe, key, slot: slot, tag: tag)
     }
 
     /// aclBoth's cache miss: both rule walks, then the entry is filled. Out of line: keeping the rare
     /// path out of the per-frame code lets the hit path inline into the caller.
     @inlinable @inline(never)
     func aclBothMiss(_ cfg: ConfigView, _ ie: UnsafeMutablePointer<PortEntry>, _ oe: UnsafeMutablePointer<PortEntry>,
-                     _ key: UnsafeMutablePointer<FlowKey>, slot: UnsafeMutablePointer<ACLVerdictCache.Entry>, tag: UInt64,
-                     words: ACLVerdictCache.Words) -> UInt8 {
+                     _ key: UnsafeMutablePointer<FlowKey>, slot: UnsafeMutablePointer<ACLVerdictCache.Entry>, tag: UInt64) -> UInt8 {
+        let words = ACLVerdictCache.Words(UnsafeRawPointer(key),
+                                          UnsafeRawPointer(ie) + MemoryLayout<PortEntry>.offset(of: \PortEntry.aclOutMask)!,
+                                          UnsafeRawPointer(oe) + MemoryLayout<PortEntry>.offset(of: \PortEntry.aclInMask)!)
         let slotKey = UnsafeMutableRawPointer(slot) + MemoryLayout<ACLVerdictCache.Entry>.offset(of: \ACLVerdictCache.Entry.key)!
         let outbound = evaluate(cfg, ie.pointee.aclOutStart, ie.pointee.aclOutCount, key, outbound: true,
                                 defaultDeny: ie.pointee.policy.outboundDefaultDeny)
@@ -477,9 +507,9 @@ public struct ForwardingEngine {
     /// Anti-spoofing, DHCP and router guards, outbound ACL and the transmit policer. Nil = pass.
     /// Reads the entry through its pointer field by field: copying a PortEntry (with its 512-byte
     /// VLAN set) per frame cost more than everything else here.
-    @inlinable @inline(__always)
+    @usableFromInline @_transparent
     func ingressPolicy(_ batch: FrameBatch, _ i: Int, port: Int, _ e: UnsafeMutablePointer<PortEntry>, _ cfg: ConfigView,
-                       src: UInt64, vlan: UInt16, pcp: UInt8, out: Int, nowNs: UInt64) -> DropReason? {
+                       src: UInt64, dst: UInt64, vlan: UInt16, pcp: UInt8, out: Int, nowNs: UInt64) -> DropReason? {
         if e.pointee.policy.sourceMACFiltering && src != e.pointee.mac
             && !allowListed(cfg, port: port, receive: false, e.pointee.txAllowStart, e.pointee.txAllowCount, mac: src, vlan: vlan) {
             return .spoofedSource
@@ -487,16 +517,19 @@ public struct ForwardingEngine {
         let dhcpGuard = e.pointee.policy.dhcpGuard, routerGuard = e.pointee.policy.routerGuard
         let aclCount = e.pointee.aclOutCount, defaultDeny = e.pointee.policy.outboundDefaultDeny
         if dhcpGuard || routerGuard || aclCount > 0 || defaultDeny {
-            batch.parseFlowKey(i, vlan: vlan, pcp: pcp, into: &keys[i])
-            batch.meta[i].flags |= FrameMeta.flowKeyValid
+            // The key stays in registers for the guards and the cache probe; its copy in `keys` serves
+            // a cache miss (the rule walk) and the egress checks of a flooded frame.
+            let w = batch.flowWords(i, vlan: vlan, pcp: pcp, src: src, dst: dst)
             let k = keys + i
-            if dhcpGuard && k.pointee.hasL4 && k.pointee.proto == 17
-                && ((k.pointee.ipVersion == 4 && k.pointee.srcPort == 67) || (k.pointee.ipVersion == 6 && k.pointee.srcPort == 547)) {
+            w.store(UnsafeMutableRawPointer(k))
+            batch.meta[i].flags |= FrameMeta.flowKeyValid
+            if dhcpGuard && w.hasL4 && w.proto == 17
+                && ((w.ipVersion == 4 && w.srcPort == 67) || (w.ipVersion == 6 && w.srcPort == 547)) {
                 return .dhcpGuard
             }
-            if routerGuard && k.pointee.hasL4
-                && ((k.pointee.proto == 58 && (k.pointee.srcPort == 134 || k.pointee.srcPort == 137))
-                    || (k.pointee.proto == 1 && k.pointee.ipVersion == 4 && k.pointee.srcPort == 5)) {
+            if routerGuard && w.hasL4
+                && ((w.proto == 58 && (w.srcPort == 134 || w.srcPort == 137))
+                    || (w.proto == 1 && w.ipVersion == 4 && w.srcPort == 5)) {
                 return .routerGuard
             }
             if aclCount > 0 || defaultDeny {
@@ -507,8 +540,8 @@ public struct ForwardingEngine {
                     let v = aclBoth(cfg, ingress: port, e, out: out, oe, k)
                     if v & 1 == 0 { return .aclDeny }
                     batch.meta[i].flags |= FrameMeta.inboundACLChecked | (v & 2 == 0 ? FrameMeta.inboundACLDenied : 0)
-                } else if !aclAllows(cfg, port: port, e.pointee.aclOutStart, aclCount, mask: &e.pointee.aclOutMask, k, outbound: true,
-                                     defaultDeny: defaultDeny) {
+                } else if !aclAllows(cfg, port: port, e.pointee.aclOutStart, aclCount,
+                                     mask: &e.pointee.aclOutMask, k, outbound: true, defaultDeny: defaultDeny) {
                     return .aclDeny
                 }
             }
