@@ -172,6 +172,38 @@ extension UInt64 {
     @inlinable @inline(__always) func rotl(_ n: UInt64) -> UInt64 { (self &<< n) | (self &>> (64 &- n)) }
 }
 
+/// A port's ingress-policy fields, read once per batch (the per-frame code would otherwise reload them:
+/// the compiler cannot keep them in registers across the frame's stores through raw pointers).
+@usableFromInline
+struct IngressPolicy {
+    @usableFromInline let sourceMACFiltering: Bool, mac: UInt64, txAllowStart: UInt32, txAllowCount: UInt32
+    @usableFromInline let dhcpGuard: Bool, routerGuard: Bool
+    /// Outbound ACL rules or an outbound default deny.
+    @usableFromInline let acl: Bool
+    /// The flow key is needed (guards or ACL).
+    @usableFromInline let needsKey: Bool
+    @usableFromInline let aclOutStart: UInt32, aclOutCount: UInt32, outboundDefaultDeny: Bool
+    /// ACLVerdictCache.tag(generation:ingress:output:) without the output port.
+    @usableFromInline let bothTagBase: UInt64
+    @usableFromInline let txNsPerByteQ16: UInt64, txToleranceNs: UInt64
+    @usableFromInline let txPolicer: UnsafeAtomic<UInt64>
+
+    @inlinable @inline(__always)
+    init(_ cfg: ConfigView, port: Int, _ e: UnsafeMutablePointer<PortEntry>) {
+        sourceMACFiltering = e.pointee.policy.sourceMACFiltering
+        mac = e.pointee.mac
+        txAllowStart = e.pointee.txAllowStart; txAllowCount = e.pointee.txAllowCount
+        dhcpGuard = e.pointee.policy.dhcpGuard; routerGuard = e.pointee.policy.routerGuard
+        aclOutStart = e.pointee.aclOutStart; aclOutCount = e.pointee.aclOutCount
+        outboundDefaultDeny = e.pointee.policy.outboundDefaultDeny
+        acl = aclOutCount > 0 || outboundDefaultDeny
+        needsKey = dhcpGuard || routerGuard || acl
+        bothTagBase = ACLVerdictCache.tag(generation: cfg.generation, ingress: port, output: 0)
+        txNsPerByteQ16 = e.pointee.txNsPerByteQ16; txToleranceNs = e.pointee.txToleranceNs
+        txPolicer = cfg.runtime.word(port: port, PortRuntime.txPolicer)
+    }
+}
+
 public struct ForwardingEngine {
     public let counters: CounterBlock
     public let moves: MoveLog
@@ -243,6 +275,7 @@ public struct ForwardingEngine {
         let portSlots = cfg.portSlots
         let tunnel = policy.mode == .tunnel
         let vlanWords = PortEntry.vlanWordsOffset
+        let policyConsts = IngressPolicy(cfg, port: ingress, entry)
         var rxBytes: UInt64 = 0
         var floods: UInt64 = 0
         let n = batch.count
@@ -317,8 +350,8 @@ public struct ForwardingEngine {
             if dst & 0x0100_0000_0000 == 0 { out = table.lookup(vlan: vlan, mac: dst) }
             // 5. The rest of the port's ingress policy (skipped in one branch when the profile has none).
             if checks {
-                if let reason = ingressPolicy(batch, i, port: ingress, entry, cfg, src: src, dst: dst, vlan: vlan, pcp: pcp, out: out,
-                                              nowNs: nowNs) {
+                if let reason = ingressPolicy(batch, i, port: ingress, entry, cfg, policyConsts, src: src, dst: dst, vlan: vlan, pcp: pcp,
+                                              out: out, nowNs: nowNs) {
                     drop(batch, i, ingress, reason); continue
                 }
             }
@@ -473,11 +506,11 @@ public struct ForwardingEngine {
     /// fields, a subset of the union the entry is keyed on, so sharing the entry changes no verdict.
     @inlinable @inline(__always)
     func aclBoth(_ cfg: ConfigView, ingress: Int, _ ie: UnsafeMutablePointer<PortEntry>, out: Int,
-                 _ oe: UnsafeMutablePointer<PortEntry>, _ key: UnsafeMutablePointer<FlowKey>) -> UInt8 {
+                 _ oe: UnsafeMutablePointer<PortEntry>, _ key: UnsafeMutablePointer<FlowKey>, tagBase: UInt64) -> UInt8 {
         let outMask = UnsafeRawPointer(ie) + MemoryLayout<PortEntry>.offset(of: \PortEntry.aclOutMask)!
         let inMask = UnsafeRawPointer(oe) + MemoryLayout<PortEntry>.offset(of: \PortEntry.aclInMask)!
         let words = ACLVerdictCache.Words(UnsafeRawPointer(key), outMask, inMask)
-        let tag = ACLVerdictCache.tag(generation: cfg.generation, ingress: ingress, output: out)
+        let tag = tagBase | UInt64(truncatingIfNeeded: out & 0xFFF)   // ACLVerdictCache.tag(generation:ingress:output:)
         let slot = aclCache.entries + words.index(tag)
         let slotKey = UnsafeMutableRawPointer(slot) + MemoryLayout<ACLVerdictCache.Entry>.offset(of: \ACLVerdictCache.Entry.key)!
         if slot.pointee.tag == tag && words.equals(slotKey) { return slot.pointee.verdict }
@@ -509,125 +542,141 @@ public struct ForwardingEngine {
     /// VLAN set) per frame cost more than everything else here.
     @usableFromInline @_transparent
     func ingressPolicy(_ batch: FrameBatch, _ i: Int, port: Int, _ e: UnsafeMutablePointer<PortEntry>, _ cfg: ConfigView,
-                       src: UInt64, dst: UInt64, vlan: UInt16, pcp: UInt8, out: Int, nowNs: UInt64) -> DropReason? {
-        if e.pointee.policy.sourceMACFiltering && src != e.pointee.mac
-            && !allowListed(cfg, port: port, receive: false, e.pointee.txAllowStart, e.pointee.txAllowCount, mac: src, vlan: vlan) {
+                       _ p: IngressPolicy, src: UInt64, dst: UInt64, vlan: UInt16, pcp: UInt8, out: Int, nowNs: UInt64) -> DropReason? {
+        if p.sourceMACFiltering && src != p.mac
+            && !allowListed(cfg, port: port, receive: false, p.txAllowStart, p.txAllowCount, mac: src, vlan: vlan) {
             return .spoofedSource
         }
-        let dhcpGuard = e.pointee.policy.dhcpGuard, routerGuard = e.pointee.policy.routerGuard
-        let aclCount = e.pointee.aclOutCount, defaultDeny = e.pointee.policy.outboundDefaultDeny
-        if dhcpGuard || routerGuard || aclCount > 0 || defaultDeny {
+        if p.needsKey {
             // The key stays in registers for the guards and the cache probe; its copy in `keys` serves
             // a cache miss (the rule walk) and the egress checks of a flooded frame.
             let w = batch.flowWords(i, vlan: vlan, pcp: pcp, src: src, dst: dst)
             let k = keys + i
             w.store(UnsafeMutableRawPointer(k))
             batch.meta[i].flags |= FrameMeta.flowKeyValid
-            if dhcpGuard && w.hasL4 && w.proto == 17
+            if p.dhcpGuard && w.hasL4 && w.proto == 17
                 && ((w.ipVersion == 4 && w.srcPort == 67) || (w.ipVersion == 6 && w.srcPort == 547)) {
                 return .dhcpGuard
             }
-            if routerGuard && w.hasL4
+            if p.routerGuard && w.hasL4
                 && ((w.proto == 58 && (w.srcPort == 134 || w.srcPort == 137))
                     || (w.proto == 1 && w.ipVersion == 4 && w.srcPort == 5)) {
                 return .routerGuard
             }
-            if aclCount > 0 || defaultDeny {
+            if p.acl {
                 // A known-unicast frame whose output port filters inbound: both verdicts in one probe,
                 // the inbound one carried to that port's egress check in the frame's flags.
                 if out >= 0 && out < cfg.portSlots && out != port,
                    case let oe = cfg.ports + out, oe.pointee.present && (oe.pointee.aclInCount > 0 || oe.pointee.policy.inboundDefaultDeny) {
-                    let v = aclBoth(cfg, ingress: port, e, out: out, oe, k)
+                    let v = aclBoth(cfg, ingress: port, e, out: out, oe, k, tagBase: p.bothTagBase)
                     if v & 1 == 0 { return .aclDeny }
                     batch.meta[i].flags |= FrameMeta.inboundACLChecked | (v & 2 == 0 ? FrameMeta.inboundACLDenied : 0)
-                } else if !aclAllows(cfg, port: port, e.pointee.aclOutStart, aclCount,
-                                     mask: &e.pointee.aclOutMask, k, outbound: true, defaultDeny: defaultDeny) {
+                } else if !aclAllows(cfg, port: port, p.aclOutStart, p.aclOutCount,
+                                     mask: &e.pointee.aclOutMask, k, outbound: true, defaultDeny: p.outboundDefaultDeny) {
                     return .aclDeny
                 }
             }
         }
-        let perByte = e.pointee.txNsPerByteQ16
-        if perByte > 0 {
-            let cost = (batch.wireCost(i) &* perByte) >> 16
-            if !cfg.runtime.conformOwned(port: port, PortRuntime.txPolicer, now: nowNs, cost: cost, tolerance: e.pointee.txToleranceNs) {
-                return .policer
-            }
+        if p.txNsPerByteQ16 > 0 {
+            let cost = (batch.wireCost(i) &* p.txNsPerByteQ16) >> 16
+            // GCRA (PortRuntime.conformOwned) on the word read once per batch: one thread owns a port's receive side.
+            let tat = p.txPolicer.load(ordering: .relaxed)
+            let next = (tat > nowNs ? tat : nowNs) &+ cost
+            if next &- nowNs > p.txToleranceNs { return .policer }
+            p.txPolicer.store(next, ordering: .relaxed)
         }
         return nil
     }
 
-    /// AllowedToReceive and the inbound ACL of output port `port` for every frame of its list, into
-    /// `verdicts` (the receive policer is applied per list in `egressVerdicts`). The port's fields are
-    /// read once per list, not once per frame.
-    @inlinable @inline(__always)
-    func egressFilters(_ batch: FrameBatch, list: UnsafeMutablePointer<UInt16>, _ n: Int, port: Int,
-                       _ e: UnsafeMutablePointer<PortEntry>, _ cfg: ConfigView) {
+    /// Egress verdicts for one output port's list, into `verdicts[0..<n]` (`passVerdict` or a DropReason raw
+    /// value): AllowedToReceive, the inbound ACL and the receive policer. The port's fields are read once
+    /// per list, not once per frame. The receive policer is shared by every thread that sends to the port,
+    /// so its GCRA state is charged for the whole list with one compare-and-swap instead of one locked
+    /// instruction per frame; the filters and the policer are judged in one pass over the list, and only
+    /// if another thread charged the policer in between is the policer pass redone alone.
+    @inlinable
+    func egressVerdicts(_ batch: FrameBatch, list: UnsafeMutablePointer<UInt16>, _ n: Int, port: Int,
+                        _ e: UnsafeMutablePointer<PortEntry>, _ cfg: ConfigView, nowNs: UInt64) {
         let rxAllowStart = e.pointee.rxAllowStart, rxAllowCount = e.pointee.rxAllowCount
         let aclStart = e.pointee.aclInStart, aclCount = e.pointee.aclInCount
         let defaultDeny = e.pointee.policy.inboundDefaultDeny
         let acl = aclCount > 0 || defaultDeny
         let pass = ForwardingEngine.passVerdict
-        var k = 0
-        if rxAllowCount == 0 && !acl {
-            while k < n { verdicts[k] = pass; k &+= 1 }
-            return
-        }
+        let policed = DropReason.policer.rawValue
+        let perByte = e.pointee.rxNsPerByteQ16
+        let tolerance = e.pointee.rxToleranceNs
+        let w = cfg.runtime.word(port: port, PortRuntime.rxPolicer)
         let mask = UnsafeMutableRawPointer(e).advanced(by: MemoryLayout<PortEntry>.offset(of: \PortEntry.aclInMask)!)
             .assumingMemoryBound(to: FlowKey.self)
+        let start = perByte > 0 ? w.load(ordering: .relaxed) : 0
+        var tat = start
+        // Frames whose inbound ACL was judged at ingress (aclBoth) on a port without AllowedToReceive take
+        // the short path; the rest (AllowedToReceive, flooded frames' ACL) are judged out of line.
+        let judgedAtIngress = rxAllowCount == 0 && acl
+        var k = 0
         while k < n {
             let i = Int(list[k])
             let meta = batch.meta + i
             var v = pass
-            if rxAllowCount > 0
-                && !allowListed(cfg, port: port, receive: true, rxAllowStart, rxAllowCount, mac: batch.destination(i), vlan: meta.pointee.vlan) {
-                v = DropReason.noDestination.rawValue
-            } else if acl && meta.pointee.flags & FrameMeta.inboundACLChecked != 0 && Int(meta.pointee.output) == port {
-                // Judged at ingress together with the outbound ACL (aclBoth).
-                if meta.pointee.flags & FrameMeta.inboundACLDenied != 0 { v = DropReason.aclDeny.rawValue }
-            } else if acl {
-                if meta.pointee.flags & FrameMeta.flowKeyValid == 0 {
-                    // Parsed once per frame: a flooded frame's key serves every output port.
-                    batch.parseFlowKey(i, vlan: meta.pointee.vlan, pcp: meta.pointee.pcp, into: &keys[i])
-                    meta.pointee.flags |= FrameMeta.flowKeyValid
-                }
-                if !aclAllows(cfg, port: port, aclStart, aclCount, mask: mask, keys + i, outbound: false, defaultDeny: defaultDeny) {
-                    v = DropReason.aclDeny.rawValue
-                }
+            let flags = meta.pointee.flags
+            if judgedAtIngress && flags & FrameMeta.inboundACLChecked != 0 && Int(meta.pointee.output) == port {
+                if flags & FrameMeta.inboundACLDenied != 0 { v = DropReason.aclDeny.rawValue }
+            } else if rxAllowCount > 0 || acl {
+                v = egressFilter(batch, i, port: port, cfg, rxAllowStart, rxAllowCount, aclStart, aclCount, mask: mask,
+                                 defaultDeny: defaultDeny)
+            }
+            if v == pass && perByte > 0 {
+                let cost = (batch.wireCost(i) &* perByte) >> 16
+                let next = (tat > nowNs ? tat : nowNs) &+ cost
+                if next &- nowNs > tolerance { v = policed } else { tat = next }
             }
             verdicts[k] = v
             k &+= 1
         }
-    }
-
-    /// Egress verdicts for one output port's list, into `verdicts[0..<n]` (`passVerdict` or a DropReason raw
-    /// value). The receive policer is shared by every thread that sends to the port, so its GCRA state is
-    /// charged for the whole list with one compare-and-swap (redone if another thread got in between)
-    /// instead of one locked instruction per frame.
-    @inlinable
-    func egressVerdicts(_ batch: FrameBatch, list: UnsafeMutablePointer<UInt16>, _ n: Int, port: Int,
-                        _ e: UnsafeMutablePointer<PortEntry>, _ cfg: ConfigView, nowNs: UInt64) {
-        egressFilters(batch, list: list, n, port: port, e, cfg)
-        var k = 0
-        let perByte = e.pointee.rxNsPerByteQ16
-        guard perByte > 0 else { return }
-        let tolerance = e.pointee.rxToleranceNs
-        let w = cfg.runtime.word(port: port, PortRuntime.rxPolicer)
-        let policed = DropReason.policer.rawValue
+        guard perByte > 0 && tat != start else { return }
+        if w.compareExchange(expected: start, desired: tat, ordering: .relaxed).exchanged { return }
+        // Another thread charged the policer meanwhile: judge the policer again over the frames the filters passed.
         while true {
             let start = w.load(ordering: .relaxed)
             var tat = start
             k = 0
             while k < n {
-                if verdicts[k] == ForwardingEngine.passVerdict || verdicts[k] == policed {
+                if verdicts[k] == pass || verdicts[k] == policed {
                     let cost = (batch.wireCost(Int(list[k])) &* perByte) >> 16
                     let base = tat > nowNs ? tat : nowNs
                     let next = base &+ cost
-                    if next &- nowNs > tolerance { verdicts[k] = policed } else { verdicts[k] = ForwardingEngine.passVerdict; tat = next }
+                    if next &- nowNs > tolerance { verdicts[k] = policed } else { verdicts[k] = pass; tat = next }
                 }
                 k &+= 1
             }
             if tat == start || w.compareExchange(expected: start, desired: tat, ordering: .relaxed).exchanged { return }
         }
+    }
+
+    /// AllowedToReceive and the inbound ACL of output port `port` for frame `i` (egressVerdicts' long path,
+    /// out of line so that its registers do not burden the per-frame loop).
+    @inlinable @inline(never)
+    func egressFilter(_ batch: FrameBatch, _ i: Int, port: Int, _ cfg: ConfigView, _ rxAllowStart: UInt32, _ rxAllowCount: UInt32,
+                      _ aclStart: UInt32, _ aclCount: UInt32, mask: UnsafeMutablePointer<FlowKey>, defaultDeny: Bool) -> UInt8 {
+        let meta = batch.meta + i
+        if rxAllowCount > 0
+            && !allowListed(cfg, port: port, receive: true, rxAllowStart, rxAllowCount, mac: batch.destination(i), vlan: meta.pointee.vlan) {
+            return DropReason.noDestination.rawValue
+        }
+        guard aclCount > 0 || defaultDeny else { return ForwardingEngine.passVerdict }
+        if meta.pointee.flags & FrameMeta.inboundACLChecked != 0 && Int(meta.pointee.output) == port {
+            // Judged at ingress together with the outbound ACL (aclBoth).
+            return meta.pointee.flags & FrameMeta.inboundACLDenied != 0 ? DropReason.aclDeny.rawValue : ForwardingEngine.passVerdict
+        }
+        if meta.pointee.flags & FrameMeta.flowKeyValid == 0 {
+            // Parsed once per frame: a flooded frame's key serves every output port.
+            batch.parseFlowKey(i, vlan: meta.pointee.vlan, pcp: meta.pointee.pcp, into: &keys[i])
+            meta.pointee.flags |= FrameMeta.flowKeyValid
+        }
+        if !aclAllows(cfg, port: port, aclStart, aclCount, mask: mask, keys + i, outbound: false, defaultDeny: defaultDeny) {
+            return DropReason.aclDeny.rawValue
+        }
+        return ForwardingEngine.passVerdict
     }
 
     public static let passVerdict: UInt8 = 255
