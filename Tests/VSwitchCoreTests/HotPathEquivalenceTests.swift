@@ -1,6 +1,7 @@
 import VSwitchCore
 import VSwitchPacket
 import VSwitchPolicy
+import Foundation
 import XCTest
 
 /// Issue 3, per-frame fast paths checked against the straightforward code on many random inputs:
@@ -285,6 +286,67 @@ final class HotPathEquivalenceTests: XCTestCase {
                     }
                 }
             }
+        }
+    }
+}
+
+/// The receive policer is shared by the threads sending to a port and charged once per output-port list
+/// (egressVerdicts: filters and policer in one pass, the policer pass redone when another thread
+/// charged it in between). With the clock frozen, GCRA lets through exactly floor(tolerance / cost)
+/// equal frames in total, however the threads interleave: a lost or doubled charge changes the count.
+final class ReceivePolicerConcurrencyTests: XCTestCase {
+    /// The snapshot (read-only) and one result slot per thread.
+    struct Shared: @unchecked Sendable {
+        let view: UnsafeMutablePointer<ConfigView>
+        let results: UnsafeMutablePointer<Int>
+    }
+
+    struct CountingBackend: PortBackend {
+        var sent = [Int](repeating: 0, count: 4)
+        mutating func receive(port: Int, entry: UnsafeMutablePointer<PortEntry>, into batch: inout FrameBatch) -> Int { 0 }
+        mutating func send(port: Int, entry: UnsafeMutablePointer<PortEntry>, batch: FrameBatch, frame: Int) -> SendResult {
+            sent[port] += 1
+            return .sent
+        }
+    }
+
+    func testTwoThreadsShareTheReceivePolicerExactly() {
+        for round in 0..<20 {
+            var p = PortProfile(id: "urn:rx", elementName: "rx", instanceID: "o:rx")
+            p.desiredVLANEndpointMode = .access
+            p.portVID = 10
+            p.sourceMACFilteringEnabled = false
+            p.receiveBandwidthLimit = 8_000_000          // 1 µs per byte
+            p.receiveBurstSize = 4_000_000                // 4 s: 4,000 frames of 1,000 bytes
+            let table = MACTable(limit: 1024)
+            let snapshot = ConfigSnapshot(generation: 1, ports: [PortSpec(index: 0, policy: .access(10)),
+                                                                 PortSpec(index: 1, compiled: PolicyCompiler.compilePort(p)),
+                                                                 PortSpec(index: 2, policy: .access(10))], macTable: table)
+            let nowNs: UInt64 = 5_000_000_000
+            let perThread = 4_000
+            let results = UnsafeMutablePointer<Int>.allocate(capacity: 2)
+            results.initialize(repeating: 0, count: 2)
+            let shared = Shared(view: snapshot.view, results: results)
+            DispatchQueue.concurrentPerform(iterations: 2) { t in
+                let engine = ForwardingEngine(batchCapacity: 16)
+                var batch = FrameBatch(capacity: 16)
+                var backend = CountingBackend()
+                let ingress = t == 0 ? 0 : 2
+                let f = frame(dst: bcast, src: t == 0 ? macA : macC, payload: 986)   // 1,000 bytes
+                var left = perThread
+                while left > 0 {
+                    batch.count = 0
+                    for _ in 0..<min(16, left) { _ = batch.append(f) }
+                    left -= batch.count
+                    engine.forward(batch, ingress: ingress, view: shared.view, now: 5, nowNs: nowNs, backend: &backend)
+                }
+                shared.results[t] = backend.sent[1]
+                batch.deallocate(); engine.deallocate()
+            }
+            XCTAssertEqual(results[0] + results[1], 4_000, "round \(round): \(results[0]) + \(results[1])")
+            results.deallocate()
+            table.deallocate()
+            _ = snapshot
         }
     }
 }
