@@ -255,7 +255,10 @@ public struct ForwardingEngine {
         // Two copies of the loop: with the port's ingress policy (inlined) and without. Inlining the
         // policy took ~60 instructions of call overhead off every policed frame, but the registers it
         // needs cost frames of ports without a policy ~13 instructions; with `checks` a constant in
-        // each copy, neither pays for the other.
+        // each copy, neither pays for the other. This function is close to the optimizer's inlining
+        // budget: four copies (checks × trunk) made small stdlib accessors (`bigEndian`,
+        // `loadUnaligned`) out-of-line calls, +78 instructions per realistic-profile frame. After
+        // changing the per-frame code, check the callgrind profile for such calls (bench/README.md).
         if view.pointee.ports[ingress].ingressChecks {
             classifyBatch(batch, ingress: ingress, view: view, now: now, nowNs: nowNs, checks: true)
         } else {
