@@ -51,8 +51,8 @@ public struct TxPlan {
         lists.initialize(repeating: 0, count: maxPorts * batchCapacity)
         lengths = .allocate(capacity: maxPorts)
         lengths.initialize(repeating: 0, count: maxPorts)
-        touched = .allocate(capacity: maxPorts)
-        touched.initialize(repeating: 0, count: maxPorts)
+        touched = .allocate(capacity: maxPorts + 1)   // + 1: `append` writes one slot past the last touched port
+        touched.initialize(repeating: 0, count: maxPorts + 1)
         touchedCount = .allocate(capacity: 1)
         touchedCount.initialize(to: 0)
     }
@@ -61,10 +61,15 @@ public struct TxPlan {
         lists.deallocate(); lengths.deallocate(); touched.deallocate(); touchedCount.deallocate()
     }
 
+    /// Without a branch on "first frame for this port" (the output port of consecutive frames is random:
+    /// that branch mispredicted often): the port is written at the end of `touched` every time and kept
+    /// there (the count advances) only for a port's first frame.
     @inlinable @inline(__always)
     func append(port: Int, frame: Int) {
         let n = Int(lengths[port])
-        if n == 0 { touched[touchedCount.pointee] = UInt16(truncatingIfNeeded: port); touchedCount.pointee &+= 1 }
+        let t = touchedCount.pointee
+        touched[t] = UInt16(truncatingIfNeeded: port)
+        touchedCount.pointee = t &+ (n == 0 ? 1 : 0)
         lists[port &* batchCapacity &+ n] = UInt16(truncatingIfNeeded: frame)
         lengths[port] = UInt16(truncatingIfNeeded: n &+ 1)
     }
@@ -76,8 +81,9 @@ public struct TxPlan {
 /// A known-unicast frame whose output port has inbound rules is looked up once for both
 /// directions: key masked with the union of the two masks, tagged (generation, ingress, output),
 /// verdict bit 0 = outbound allow, bit 1 = inbound allow (`ForwardingEngine.aclBoth`).
-/// Direct-mapped; the key is handled as FlowKey's eight words: masked with the port's precomputed
-/// word mask, hashed with eight independent multiplies, compared with one OR of XORs.
+/// Direct-mapped; the key is handled as FlowKey's eight words in four 128-bit lanes: masked with the
+/// port's precomputed word mask, folded and hashed with two multiplies (`Words.index`), compared with
+/// one OR of XORs.
 public struct ACLVerdictCache {
     public struct Entry {
         public var tag: UInt64
@@ -95,7 +101,8 @@ public struct ACLVerdictCache {
     static func tag(generation: UInt64, ingress: Int, output: Int) -> UInt64 {
         generation &<< 26 | 1 &<< 25 | UInt64(truncatingIfNeeded: ingress & 0xFFF) &<< 12 | UInt64(truncatingIfNeeded: output & 0xFFF)
     }
-    public static let size = 4096
+    public static let sizeLog2 = 12
+    public static let size = 1 << sizeLog2
     @usableFromInline let entries: UnsafeMutablePointer<Entry>
 
     public init() {
@@ -104,63 +111,97 @@ public struct ACLVerdictCache {
     }
     public func deallocate() { entries.deallocate() }
 
-    /// The eight masked words of a key.
+    /// The eight masked words of a key, as four 128-bit lanes (SSE registers on x86-64).
     @usableFromInline
     struct Words {
-        @usableFromInline var w0, w1, w2, w3, w4, w5, w6, w7: UInt64
+        @usableFromInline var a, b, c, d: SIMD2<UInt64>
+
+        @inlinable @inline(__always)
+        static func load(_ p: UnsafeRawPointer, _ o: Int) -> SIMD2<UInt64> { p.loadUnaligned(fromByteOffset: o, as: SIMD2<UInt64>.self) }
 
         /// The key masked with the union of two masks (both directions in one entry).
         @inlinable @inline(__always)
-        init(_ key: UnsafeRawPointer, _ a: UnsafeRawPointer, _ b: UnsafeRawPointer) {
-            @inline(__always) func w(_ o: Int) -> UInt64 {
-                key.load(fromByteOffset: o, as: UInt64.self)
-                    & (a.load(fromByteOffset: o, as: UInt64.self) | b.load(fromByteOffset: o, as: UInt64.self))
-            }
-            w0 = w(0); w1 = w(8); w2 = w(16); w3 = w(24); w4 = w(32); w5 = w(40); w6 = w(48); w7 = w(56)
+        init(_ key: UnsafeRawPointer, _ m: UnsafeRawPointer, _ n: UnsafeRawPointer) {
+            a = Words.load(key, 0) & (Words.load(m, 0) | Words.load(n, 0))
+            b = Words.load(key, 16) & (Words.load(m, 16) | Words.load(n, 16))
+            c = Words.load(key, 32) & (Words.load(m, 32) | Words.load(n, 32))
+            d = Words.load(key, 48) & (Words.load(m, 48) | Words.load(n, 48))
         }
 
         @inlinable @inline(__always)
-        init(_ key: UnsafeRawPointer, _ mask: UnsafeRawPointer) {
-            w0 = key.load(fromByteOffset: 0, as: UInt64.self) & mask.load(fromByteOffset: 0, as: UInt64.self)
-            w1 = key.load(fromByteOffset: 8, as: UInt64.self) & mask.load(fromByteOffset: 8, as: UInt64.self)
-            w2 = key.load(fromByteOffset: 16, as: UInt64.self) & mask.load(fromByteOffset: 16, as: UInt64.self)
-            w3 = key.load(fromByteOffset: 24, as: UInt64.self) & mask.load(fromByteOffset: 24, as: UInt64.self)
-            w4 = key.load(fromByteOffset: 32, as: UInt64.self) & mask.load(fromByteOffset: 32, as: UInt64.self)
-            w5 = key.load(fromByteOffset: 40, as: UInt64.self) & mask.load(fromByteOffset: 40, as: UInt64.self)
-            w6 = key.load(fromByteOffset: 48, as: UInt64.self) & mask.load(fromByteOffset: 48, as: UInt64.self)
-            w7 = key.load(fromByteOffset: 56, as: UInt64.self) & mask.load(fromByteOffset: 56, as: UInt64.self)
+        init(_ key: UnsafeRawPointer, _ m: UnsafeRawPointer) {
+            a = Words.load(key, 0) & Words.load(m, 0)
+            b = Words.load(key, 16) & Words.load(m, 16)
+            c = Words.load(key, 32) & Words.load(m, 32)
+            d = Words.load(key, 48) & Words.load(m, 48)
         }
 
-        /// Folds the eight words into two with rotations, then two multiplies: a cache index, not a
-        /// defence (a collision costs one re-evaluation of the rules).
+        /// Cache index (0..<size) of the key tagged `tag`. The four lanes are folded into one with XORs
+        /// after a different 32-bit lane permutation each (so that fields swapping places, e.g. source
+        /// and destination address, do not cancel out), then its two words are multiplied by odd
+        /// constants and the index is the product's top bits, which depend on every bit of both words.
+        /// A cache index, not a defence: a collision costs one re-evaluation of the rules. The eight
+        /// scalar rotations and XORs this replaces moved every word out of its vector register first.
         @inlinable @inline(__always)
-        func hash(_ tag: UInt64) -> UInt64 {
-            let x = w0 ^ w1.rotl(13) ^ w2.rotl(26) ^ w3.rotl(39)
-            let y = w4 ^ w5.rotl(13) ^ w6.rotl(26) ^ w7.rotl(39) ^ tag
-            let h = (x &* 0x9E37_79B9_7F4A_7C15) ^ (y &* 0xBF58_476D_1CE4_E5B9)
-            return h ^ (h >> 32)
+        func index(_ tag: UInt64) -> Int {
+            let b4 = unsafeBitCast(b, to: SIMD4<UInt32>.self)
+            let c4 = unsafeBitCast(c, to: SIMD4<UInt32>.self)
+            let d4 = unsafeBitCast(d, to: SIMD4<UInt32>.self)
+            let x = unsafeBitCast(a, to: SIMD4<UInt32>.self) ^ SIMD4(b4[1], b4[0], b4[3], b4[2])
+                ^ SIMD4(c4[2], c4[3], c4[0], c4[1]) ^ SIMD4(d4[3], d4[2], d4[1], d4[0])
+            let y = unsafeBitCast(x, to: SIMD2<UInt64>.self)
+            let h = (y[0] &* 0x9E37_79B9_7F4A_7C15) ^ ((y[1] ^ tag) &* 0xBF58_476D_1CE4_E5B9)
+            return Int(truncatingIfNeeded: h &>> UInt64(64 &- ACLVerdictCache.sizeLog2))
         }
 
         @inlinable @inline(__always)
         func equals(_ p: UnsafeRawPointer) -> Bool {
-            ((p.load(fromByteOffset: 0, as: UInt64.self) ^ w0) | (p.load(fromByteOffset: 8, as: UInt64.self) ^ w1)
-                | (p.load(fromByteOffset: 16, as: UInt64.self) ^ w2) | (p.load(fromByteOffset: 24, as: UInt64.self) ^ w3)
-                | (p.load(fromByteOffset: 32, as: UInt64.self) ^ w4) | (p.load(fromByteOffset: 40, as: UInt64.self) ^ w5)
-                | (p.load(fromByteOffset: 48, as: UInt64.self) ^ w6) | (p.load(fromByteOffset: 56, as: UInt64.self) ^ w7)) == 0
+            let x = (Words.load(p, 0) ^ a) | (Words.load(p, 16) ^ b) | (Words.load(p, 32) ^ c) | (Words.load(p, 48) ^ d)
+            return (x[0] | x[1]) == 0
         }
 
         @inlinable @inline(__always)
         func store(_ p: UnsafeMutableRawPointer) {
-            p.storeBytes(of: w0, toByteOffset: 0, as: UInt64.self); p.storeBytes(of: w1, toByteOffset: 8, as: UInt64.self)
-            p.storeBytes(of: w2, toByteOffset: 16, as: UInt64.self); p.storeBytes(of: w3, toByteOffset: 24, as: UInt64.self)
-            p.storeBytes(of: w4, toByteOffset: 32, as: UInt64.self); p.storeBytes(of: w5, toByteOffset: 40, as: UInt64.self)
-            p.storeBytes(of: w6, toByteOffset: 48, as: UInt64.self); p.storeBytes(of: w7, toByteOffset: 56, as: UInt64.self)
+            p.storeBytes(of: a, toByteOffset: 0, as: SIMD2<UInt64>.self); p.storeBytes(of: b, toByteOffset: 16, as: SIMD2<UInt64>.self)
+            p.storeBytes(of: c, toByteOffset: 32, as: SIMD2<UInt64>.self); p.storeBytes(of: d, toByteOffset: 48, as: SIMD2<UInt64>.self)
         }
     }
 }
 
 extension UInt64 {
     @inlinable @inline(__always) func rotl(_ n: UInt64) -> UInt64 { (self &<< n) | (self &>> (64 &- n)) }
+}
+
+/// A port's ingress-policy fields, read once per batch (the per-frame code would otherwise reload them:
+/// the compiler cannot keep them in registers across the frame's stores through raw pointers).
+@usableFromInline
+struct IngressPolicy {
+    @usableFromInline let sourceMACFiltering: Bool, mac: UInt64, txAllowStart: UInt32, txAllowCount: UInt32
+    @usableFromInline let dhcpGuard: Bool, routerGuard: Bool
+    /// Outbound ACL rules or an outbound default deny.
+    @usableFromInline let acl: Bool
+    /// The flow key is needed (guards or ACL).
+    @usableFromInline let needsKey: Bool
+    @usableFromInline let aclOutStart: UInt32, aclOutCount: UInt32, outboundDefaultDeny: Bool
+    /// ACLVerdictCache.tag(generation:ingress:output:) without the output port.
+    @usableFromInline let bothTagBase: UInt64
+    @usableFromInline let txNsPerByteQ16: UInt64, txToleranceNs: UInt64
+    @usableFromInline let txPolicer: UnsafeAtomic<UInt64>
+
+    @inlinable @inline(__always)
+    init(_ cfg: ConfigView, port: Int, _ e: UnsafeMutablePointer<PortEntry>) {
+        sourceMACFiltering = e.pointee.policy.sourceMACFiltering
+        mac = e.pointee.mac
+        txAllowStart = e.pointee.txAllowStart; txAllowCount = e.pointee.txAllowCount
+        dhcpGuard = e.pointee.policy.dhcpGuard; routerGuard = e.pointee.policy.routerGuard
+        aclOutStart = e.pointee.aclOutStart; aclOutCount = e.pointee.aclOutCount
+        outboundDefaultDeny = e.pointee.policy.outboundDefaultDeny
+        acl = aclOutCount > 0 || outboundDefaultDeny
+        needsKey = dhcpGuard || routerGuard || acl
+        bothTagBase = ACLVerdictCache.tag(generation: cfg.generation, ingress: port, output: 0)
+        txNsPerByteQ16 = e.pointee.txNsPerByteQ16; txToleranceNs = e.pointee.txToleranceNs
+        txPolicer = cfg.runtime.word(port: port, PortRuntime.txPolicer)
+    }
 }
 
 public struct ForwardingEngine {
@@ -211,15 +252,33 @@ public struct ForwardingEngine {
     @inlinable
     public func classify(_ batch: FrameBatch, ingress: Int, view: UnsafeMutablePointer<ConfigView>, now: UInt32,
                          nowNs: UInt64 = 0) {
+        // Two copies of the loop: with the port's ingress policy (inlined) and without. Inlining the
+        // policy took ~60 instructions of call overhead off every policed frame, but the registers it
+        // needs cost frames of ports without a policy ~13 instructions; with `checks` a constant in
+        // each copy, neither pays for the other. This function is close to the optimizer's inlining
+        // budget: four copies (checks × trunk) made small stdlib accessors (`bigEndian`,
+        // `loadUnaligned`) out-of-line calls, +78 instructions per realistic-profile frame. After
+        // changing the per-frame code, check the callgrind profile for such calls (bench/README.md).
+        if view.pointee.ports[ingress].ingressChecks {
+            classifyBatch(batch, ingress: ingress, view: view, now: now, nowNs: nowNs, checks: true)
+        } else {
+            classifyBatch(batch, ingress: ingress, view: view, now: now, nowNs: nowNs, checks: false)
+        }
+    }
+
+    /// `classify` with the port's `ingressChecks` as a constant.
+    @usableFromInline @_transparent
+    func classifyBatch(_ batch: FrameBatch, ingress: Int, view: UnsafeMutablePointer<ConfigView>, now: UInt32,
+                       nowNs: UInt64, checks: Bool) {
         let cfg = view.pointee
         let entry = cfg.ports + ingress
         let policy = entry.pointee.policy
-        let checks = entry.pointee.ingressChecks
         let maxPayload = Int(entry.pointee.mtu)
         let table = cfg.macTable
         let portSlots = cfg.portSlots
         let tunnel = policy.mode == .tunnel
         let vlanWords = PortEntry.vlanWordsOffset
+        let policyConsts = IngressPolicy(cfg, port: ingress, entry)
         var rxBytes: UInt64 = 0
         var floods: UInt64 = 0
         let n = batch.count
@@ -294,7 +353,8 @@ public struct ForwardingEngine {
             if dst & 0x0100_0000_0000 == 0 { out = table.lookup(vlan: vlan, mac: dst) }
             // 5. The rest of the port's ingress policy (skipped in one branch when the profile has none).
             if checks {
-                if let reason = ingressPolicy(batch, i, port: ingress, entry, cfg, src: src, vlan: vlan, pcp: pcp, out: out, nowNs: nowNs) {
+                if let reason = ingressPolicy(batch, i, port: ingress, entry, cfg, policyConsts, src: src, dst: dst, vlan: vlan, pcp: pcp,
+                                              out: out, nowNs: nowNs) {
                     drop(batch, i, ingress, reason); continue
                 }
             }
@@ -421,17 +481,21 @@ public struct ForwardingEngine {
         if count == 0 { return !defaultDeny }
         let words = ACLVerdictCache.Words(UnsafeRawPointer(key), UnsafeRawPointer(mask))
         let tag = ACLVerdictCache.tag(generation: cfg.generation, port: port, outbound: outbound)
-        let slot = aclCache.entries + Int(truncatingIfNeeded: words.hash(tag) & UInt64(ACLVerdictCache.size &- 1))
+        let slot = aclCache.entries + words.index(tag)
         let slotKey = UnsafeMutableRawPointer(slot) + MemoryLayout<ACLVerdictCache.Entry>.offset(of: \ACLVerdictCache.Entry.key)!
         if slot.pointee.tag == tag && words.equals(slotKey) { return slot.pointee.verdict != 0 }
-        return aclAllowsMiss(cfg, start, count, key, outbound: outbound, defaultDeny: defaultDeny, slot: slot, tag: tag, words: words)
+        return aclAllowsMiss(cfg, start, count, key, mask: UnsafeRawPointer(mask), outbound: outbound, defaultDeny: defaultDeny,
+                             slot: slot, tag: tag)
     }
 
     /// aclAllows' cache miss (out of line, as `aclBothMiss`).
     @inlinable @inline(never)
-    func aclAllowsMiss(_ cfg: ConfigView, _ start: UInt32, _ count: UInt32, _ key: UnsafeMutablePointer<FlowKey>, outbound: Bool,
-                       defaultDeny: Bool, slot: UnsafeMutablePointer<ACLVerdictCache.Entry>, tag: UInt64,
-                       words: ACLVerdictCache.Words) -> Bool {
+    /// The masked key is computed again here from `key` and `mask` rather than passed in: keeping the
+    /// probe's eight words alive for this call made the hit path spill them to the stack.
+    func aclAllowsMiss(_ cfg: ConfigView, _ start: UInt32, _ count: UInt32, _ key: UnsafeMutablePointer<FlowKey>,
+                       mask: UnsafeRawPointer, outbound: Bool, defaultDeny: Bool, slot: UnsafeMutablePointer<ACLVerdictCache.Entry>,
+                       tag: UInt64) -> Bool {
+        let words = ACLVerdictCache.Words(UnsafeRawPointer(key), mask)
         let slotKey = UnsafeMutableRawPointer(slot) + MemoryLayout<ACLVerdictCache.Entry>.offset(of: \ACLVerdictCache.Entry.key)!
         let verdict = evaluate(cfg, start, count, key, outbound: outbound, defaultDeny: defaultDeny)
         slot.pointee.tag = tag
@@ -445,23 +509,25 @@ public struct ForwardingEngine {
     /// fields, a subset of the union the entry is keyed on, so sharing the entry changes no verdict.
     @inlinable @inline(__always)
     func aclBoth(_ cfg: ConfigView, ingress: Int, _ ie: UnsafeMutablePointer<PortEntry>, out: Int,
-                 _ oe: UnsafeMutablePointer<PortEntry>, _ key: UnsafeMutablePointer<FlowKey>) -> UInt8 {
+                 _ oe: UnsafeMutablePointer<PortEntry>, _ key: UnsafeMutablePointer<FlowKey>, tagBase: UInt64) -> UInt8 {
         let outMask = UnsafeRawPointer(ie) + MemoryLayout<PortEntry>.offset(of: \PortEntry.aclOutMask)!
         let inMask = UnsafeRawPointer(oe) + MemoryLayout<PortEntry>.offset(of: \PortEntry.aclInMask)!
         let words = ACLVerdictCache.Words(UnsafeRawPointer(key), outMask, inMask)
-        let tag = ACLVerdictCache.tag(generation: cfg.generation, ingress: ingress, output: out)
-        let slot = aclCache.entries + Int(truncatingIfNeeded: words.hash(tag) & UInt64(ACLVerdictCache.size &- 1))
+        let tag = tagBase | UInt64(truncatingIfNeeded: out & 0xFFF)   // ACLVerdictCache.tag(generation:ingress:output:)
+        let slot = aclCache.entries + words.index(tag)
         let slotKey = UnsafeMutableRawPointer(slot) + MemoryLayout<ACLVerdictCache.Entry>.offset(of: \ACLVerdictCache.Entry.key)!
         if slot.pointee.tag == tag && words.equals(slotKey) { return slot.pointee.verdict }
-        return aclBothMiss(cfg, ie, oe, key, slot: slot, tag: tag, words: words)
+        return aclBothMiss(cfg, ie, oe, key, slot: slot, tag: tag)
     }
 
     /// aclBoth's cache miss: both rule walks, then the entry is filled. Out of line: keeping the rare
     /// path out of the per-frame code lets the hit path inline into the caller.
     @inlinable @inline(never)
     func aclBothMiss(_ cfg: ConfigView, _ ie: UnsafeMutablePointer<PortEntry>, _ oe: UnsafeMutablePointer<PortEntry>,
-                     _ key: UnsafeMutablePointer<FlowKey>, slot: UnsafeMutablePointer<ACLVerdictCache.Entry>, tag: UInt64,
-                     words: ACLVerdictCache.Words) -> UInt8 {
+                     _ key: UnsafeMutablePointer<FlowKey>, slot: UnsafeMutablePointer<ACLVerdictCache.Entry>, tag: UInt64) -> UInt8 {
+        let words = ACLVerdictCache.Words(UnsafeRawPointer(key),
+                                          UnsafeRawPointer(ie) + MemoryLayout<PortEntry>.offset(of: \PortEntry.aclOutMask)!,
+                                          UnsafeRawPointer(oe) + MemoryLayout<PortEntry>.offset(of: \PortEntry.aclInMask)!)
         let slotKey = UnsafeMutableRawPointer(slot) + MemoryLayout<ACLVerdictCache.Entry>.offset(of: \ACLVerdictCache.Entry.key)!
         let outbound = evaluate(cfg, ie.pointee.aclOutStart, ie.pointee.aclOutCount, key, outbound: true,
                                 defaultDeny: ie.pointee.policy.outboundDefaultDeny)
@@ -477,124 +543,143 @@ public struct ForwardingEngine {
     /// Anti-spoofing, DHCP and router guards, outbound ACL and the transmit policer. Nil = pass.
     /// Reads the entry through its pointer field by field: copying a PortEntry (with its 512-byte
     /// VLAN set) per frame cost more than everything else here.
-    @inlinable @inline(__always)
+    @usableFromInline @_transparent
     func ingressPolicy(_ batch: FrameBatch, _ i: Int, port: Int, _ e: UnsafeMutablePointer<PortEntry>, _ cfg: ConfigView,
-                       src: UInt64, vlan: UInt16, pcp: UInt8, out: Int, nowNs: UInt64) -> DropReason? {
-        if e.pointee.policy.sourceMACFiltering && src != e.pointee.mac
-            && !allowListed(cfg, port: port, receive: false, e.pointee.txAllowStart, e.pointee.txAllowCount, mac: src, vlan: vlan) {
+                       _ p: IngressPolicy, src: UInt64, dst: UInt64, vlan: UInt16, pcp: UInt8, out: Int, nowNs: UInt64) -> DropReason? {
+        if p.sourceMACFiltering && src != p.mac
+            && !allowListed(cfg, port: port, receive: false, p.txAllowStart, p.txAllowCount, mac: src, vlan: vlan) {
             return .spoofedSource
         }
-        let dhcpGuard = e.pointee.policy.dhcpGuard, routerGuard = e.pointee.policy.routerGuard
-        let aclCount = e.pointee.aclOutCount, defaultDeny = e.pointee.policy.outboundDefaultDeny
-        if dhcpGuard || routerGuard || aclCount > 0 || defaultDeny {
-            batch.parseFlowKey(i, vlan: vlan, pcp: pcp, into: &keys[i])
-            batch.meta[i].flags |= FrameMeta.flowKeyValid
+        if p.needsKey {
+            // The key stays in registers for the guards and the cache probe; its copy in `keys` serves
+            // a cache miss (the rule walk) and the egress checks of a flooded frame.
+            let w = batch.flowWords(i, vlan: vlan, pcp: pcp, src: src, dst: dst)
             let k = keys + i
-            if dhcpGuard && k.pointee.hasL4 && k.pointee.proto == 17
-                && ((k.pointee.ipVersion == 4 && k.pointee.srcPort == 67) || (k.pointee.ipVersion == 6 && k.pointee.srcPort == 547)) {
+            w.store(UnsafeMutableRawPointer(k))
+            batch.meta[i].flags |= FrameMeta.flowKeyValid
+            if p.dhcpGuard && w.hasL4 && w.proto == 17
+                && ((w.ipVersion == 4 && w.srcPort == 67) || (w.ipVersion == 6 && w.srcPort == 547)) {
                 return .dhcpGuard
             }
-            if routerGuard && k.pointee.hasL4
-                && ((k.pointee.proto == 58 && (k.pointee.srcPort == 134 || k.pointee.srcPort == 137))
-                    || (k.pointee.proto == 1 && k.pointee.ipVersion == 4 && k.pointee.srcPort == 5)) {
+            if p.routerGuard && w.hasL4
+                && ((w.proto == 58 && (w.srcPort == 134 || w.srcPort == 137))
+                    || (w.proto == 1 && w.ipVersion == 4 && w.srcPort == 5)) {
                 return .routerGuard
             }
-            if aclCount > 0 || defaultDeny {
+            if p.acl {
                 // A known-unicast frame whose output port filters inbound: both verdicts in one probe,
                 // the inbound one carried to that port's egress check in the frame's flags.
                 if out >= 0 && out < cfg.portSlots && out != port,
                    case let oe = cfg.ports + out, oe.pointee.present && (oe.pointee.aclInCount > 0 || oe.pointee.policy.inboundDefaultDeny) {
-                    let v = aclBoth(cfg, ingress: port, e, out: out, oe, k)
+                    let v = aclBoth(cfg, ingress: port, e, out: out, oe, k, tagBase: p.bothTagBase)
                     if v & 1 == 0 { return .aclDeny }
                     batch.meta[i].flags |= FrameMeta.inboundACLChecked | (v & 2 == 0 ? FrameMeta.inboundACLDenied : 0)
-                } else if !aclAllows(cfg, port: port, e.pointee.aclOutStart, aclCount, mask: &e.pointee.aclOutMask, k, outbound: true,
-                                     defaultDeny: defaultDeny) {
+                } else if !aclAllows(cfg, port: port, p.aclOutStart, p.aclOutCount,
+                                     mask: &e.pointee.aclOutMask, k, outbound: true, defaultDeny: p.outboundDefaultDeny) {
                     return .aclDeny
                 }
             }
         }
-        let perByte = e.pointee.txNsPerByteQ16
-        if perByte > 0 {
-            let cost = (batch.wireCost(i) &* perByte) >> 16
-            if !cfg.runtime.conformOwned(port: port, PortRuntime.txPolicer, now: nowNs, cost: cost, tolerance: e.pointee.txToleranceNs) {
-                return .policer
-            }
+        if p.txNsPerByteQ16 > 0 {
+            let cost = (batch.wireCost(i) &* p.txNsPerByteQ16) >> 16
+            // GCRA (PortRuntime.conformOwned) on the word read once per batch: one thread owns a port's receive side.
+            let tat = p.txPolicer.load(ordering: .relaxed)
+            let next = (tat > nowNs ? tat : nowNs) &+ cost
+            if next &- nowNs > p.txToleranceNs { return .policer }
+            p.txPolicer.store(next, ordering: .relaxed)
         }
         return nil
     }
 
-    /// AllowedToReceive and the inbound ACL of output port `port` for every frame of its list, into
-    /// `verdicts` (the receive policer is applied per list in `egressVerdicts`). The port's fields are
-    /// read once per list, not once per frame.
-    @inlinable @inline(__always)
-    func egressFilters(_ batch: FrameBatch, list: UnsafeMutablePointer<UInt16>, _ n: Int, port: Int,
-                       _ e: UnsafeMutablePointer<PortEntry>, _ cfg: ConfigView) {
+    /// Egress verdicts for one output port's list, into `verdicts[0..<n]` (`passVerdict` or a DropReason raw
+    /// value): AllowedToReceive, the inbound ACL and the receive policer. The port's fields are read once
+    /// per list, not once per frame. The receive policer is shared by every thread that sends to the port,
+    /// so its GCRA state is charged for the whole list with one compare-and-swap instead of one locked
+    /// instruction per frame; the filters and the policer are judged in one pass over the list, and only
+    /// if another thread charged the policer in between is the policer pass redone alone.
+    @inlinable
+    func egressVerdicts(_ batch: FrameBatch, list: UnsafeMutablePointer<UInt16>, _ n: Int, port: Int,
+                        _ e: UnsafeMutablePointer<PortEntry>, _ cfg: ConfigView, nowNs: UInt64) {
         let rxAllowStart = e.pointee.rxAllowStart, rxAllowCount = e.pointee.rxAllowCount
         let aclStart = e.pointee.aclInStart, aclCount = e.pointee.aclInCount
         let defaultDeny = e.pointee.policy.inboundDefaultDeny
         let acl = aclCount > 0 || defaultDeny
         let pass = ForwardingEngine.passVerdict
-        var k = 0
-        if rxAllowCount == 0 && !acl {
-            while k < n { verdicts[k] = pass; k &+= 1 }
-            return
-        }
+        let policed = DropReason.policer.rawValue
+        let perByte = e.pointee.rxNsPerByteQ16
+        let tolerance = e.pointee.rxToleranceNs
+        let w = cfg.runtime.word(port: port, PortRuntime.rxPolicer)
         let mask = UnsafeMutableRawPointer(e).advanced(by: MemoryLayout<PortEntry>.offset(of: \PortEntry.aclInMask)!)
             .assumingMemoryBound(to: FlowKey.self)
+        let start = perByte > 0 ? w.load(ordering: .relaxed) : 0
+        var tat = start
+        // Frames whose inbound ACL was judged at ingress (aclBoth) on a port without AllowedToReceive take
+        // the short path; the rest (AllowedToReceive, flooded frames' ACL) are judged out of line.
+        let judgedAtIngress = rxAllowCount == 0 && acl
+        var k = 0
         while k < n {
             let i = Int(list[k])
             let meta = batch.meta + i
             var v = pass
-            if rxAllowCount > 0
-                && !allowListed(cfg, port: port, receive: true, rxAllowStart, rxAllowCount, mac: batch.destination(i), vlan: meta.pointee.vlan) {
-                v = DropReason.noDestination.rawValue
-            } else if acl && meta.pointee.flags & FrameMeta.inboundACLChecked != 0 && Int(meta.pointee.output) == port {
-                // Judged at ingress together with the outbound ACL (aclBoth).
-                if meta.pointee.flags & FrameMeta.inboundACLDenied != 0 { v = DropReason.aclDeny.rawValue }
-            } else if acl {
-                if meta.pointee.flags & FrameMeta.flowKeyValid == 0 {
-                    // Parsed once per frame: a flooded frame's key serves every output port.
-                    batch.parseFlowKey(i, vlan: meta.pointee.vlan, pcp: meta.pointee.pcp, into: &keys[i])
-                    meta.pointee.flags |= FrameMeta.flowKeyValid
-                }
-                if !aclAllows(cfg, port: port, aclStart, aclCount, mask: mask, keys + i, outbound: false, defaultDeny: defaultDeny) {
-                    v = DropReason.aclDeny.rawValue
-                }
+            let flags = meta.pointee.flags
+            if judgedAtIngress && flags & FrameMeta.inboundACLChecked != 0 && Int(meta.pointee.output) == port {
+                if flags & FrameMeta.inboundACLDenied != 0 { v = DropReason.aclDeny.rawValue }
+            } else if rxAllowCount > 0 || acl {
+                v = egressFilter(batch, i, port: port, cfg, rxAllowStart, rxAllowCount, aclStart, aclCount, mask: mask,
+                                 defaultDeny: defaultDeny)
+            }
+            if v == pass && perByte > 0 {
+                let cost = (batch.wireCost(i) &* perByte) >> 16
+                let next = (tat > nowNs ? tat : nowNs) &+ cost
+                if next &- nowNs > tolerance { v = policed } else { tat = next }
             }
             verdicts[k] = v
             k &+= 1
         }
-    }
-
-    /// Egress verdicts for one output port's list, into `verdicts[0..<n]` (`passVerdict` or a DropReason raw
-    /// value). The receive policer is shared by every thread that sends to the port, so its GCRA state is
-    /// charged for the whole list with one compare-and-swap (redone if another thread got in between)
-    /// instead of one locked instruction per frame.
-    @inlinable
-    func egressVerdicts(_ batch: FrameBatch, list: UnsafeMutablePointer<UInt16>, _ n: Int, port: Int,
-                        _ e: UnsafeMutablePointer<PortEntry>, _ cfg: ConfigView, nowNs: UInt64) {
-        egressFilters(batch, list: list, n, port: port, e, cfg)
-        var k = 0
-        let perByte = e.pointee.rxNsPerByteQ16
-        guard perByte > 0 else { return }
-        let tolerance = e.pointee.rxToleranceNs
-        let w = cfg.runtime.word(port: port, PortRuntime.rxPolicer)
-        let policed = DropReason.policer.rawValue
+        guard perByte > 0 && tat != start else { return }
+        if w.compareExchange(expected: start, desired: tat, ordering: .relaxed).exchanged { return }
+        // Another thread charged the policer meanwhile: judge the policer again over the frames the filters passed.
         while true {
             let start = w.load(ordering: .relaxed)
             var tat = start
             k = 0
             while k < n {
-                if verdicts[k] == ForwardingEngine.passVerdict || verdicts[k] == policed {
+                if verdicts[k] == pass || verdicts[k] == policed {
                     let cost = (batch.wireCost(Int(list[k])) &* perByte) >> 16
                     let base = tat > nowNs ? tat : nowNs
                     let next = base &+ cost
-                    if next &- nowNs > tolerance { verdicts[k] = policed } else { verdicts[k] = ForwardingEngine.passVerdict; tat = next }
+                    if next &- nowNs > tolerance { verdicts[k] = policed } else { verdicts[k] = pass; tat = next }
                 }
                 k &+= 1
             }
             if tat == start || w.compareExchange(expected: start, desired: tat, ordering: .relaxed).exchanged { return }
         }
+    }
+
+    /// AllowedToReceive and the inbound ACL of output port `port` for frame `i` (egressVerdicts' long path,
+    /// out of line so that its registers do not burden the per-frame loop).
+    @inlinable @inline(never)
+    func egressFilter(_ batch: FrameBatch, _ i: Int, port: Int, _ cfg: ConfigView, _ rxAllowStart: UInt32, _ rxAllowCount: UInt32,
+                      _ aclStart: UInt32, _ aclCount: UInt32, mask: UnsafeMutablePointer<FlowKey>, defaultDeny: Bool) -> UInt8 {
+        let meta = batch.meta + i
+        if rxAllowCount > 0
+            && !allowListed(cfg, port: port, receive: true, rxAllowStart, rxAllowCount, mac: batch.destination(i), vlan: meta.pointee.vlan) {
+            return DropReason.noDestination.rawValue
+        }
+        guard aclCount > 0 || defaultDeny else { return ForwardingEngine.passVerdict }
+        if meta.pointee.flags & FrameMeta.inboundACLChecked != 0 && Int(meta.pointee.output) == port {
+            // Judged at ingress together with the outbound ACL (aclBoth).
+            return meta.pointee.flags & FrameMeta.inboundACLDenied != 0 ? DropReason.aclDeny.rawValue : ForwardingEngine.passVerdict
+        }
+        if meta.pointee.flags & FrameMeta.flowKeyValid == 0 {
+            // Parsed once per frame: a flooded frame's key serves every output port.
+            batch.parseFlowKey(i, vlan: meta.pointee.vlan, pcp: meta.pointee.pcp, into: &keys[i])
+            meta.pointee.flags |= FrameMeta.flowKeyValid
+        }
+        if !aclAllows(cfg, port: port, aclStart, aclCount, mask: mask, keys + i, outbound: false, defaultDeny: defaultDeny) {
+            return DropReason.aclDeny.rawValue
+        }
+        return ForwardingEngine.passVerdict
     }
 
     public static let passVerdict: UInt8 = 255

@@ -116,9 +116,38 @@ public struct ConfigView {
         return Int(truncatingIfNeeded: h) & mask
     }
 
-    /// Whether `key` is in the allow-list tagged `tag` (hash probe).
+    /// Whether `key` is in the allow-list tagged `tag` (hash probe). The first two slots of the probe
+    /// sequence are judged without a branch per slot: how far a key sits from its home slot varies
+    /// from frame to frame, and a probe loop that exits after one or two slots mispredicted on ~40% of
+    /// the frames (callgrind --branch-sim, issue 3). The table is at most a quarter full (ConfigSnapshot),
+    /// so nearly every probe ends in those two slots; `allowHashContainsByProbing` is the plain loop.
     @inlinable @inline(__always)
     public func allowHashContains(_ key: UInt64, _ tag: UInt64) -> Bool {
+        let h0 = ConfigView.allowSlot(key, tag, mask: allowHashMask)
+        let h1 = (h0 &+ 1) & allowHashMask
+        let t0 = allowHash[h0 &* 2 &+ 1], t1 = allowHash[h1 &* 2 &+ 1]
+        let miss0 = ((t0 ^ tag) | (allowHash[h0 &* 2] ^ key)) != 0
+        let miss1 = ((t1 ^ tag) | (allowHash[h1 &* 2] ^ key)) != 0
+        if (miss0 ? 1 : 0) & (miss1 ? 1 : 0) == 0 { return true }
+        // Not in the first two slots: absent if the probe sequence ended there (tags are never 0).
+        if t0 == 0 || t1 == 0 { return false }
+        return allowHashContainsFrom((h1 &+ 1) & allowHashMask, key, tag)
+    }
+
+    /// The rest of a probe sequence, from slot `h` (out of line: rare).
+    @inlinable @inline(never)
+    func allowHashContainsFrom(_ start: Int, _ key: UInt64, _ tag: UInt64) -> Bool {
+        var h = start
+        while true {
+            let t = allowHash[h &* 2 &+ 1]
+            if t == 0 { return false }
+            if t == tag && allowHash[h &* 2] == key { return true }
+            h = (h &+ 1) & allowHashMask
+        }
+    }
+
+    /// `allowHashContains` as a plain probe loop (the reference the tests compare it with).
+    public func allowHashContainsByProbing(_ key: UInt64, _ tag: UInt64) -> Bool {
         var h = ConfigView.allowSlot(key, tag, mask: allowHashMask)
         while true {
             let t = allowHash[h &* 2 &+ 1]
@@ -303,7 +332,7 @@ public final class ConfigSnapshot: @unchecked Sendable {
         let allowKeys = UnsafeMutablePointer<UInt64>.allocate(capacity: max(1, allow.count))
         allowKeys.initialize(from: allow, count: allow.count)
         var hashSlots = 16
-        while hashSlots < allow.count * 2 { hashSlots <<= 1 }
+        while hashSlots < allow.count * 4 { hashSlots <<= 1 }   // at most a quarter full (allowHashContains)
         let allowHash = UnsafeMutablePointer<UInt64>.allocate(capacity: hashSlots * 2)
         allowHash.initialize(repeating: 0, count: hashSlots * 2)
         for sp in specs {
