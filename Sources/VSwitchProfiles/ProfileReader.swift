@@ -18,9 +18,14 @@ struct ProfileReader {
     /// Blocks read without any diagnostic (and reused ones), for the next load's cache.
     private(set) var cacheableBlocks: [(element: XMLElement, profile: PortProfile, label: String)] = []
 
-    init(file: String, previous: ProfileReadCache? = nil) {
+    /// When set, a reused element's token `t` stands for `previous.entries[tokenMap[t]]` (the partial
+    /// reload's placeholders are numbered in document order); otherwise the token is the entry index.
+    let tokenMap: [Int]?
+
+    init(file: String, previous: ProfileReadCache? = nil, tokenMap: [Int]? = nil) {
         out = DiagnosticCollector(file: file, prefixes: ProfileNamespace.prefixes)
         self.previous = previous
+        self.tokenMap = tokenMap
     }
 
     func profileLabel(containing index: Int) -> String? {
@@ -96,7 +101,9 @@ struct ProfileReader {
     // MARK: one ovf:NetworkPortProfile
 
     private mutating func readBlock(_ block: XMLElement, ordinal: Int) {
-        if let token = block.reused, let previous, token >= 0, token < previous.entries.count {
+        if let t = block.reused, let previous,
+           case let token = tokenMap.map { t >= 0 && t < $0.count ? $0[t] : -1 } ?? t,
+           token >= 0, token < previous.entries.count {
             // Unchanged since the previous load, which read it without a diagnostic. The block element
             // stands in for its ID elements: a clash with another profile is an error, and a load with
             // an error is read again in full (ProfileLoader), so no message ever points at it.
