@@ -160,8 +160,8 @@ public enum ProfileLoader {
             // The next reload may skip parsing this document's profiles only if nothing in it was found worth
             // a word (no warning of libxml2, the XSD or the reader) and it holds no ID (see partialLoad).
             let quiet = diagnostics.isEmpty && parsed.validationIssues.isEmpty && parsed.warnings.isEmpty && !parsed.document.hasIDs
-            cache = reader.isForm1 ? ProfileReadCache(document: parsed.document, blocks: reader.cacheableBlocks, reused: reused,
-                                                      partialAllowed: quiet) : nil
+            cache = reader.isForm1 ? ProfileReadCache(document: parsed.document, blocks: reader.cacheableBlocks,
+                                                      profiles: reader.profiles, reused: reused, partialAllowed: quiet) : nil
         }
         return ProfileSet(profiles: reader.profiles, warnings: diagnostics)
     }
@@ -216,17 +216,36 @@ public enum ProfileLoader {
                             top given: XMLTopLevel? = nil) -> (set: ProfileSet, cache: ProfileReadCache)? {
         guard previous.partialAllowed, data.count <= limits.maxBytes,
               !ProfileReadCache.contains(data, Array(placeholderTarget.utf8)),
-              let top = given ?? XMLTopLevel(data), top.rootStart == previous.prologLength,
-              ProfileReadCache.equal(data, 0..<top.rootStart, previous.bytes, 0..<previous.prologLength) else { return nil }
+              previous.prologLength < data.count,
+              ProfileReadCache.equal(data, 0..<previous.prologLength, previous.bytes, 0..<previous.prologLength) else { return nil }
+        // The top level, stepping over every child that is byte for byte the cached profile after the one matched
+        // last (a reload of a document where few profiles changed: one memcmp per profile, no scan, no hash).
+        var matched: [Int: Int] = [:]    // child offset → entry
+        var expected = 0
+        func lookup(_ c: Range<Int>) -> Int? {
+            guard let ids = previous.index[ProfileReadCache.hash(data, c)] else { return nil }
+            return ids.first { ProfileReadCache.equal(data, c, previous.bytes, previous.entries[$0].source) }
+        }
+        let scan = given ?? XMLTopLevel(data, known: { at in
+            guard expected < previous.entries.count else { return nil }
+            let source = previous.entries[expected].source
+            guard at + source.count <= data.count,
+                  ProfileReadCache.equal(data, at..<(at + source.count), previous.bytes, source) else { return nil }
+            matched[at] = expected
+            expected += 1
+            return source.count
+        }, scanned: { c in
+            // A changed profile, or one that moved: in the latter case the walk goes on after it.
+            if let e = lookup(c) { matched[c.lowerBound] = e; expected = e + 1 }
+        })
+        guard let top = scan, top.rootStart == previous.prologLength else { return nil }
         // The children that are, byte for byte, a cached profile.
         var cuts: [(range: Range<Int>, entry: Int, hash: UInt64)] = []
         var removed = 0
         for c in top.children where c.lowerBound > top.rootStart {
-            let h = ProfileReadCache.hash(data, c)
-            guard let ids = previous.index[h],
-                  let e = ids.first(where: { ProfileReadCache.equal(data, c, previous.bytes, previous.entries[$0].source) }) else { continue }
+            guard let entry = given == nil ? matched[c.lowerBound] : lookup(c) else { continue }
             if let last = cuts.last, last.range.upperBound > c.lowerBound { return nil }
-            cuts.append((c, e, h))
+            cuts.append((c, entry, previous.entries[entry].hash))
             removed += c.count
         }
         guard !cuts.isEmpty else { return nil }
@@ -259,14 +278,14 @@ public enum ProfileLoader {
               reader.cacheableBlocks.count == reader.profiles.count else { return nil }
 
         // The next cache: every profile's exact extent in `data`.
-        var entries: [(ProfileReadCache.Entry, UInt64?)] = []
+        var entries: [ProfileReadCache.Entry] = []
         entries.reserveCapacity(reader.profiles.count)
         var k = 0          // placeholders before the current position in `reduced`
         var shift = 0      // bytes `data` has more than `reduced` before it
         for b in reader.cacheableBlocks {
             if let t = b.element.reused {
                 guard t >= 0, t < cuts.count else { return nil }
-                entries.append((.init(source: cuts[t].range, profile: b.profile, label: b.label), cuts[t].hash))
+                entries.append(.init(source: cuts[t].range, profile: reader.profiles[b.profile], label: b.label, hash: cuts[t].hash))
                 continue
             }
             guard let r = doc.elementRange(of: b.element) else { return nil }
@@ -276,9 +295,10 @@ public enum ProfileLoader {
             }
             let source = (r.lowerBound + shift)..<(r.upperBound + shift)
             guard source.upperBound <= data.count, ProfileReadCache.equal(data, source, reduced, r) else { return nil }
-            entries.append((.init(source: source, profile: b.profile, label: b.label), nil))
+            entries.append(.init(source: source, profile: reader.profiles[b.profile], label: b.label,
+                                 hash: ProfileReadCache.hash(data, source)))
         }
-        guard let first = entries.first?.0.source else { return nil }
+        guard let first = entries.first?.source else { return nil }
         let next = ProfileReadCache(bytes: data, rootSource: top.rootStart..<first.lowerBound, prologLength: top.rootStart,
                                     rootNamespaces: previous.rootNamespaces, partialAllowed: !doc.hasIDs,
                                     entries: entries, reused: cuts.count, path: .partial, parsedBytes: reduced.count)
@@ -307,6 +327,8 @@ public final class ProfileReadCache: @unchecked Sendable {
         var source: Range<Int>
         var profile: PortProfile
         var label: String
+        /// `ProfileReadCache.hash` of those bytes.
+        var hash: UInt64
     }
     /// How the load that made this cache read its document.
     public enum Path: Sendable, Equatable {
@@ -341,7 +363,7 @@ public final class ProfileReadCache: @unchecked Sendable {
     public let parsedBytes: Int
 
     init(bytes: [UInt8], rootSource: Range<Int>, prologLength: Int, rootNamespaces: [XMLNamespaceDeclaration],
-         partialAllowed: Bool, entries: [(Entry, UInt64?)], reused: Int, path: Path, parsedBytes: Int) {
+         partialAllowed: Bool, entries: [Entry], reused: Int, path: Path, parsedBytes: Int) {
         self.bytes = bytes
         self.rootSource = rootSource
         self.prologLength = prologLength
@@ -352,24 +374,22 @@ public final class ProfileReadCache: @unchecked Sendable {
         self.parsedBytes = parsedBytes
         var index: [UInt64: [Int]] = [:]
         index.reserveCapacity(entries.count)
-        for (k, (e, h)) in entries.enumerated() {
-            index[h ?? Self.hash(bytes, e.source), default: []].append(k)
-        }
-        self.entries = entries.map(\.0)
+        for k in entries.indices { index[entries[k].hash, default: []].append(k) }
+        self.entries = entries
         self.index = index
     }
 
-    convenience init?(document: XMLDocument, blocks: [(element: XMLElement, profile: PortProfile, label: String)], reused: Int,
-                      partialAllowed: Bool) {
+    convenience init?(document: XMLDocument, blocks: [(element: XMLElement, profile: Int, label: String)], profiles: [PortProfile],
+                      reused: Int, partialAllowed: Bool) {
         guard document.startOffsets.count == document.elementCount, document.endOffsets.count == document.elementCount,
               !document.startOffsets.isEmpty else { return nil }
         let bytes = document.bytes
         let rootSource = document.startOffsets[0]..<(document.startOffsets.count > 1 ? document.startOffsets[1] : bytes.count)
-        var entries: [(Entry, UInt64?)] = []
+        var entries: [Entry] = []
         entries.reserveCapacity(blocks.count)
         for b in blocks {
             guard let source = document.elementRange(of: b.element) else { continue }
-            entries.append((Entry(source: source, profile: b.profile, label: b.label), nil))
+            entries.append(Entry(source: source, profile: profiles[b.profile], label: b.label, hash: Self.hash(bytes, source)))
         }
         self.init(bytes: bytes, rootSource: rootSource, prologLength: document.startOffsets[0],
                   rootNamespaces: document.rootNamespaces, partialAllowed: partialAllowed, entries: entries,
