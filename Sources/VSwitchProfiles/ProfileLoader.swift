@@ -20,8 +20,8 @@
 //     XSD-validates only that reduced document (prolog, root start tag, the changed and new
 //     profiles, the text/comments between profiles, the end tag), the readers read only the
 //     changed profiles, and the unchanged ones come from the cache. The argument that this is
-//     exactly a cold load — well-formedness and validity of the skipped bytes included — is at
-//     `partialLoad`; in short: a cut is taken only where libxml2 itself puts the placeholder
+//     exactly a cold load — well-formedness and validity of the skipped bytes included — is below
+//     ("Partial reload: the argument"); in short: a cut is taken only where libxml2 itself puts the placeholder
 //     directly in the root's content, its bytes equal an element of the last accepted document,
 //     the prolog (encoding) and the root's namespace declarations are the same, that document had
 //     no diagnostic and no ID, and the root's content model is a plain sequence with no identity
@@ -35,6 +35,43 @@
 //   cache. The cache changes only when a load succeeds.
 // - Output (ProfileWriter): form 1, DMTF elements alphabetically then vsx extensions, so
 //   load → write → load gives equal profiles and write is a fixed point.
+//
+// Partial reload: the argument
+//   Why the reduced document R stands for the whole document D (write P for the previous document, which
+//   was accepted with no diagnostic at all and registered no ID; each left-out element E of D is byte for
+//   byte an element Q that was a child of P's root):
+//   1. Where to cut comes from `XMLTopLevel`, a byte scan that may be wrong on a malformed document; it
+//      is trusted for nothing. Every cut is checked: its bytes equal a cached element's exact bytes
+//      (memcmp), and its placeholder PI must come out of libxml2's parse of R as a direct child of the
+//      root — D never contains the PI target (else no partial load), so each such PI is one of ours,
+//      in order. A PI is a child of the root only if the parser met `<?` in the root's content, between
+//      two pieces of markup: so at the offset where D has E, a parser of D is in exactly the state a
+//      parser of P was in at Q — in the root's content, nothing open but the root, at a markup boundary.
+//   2. What the bytes of Q mean there depends only on: the encoding (the prolog, everything before the
+//      root's start tag, is byte-identical to P's and so declares the same encoding and version); the
+//      namespace bindings in scope (the root's declarations, compared as libxml2 read them on R's root
+//      and P's root — nothing else is in scope at depth 2); and entity declarations (none: a DOCTYPE is
+//      refused). Attributes such as xml:space do not change libxml2's parse (we never set NOBLANKS).
+//      So a parser of D reads E exactly as P's parser read Q — one complete, well-formed element with
+//      the same tree — and is back in the root's content right after it, where R's parser is right after
+//      the PI. Every byte of D outside the left-out elements (prolog, root start tag, text, comments and
+//      PIs between profiles, the root's end tag, the epilogue) is in R and parsed there, in the same
+//      state as in D. Hence D is well-formed iff R is, and D's tree is R's with each placeholder replaced
+//      by Q's subtree.
+//   3. XSD: the root's content model is a plain sequence of ovf:NetworkPortProfile (0..unbounded) with no
+//      identity constraint and PIs are ignored, so D's root is valid iff R's root is and each E is a
+//      valid ovf:NetworkPortProfile; E is, since Q validated in P without a finding under the same
+//      declaration, the same bindings and no ID table (the only state libxml2 shares between elements:
+//      IDs of xml:id or XSD ID-typed attributes, hence "no ID in P"; an ID in R alone is checked there).
+//   4. Reading: a profile's reading depends only on its subtree (its label's "#n" fallback and positions
+//      only appear in diagnostics, and there are none); Q was read without a diagnostic; the root-level
+//      checks and the rules across profiles (ID and InstanceID uniqueness) run on R's tree, which holds
+//      every profile (placeholders included) in document order.
+//   The cache a partial load makes holds D's bytes and the exact extent of each profile in D: for a left-out one
+//   its cut (by 2, exactly E), for a parsed one its extent in R (libxml2 accepted R, and the start tags
+//   were matched to its elements) moved by the bytes the placeholders before it replaced.
+//   Form 2 keeps the full path: its profiles sit under ovf:NetworkSection/ovf:Network among
+//   arbitrary OVF content that no XSD of ours describes, so there is no plain sequence to cut from.
 //
 // Threading
 // - Control plane only. Every function is synchronous, reentrant and may be called from any
@@ -178,39 +215,8 @@ public enum ProfileLoader {
     /// warning, an XSD finding, a reader diagnostic, or a check below failing. So a partial load either
     /// gives exactly what a cold load gives with no diagnostic, or is not used.
     ///
-    /// Why the reduced document R stands for the whole document D (write P for the previous document, which
-    /// was accepted with no diagnostic at all and registered no ID; each left-out element E of D is byte for
-    /// byte an element Q that was a child of P's root):
-    /// 1. Where to cut comes from `XMLTopLevel`, a byte scan that may be wrong on a malformed document; it
-    ///    is trusted for nothing. Every cut is checked: its bytes equal a cached element's exact bytes
-    ///    (memcmp), and its placeholder PI must come out of libxml2's parse of R as a direct child of the
-    ///    root — `data` never contains the PI target, so each of the `cuts` PIs at the root is one of ours,
-    ///    in order. A PI is a child of the root only if the parser met `<?` in the root's content, between
-    ///    two pieces of markup: so at the offset where D has E, a parser of D is in exactly the state a
-    ///    parser of P was in at Q — in the root's content, nothing open but the root, at a markup boundary.
-    /// 2. What the bytes of Q mean there depends only on: the encoding (the prolog, everything before the
-    ///    root's start tag, is byte-identical to P's and so declares the same encoding and version); the
-    ///    namespace bindings in scope (the root's declarations, compared as libxml2 read them on R's root
-    ///    and P's root — nothing else is in scope at depth 2); and entity declarations (none: a DOCTYPE is
-    ///    refused). Attributes such as xml:space do not change libxml2's parse (we never set NOBLANKS).
-    ///    So a parser of D reads E exactly as P's parser read Q — one complete, well-formed element with
-    ///    the same tree — and is back in the root's content right after it, where R's parser is right after
-    ///    the PI. Every byte of D outside the left-out elements (prolog, root start tag, text, comments and
-    ///    PIs between profiles, the root's end tag, the epilogue) is in R and parsed there, in the same
-    ///    state as in D. Hence D is well-formed iff R is, and D's tree is R's with each placeholder replaced
-    ///    by Q's subtree.
-    /// 3. XSD: the root's content model is a plain sequence of ovf:NetworkPortProfile (0..unbounded) with no
-    ///    identity constraint and PIs are ignored, so D's root is valid iff R's root is and each E is a
-    ///    valid ovf:NetworkPortProfile; E is, since Q validated in P without a finding under the same
-    ///    declaration, the same bindings and no ID table (the only state libxml2 shares between elements:
-    ///    IDs of xml:id or XSD ID-typed attributes, hence "no ID in P"; an ID in R alone is checked there).
-    /// 4. Reading: a profile's reading depends only on its subtree (its label's "#n" fallback and positions
-    ///    only appear in diagnostics, and there are none); Q was read without a diagnostic; the root-level
-    ///    checks and the rules across profiles (ID and InstanceID uniqueness) run on R's tree, which holds
-    ///    every profile (placeholders included) in document order.
-    /// The cache made here holds D's bytes and the exact extent of each profile in D: for a left-out one
-    /// its cut (by 2, exactly E), for a parsed one its extent in R (libxml2 accepted R, and the start tags
-    /// were matched to its elements) moved by the bytes the placeholders before it replaced.
+    /// Why this is exactly a cold load (the reduced document stands for the whole one): see the module
+    /// header, "Partial reload: the argument".
     /// (`top`: the document's top level as `XMLTopLevel` scans it; tests give a wrong one.)
     static func partialLoad(data: [UInt8], fileName: String, schema: XMLSchema, previous: ProfileReadCache,
                             top given: XMLTopLevel? = nil) -> (set: ProfileSet, cache: ProfileReadCache)? {
