@@ -9,7 +9,8 @@
 //     profile compiles (PolicyCompiler.compilePort);
 //   - a topology that loads names only profiles it has, and every port's profile compiles at its MTU;
 //   - a profile document loaded through a ProfileReadCache (another document's, then its own) gives
-//     exactly a cold load's profiles, warnings or diagnostics (issue 3).
+//     exactly a cold load's profiles, warnings or diagnostics, by the partial path or the full one
+//     (issue 3); and the cache it leaves loads the base document as a cold load does.
 import VSwitchPolicy
 import VSwitchProfiles
 import VSwitchTopology
@@ -81,7 +82,11 @@ func outcome(_ load: () throws -> ProfileSet) -> String {
     }
 }
 
-/// The read cache of the demo profiles, which most seeds are variations of (so inputs share blocks with it).
+let baseDocument = readAll(repoRoot + "/topologies/profiles/tenants.xml")
+let baseOutcome = baseDocument.map { b in outcome { try ProfileLoader.load(data: b, fileName: "fuzz.xml") } } ?? ""
+
+/// The read cache of the demo profiles, which most seeds are variations of (so inputs share blocks with it;
+/// an input that keeps some of them byte for byte takes the partial path, issue 3).
 let baseCache: ProfileReadCache? = {
     var cache: ProfileReadCache? = nil
     if let b = readAll(repoRoot + "/topologies/profiles/tenants.xml") {
@@ -99,6 +104,14 @@ func fuzzProfiles(_ bytes: [UInt8]) {
     let rewarm = outcome { try ProfileLoader.load(data: bytes, fileName: "fuzz.xml", cache: &cache) }
     if warm != cold || rewarm != cold {
         fatalError("a load through ProfileReadCache differs from a cold load\n--- cold ---\n\(cold)\n--- warm ---\n\(warm)\n--- again ---\n\(rewarm)")
+    }
+    // And the cache this input left (made by a partial or a full load, or still the base one) serves the
+    // base document exactly as a cold load does — a partial load's cache holds the input's extents.
+    if let base = baseDocument {
+        let back = outcome { try ProfileLoader.load(data: base, fileName: "fuzz.xml", cache: &cache) }
+        if back != baseOutcome {
+            fatalError("the base document loads differently through the cache of an input\n--- cold ---\n\(baseOutcome)\n--- warm ---\n\(back)")
+        }
     }
     guard let set = try? ProfileLoader.load(data: bytes, fileName: "fuzz.xml") else { return }
     for p in set.profiles { _ = PolicyCompiler.compilePort(p) }

@@ -7,8 +7,10 @@
 // QSBR so configuration changes never wait on a sleeping thread), forward one
 // batch per ready port, then pass a quiescent point. `idleSpinNs` (vswitchd
 // --idle-spin-us) keeps polling with timeout 0 for that long after the last frame
-// before the thread sleeps: busy-poll at high rates, no core burnt when idle. Nothing here allocates
-// after start (the ready list and batch are preallocated).
+// before the thread sleeps: busy-poll at high rates, no core burnt when idle.
+// Nothing here allocates after start (the ready list and batch are preallocated).
+// A pass ends early, after the batch in progress, when a new snapshot has been
+// published (the grace period is then one batch long, whatever the number of ready ports).
 
 import Atomics
 import VSwitchPacket
@@ -125,6 +127,11 @@ public final class ForwardingThread<Backend: PollingBackend>: @unchecked Sendabl
                     engine.forward(batch, ingress: port, view: view, now: now, nowNs: nowNs, backend: &backend)
                 }
                 r &+= 1
+                // A new snapshot was published: end the pass here and pass the quiescent point now, so the
+                // publisher's grace period lasts one batch, not a pass over every ready port (1,000 busy
+                // ports are 1,000 batches, milliseconds). The ports not served yet are still ready at the
+                // next poll (every readiness source is level-triggered), which starts with the new snapshot.
+                if publisher.load() != view { break }
             }
             if got > 0 { idlePasses = 0; lastFrameNs = nowNs } else { idlePasses &+= 1 }
             qs.quiescent(index)

@@ -11,13 +11,15 @@
 //
 // Reclamation is quiescent-state based (QSBR): each forwarding thread bumps
 // its own counter after every batch, and marks itself offline while it
-// blocks in poll(). `SnapshotPublisher.publish` swaps the pointer, waits until
+// blocks in poll(). `SnapshotPublisher.publish` swaps the pointer, waits (asleep on a
+// futex the threads bump while it waits) until
 // every online thread has passed a quiescent point, then frees the old
 // snapshot. Only the control thread publishes (one publisher at a time).
 
 import Atomics
 import VSwitchPacket
 import VSwitchPolicy
+import CVSwitchShim
 
 /// What the forwarding path needs to know about one port.
 public struct PortEntry {
@@ -415,27 +417,45 @@ public final class QuiescentStates: @unchecked Sendable {
     let states: UnsafeMutablePointer<UnsafeAtomic<UInt64>.Storage>
     static let offlineBit: UInt64 = 1 << 63
 
+    /// Two words, a cache line apart, for a publisher sleeping through a grace period: [0] publishers
+    /// waiting (read by the forwarding threads once per pass), [16] the futex word they bump to wake it.
+    let signal: UnsafeMutablePointer<UnsafeAtomic<UInt32>.Storage>
+
     public init(maxThreads: Int = 256) {
         self.maxThreads = maxThreads
         states = .allocate(capacity: maxThreads * 8)   // one cache line per thread
         for i in 0..<(maxThreads * 8) { (states + i).initialize(to: .init(QuiescentStates.offlineBit)) }
+        signal = .allocate(capacity: 32)
+        signal.initialize(repeating: .init(0), count: 32)
     }
 
-    deinit { states.deallocate() }
+    deinit { states.deallocate(); signal.deallocate() }
 
     @inline(__always) func state(_ t: Int) -> UnsafeAtomic<UInt64> { UnsafeAtomic(at: states + t * 8) }
+    @inline(__always) var waiting: UnsafeAtomic<UInt32> { UnsafeAtomic(at: signal) }
+    @inline(__always) var wakeWord: UnsafeAtomic<UInt32> { UnsafeAtomic(at: signal + 16) }
 
     /// Forwarding thread `t`: done with any snapshot pointer it loaded.
     @inline(__always)
     public func quiescent(_ t: Int) {
         let s = state(t)
         s.store((s.load(ordering: .relaxed) &+ 1) & ~QuiescentStates.offlineBit, ordering: .releasing)
+        if waiting.load(ordering: .relaxed) != 0 { wakePublisher() }
     }
 
     /// Forwarding thread `t`: about to block (or exit); holds no snapshot pointer.
     public func goOffline(_ t: Int) {
         let s = state(t)
         s.store(s.load(ordering: .relaxed) | QuiescentStates.offlineBit, ordering: .releasing)
+        if waiting.load(ordering: .relaxed) != 0 { wakePublisher() }
+    }
+
+    /// A publisher sleeps in `synchronize`: bump the futex word (after the state store, with release, so a
+    /// publisher that sees the bump sees the state) and wake it. Only while a publish waits.
+    @inline(never)
+    func wakePublisher() {
+        wakeWord.wrappingIncrement(ordering: .releasing)
+        _ = vsw_futex_wake(UnsafeMutableRawPointer(signal + 16).assumingMemoryBound(to: UInt32.self), Int32.max)
     }
 
     /// Forwarding thread `t`: back from blocking; must load the snapshot pointer after this.
@@ -445,25 +465,36 @@ public final class QuiescentStates: @unchecked Sendable {
     }
 
     /// Control thread: returns once every thread has been offline or passed a quiescent point since the call.
+    ///
+    /// A forwarding thread passes a quiescent point after every pass, and ends a pass early when a snapshot was
+    /// published (ForwardingThread), so the wait is about one batch. It used to spin and then `sched_yield`:
+    /// when this thread shares a core with a busy-polling forwarding thread (always the case in the daemon,
+    /// which runs one forwarding thread per core), the yield handed the core over for a whole scheduler slice
+    /// and the grace period took 3-4 ms (issue 3's reload benchmark, same core vs other core: 3.4-3.8 ms vs
+    /// 0.009 ms). Now, after a short spin (30 µs), it sleeps on a futex that the forwarding thread bumps at its next
+    /// quiescent point (or when it goes offline): the wake-up lets the scheduler switch back at once. The
+    /// forwarding thread's side costs one load of a read-mostly word per pass. A wake-up can be missed only in a
+    /// store-buffer race (the thread's state store and its read of `waiting` are not fenced); the thread's next
+    /// pass wakes it then, and a 1 ms timeout covers a thread that went to sleep in poll meanwhile.
     public func synchronize(threads: Int) {
         var seen = [UInt64](repeating: 0, count: threads)
         for t in 0..<threads { seen[t] = state(t).load(ordering: .sequentiallyConsistent) }
+        let word = UnsafeMutableRawPointer(signal + 16).assumingMemoryBound(to: UInt32.self)
+        let spinUntil = vsw_now_ns() &+ 30_000
         for t in 0..<threads where seen[t] & QuiescentStates.offlineBit == 0 {
-            var spins = 0
-            while true {
-                let now = state(t).load(ordering: .sequentiallyConsistent)
-                if now != seen[t] { break }
-                spins += 1
-                if spins > 64 { sched_yieldish() }
+            while state(t).load(ordering: .sequentiallyConsistent) == seen[t] {
+                // A thread on another core gets there within a batch: spin (30 µs at most) rather than pay a
+                // sleep and a wake-up.
+                if vsw_now_ns() < spinUntil { continue }
+                waiting.wrappingIncrement(ordering: .sequentiallyConsistent)
+                let v = wakeWord.load(ordering: .acquiring)
+                if state(t).load(ordering: .sequentiallyConsistent) == seen[t] {
+                    _ = vsw_futex_wait(word, v, 1_000_000)
+                }
+                waiting.wrappingDecrement(ordering: .sequentiallyConsistent)
             }
         }
     }
-}
-
-@inline(__always) func sched_yieldish() {
-    #if canImport(Glibc)
-    _ = Glibc.sched_yield()
-    #endif
 }
 
 #if canImport(Glibc)
@@ -477,6 +508,9 @@ public final class SnapshotPublisher: @unchecked Sendable {
     /// The snapshot currently published (control thread's reference keeps it alive).
     public private(set) var current: ConfigSnapshot
     var threadCount: Int = 0
+    /// How long the last `publish` waited for the forwarding threads (its grace period), in ns; the rest of
+    /// a publish is the pointer swap and freeing the old snapshot (issue 3's reload benchmark reports both).
+    public private(set) var lastGracePeriodNs: UInt64 = 0
 
     public init(initial: ConfigSnapshot, maxThreads: Int = 256) {
         pointer = .create(initial.view)
@@ -501,7 +535,9 @@ public final class SnapshotPublisher: @unchecked Sendable {
         let old = current
         pointer.store(next.view, ordering: .sequentiallyConsistent)
         current = next
+        let t0 = vsw_now_ns()
         quiescence.synchronize(threads: threadCount)
+        lastGracePeriodNs = vsw_now_ns() &- t0
         let oldTable = old.macTable
         if oldTable.slotsAddress != next.macTable.slotsAddress { oldTable.deallocate() }
         _ = old   // released here, after the grace period

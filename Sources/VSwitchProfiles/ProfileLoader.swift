@@ -14,13 +14,64 @@
 //   diagnostic (errors and warnings), sorted by position. Warnings of an accepted document
 //   are returned in `ProfileSet.warnings`.
 // - Reloads (issue 3): `load(data:fileName:cache:)` keeps a `ProfileReadCache` of the last
-//   accepted document; the next load still parses and XSD-validates everything, but does not
-//   build or read again an ovf:NetworkPortProfile whose source bytes (and the root's namespace
-//   declarations) are unchanged and which was read without any diagnostic. Rules across
-//   profiles run on every load, and a load with any error is redone without the cache, so
-//   diagnostics never depend on it. The cache changes only when a load succeeds.
+//   accepted document (form 1 only; an OVF envelope, form 2, is always loaded in full). Two paths:
+//   * Partial (`partialLoad`), tried first: every ovf:NetworkPortProfile byte-identical to one the
+//     cache holds is cut out of the document and replaced by a placeholder PI; libxml2 parses and
+//     XSD-validates only that reduced document (prolog, root start tag, the changed and new
+//     profiles, the text/comments between profiles, the end tag), the readers read only the
+//     changed profiles, and the unchanged ones come from the cache. The argument that this is
+//     exactly a cold load — well-formedness and validity of the skipped bytes included — is below
+//     ("Partial reload: the argument"); in short: a cut is taken only where libxml2 itself puts the placeholder
+//     directly in the root's content, its bytes equal an element of the last accepted document,
+//     the prolog (encoding) and the root's namespace declarations are the same, that document had
+//     no diagnostic and no ID, and the root's content model is a plain sequence with no identity
+//     constraint. Any diagnostic at all (error or warning, from libxml2, the XSD or the readers), or
+//     any check failing, abandons the partial load for the full path, so positions in diagnostics
+//     never come from the reduced document.
+//   * Full: the whole document is parsed and XSD-validated; an ovf:NetworkPortProfile whose bytes
+//     (and the prolog and the root's start tag) are unchanged and which was read without any
+//     diagnostic is not built or read again. A load with any error is redone without the cache.
+//   Rules across profiles run over the whole set on every load, so diagnostics never depend on the
+//   cache. The cache changes only when a load succeeds.
 // - Output (ProfileWriter): form 1, DMTF elements alphabetically then vsx extensions, so
 //   load → write → load gives equal profiles and write is a fixed point.
+//
+// Partial reload: the argument
+//   Why the reduced document R stands for the whole document D (write P for the previous document, which
+//   was accepted with no diagnostic at all and registered no ID; each left-out element E of D is byte for
+//   byte an element Q that was a child of P's root):
+//   1. Where to cut comes from `XMLTopLevel`, a byte scan that may be wrong on a malformed document; it
+//      is trusted for nothing. Every cut is checked: its bytes equal a cached element's exact bytes
+//      (memcmp), and its placeholder PI must come out of libxml2's parse of R as a direct child of the
+//      root — D never contains the PI target (else no partial load), so each such PI is one of ours,
+//      in order. A PI is a child of the root only if the parser met `<?` in the root's content, between
+//      two pieces of markup: so at the offset where D has E, a parser of D is in exactly the state a
+//      parser of P was in at Q — in the root's content, nothing open but the root, at a markup boundary.
+//   2. What the bytes of Q mean there depends only on: the encoding (the prolog, everything before the
+//      root's start tag, is byte-identical to P's and so declares the same encoding and version); the
+//      namespace bindings in scope (the root's declarations, compared as libxml2 read them on R's root
+//      and P's root — nothing else is in scope at depth 2); and entity declarations (none: a DOCTYPE is
+//      refused). Attributes such as xml:space do not change libxml2's parse (we never set NOBLANKS).
+//      So a parser of D reads E exactly as P's parser read Q — one complete, well-formed element with
+//      the same tree — and is back in the root's content right after it, where R's parser is right after
+//      the PI. Every byte of D outside the left-out elements (prolog, root start tag, text, comments and
+//      PIs between profiles, the root's end tag, the epilogue) is in R and parsed there, in the same
+//      state as in D. Hence D is well-formed iff R is, and D's tree is R's with each placeholder replaced
+//      by Q's subtree.
+//   3. XSD: the root's content model is a plain sequence of ovf:NetworkPortProfile (0..unbounded) with no
+//      identity constraint and PIs are ignored, so D's root is valid iff R's root is and each E is a
+//      valid ovf:NetworkPortProfile; E is, since Q validated in P without a finding under the same
+//      declaration, the same bindings and no ID table (the only state libxml2 shares between elements:
+//      IDs of xml:id or XSD ID-typed attributes, hence "no ID in P"; an ID in R alone is checked there).
+//   4. Reading: a profile's reading depends only on its subtree (its label's "#n" fallback and positions
+//      only appear in diagnostics, and there are none); Q was read without a diagnostic; the root-level
+//      checks and the rules across profiles (ID and InstanceID uniqueness) run on R's tree, which holds
+//      every profile (placeholders included) in document order.
+//   The cache a partial load makes holds D's bytes and the exact extent of each profile in D: for a left-out one
+//   its cut (by 2, exactly E), for a parsed one its extent in R (libxml2 accepted R, and the start tags
+//   were matched to its elements) moved by the bytes the placeholders before it replaced.
+//   Form 2 keeps the full path: its profiles sit under ovf:NetworkSection/ovf:Network among
+//   arbitrary OVF content that no XSD of ours describes, so there is no plain sequence to cut from.
 //
 // Threading
 // - Control plane only. Every function is synchronous, reentrant and may be called from any
@@ -96,9 +147,11 @@ public enum ProfileLoader {
 
     /// The same, reusing the reading of every ovf:NetworkPortProfile whose source bytes are unchanged
     /// since the document `cache` was made from (a reload where few profiles changed, issue 3).
-    /// The whole document is still parsed and validated against the XSD; the profiles that changed are
-    /// read and checked in full, the rules across profiles are checked again, and a document with any
-    /// error is read again without the cache, so its diagnostics are exactly those of a cold load.
+    /// When it can be proven safe (see `partialLoad`), the unchanged profiles are not even parsed or
+    /// validated again; otherwise the whole document is. The profiles that changed are read and checked in
+    /// full, the rules across profiles are checked again, and a document with any diagnostic is read by the
+    /// full path (and, with any error, again without the cache), so its diagnostics are exactly those of a
+    /// cold load.
     /// On success `cache` becomes the cache of this document; on any error it is left unchanged.
     public static func load(data: [UInt8], fileName: String, cache: inout ProfileReadCache?) throws -> ProfileSet {
         try load(data: data, fileName: fileName, cache: &cache, updateCache: true)
@@ -111,6 +164,10 @@ public enum ProfileLoader {
         case .failure(let e): throw ProfileLoadError(diagnostics: e.diagnostics)
         }
         let previous = cache
+        if updateCache, let previous, let partial = partialLoad(data: data, fileName: fileName, schema: schema, previous: previous) {
+            cache = partial.cache
+            return partial.set
+        }
         var reused = 0
         let parsed: XMLParseResult
         do {
@@ -137,29 +194,167 @@ public enum ProfileLoader {
             throw ProfileLoadError(diagnostics: diagnostics)
         }
         if updateCache {
-            cache = reader.isForm1 ? ProfileReadCache(document: parsed.document, blocks: reader.cacheableBlocks, reused: reused) : nil
+            // The next reload may skip parsing this document's profiles only if nothing in it was found worth
+            // a word (no warning of libxml2, the XSD or the reader) and it holds no ID (see partialLoad).
+            let quiet = diagnostics.isEmpty && parsed.validationIssues.isEmpty && parsed.warnings.isEmpty && !parsed.document.hasIDs
+            cache = reader.isForm1 ? ProfileReadCache(document: parsed.document, blocks: reader.cacheableBlocks,
+                                                      profiles: reader.profiles, reused: reused, partialAllowed: quiet) : nil
         }
         return ProfileSet(profiles: reader.profiles, warnings: diagnostics)
+    }
+
+    /// The PI target of the placeholders a partial reload puts where it left a profile out.
+    static let placeholderTarget = "vswitch-unchanged-profile"
+    private static let placeholderPI = Array("<?\(placeholderTarget)?>".utf8)
+
+    /// Partial reload (issue 3): the document `data` where most ovf:NetworkPortProfile elements are
+    /// byte-identical to profiles of the last accepted document (`previous`). libxml2 parses and validates
+    /// a reduced document instead — `data` with each such element replaced by a placeholder PI — and the
+    /// profiles behind the placeholders are taken from the cache. Nil (the caller then loads in full) when
+    /// the cache does not allow it, nothing can be left out, or anything at all is found: a libxml2 error or
+    /// warning, an XSD finding, a reader diagnostic, or a check below failing. So a partial load either
+    /// gives exactly what a cold load gives with no diagnostic, or is not used.
+    ///
+    /// Why this is exactly a cold load (the reduced document stands for the whole one): see the module
+    /// header, "Partial reload: the argument".
+    /// (`top`: the document's top level as `XMLTopLevel` scans it; tests give a wrong one.)
+    static func partialLoad(data: [UInt8], fileName: String, schema: XMLSchema, previous: ProfileReadCache,
+                            top given: XMLTopLevel? = nil) -> (set: ProfileSet, cache: ProfileReadCache)? {
+        guard previous.partialAllowed, data.count <= limits.maxBytes,
+              !ProfileReadCache.contains(data, Array(placeholderTarget.utf8)),
+              previous.prologLength < data.count,
+              ProfileReadCache.equal(data, 0..<previous.prologLength, previous.bytes, 0..<previous.prologLength) else { return nil }
+        // The top level, stepping over every child that is byte for byte the cached profile after the one matched
+        // last (a reload of a document where few profiles changed: one memcmp per profile, no scan, no hash).
+        var matched: [Int: Int] = [:]    // child offset → entry
+        var expected = 0
+        func lookup(_ c: Range<Int>) -> Int? {
+            guard let ids = previous.index[ProfileReadCache.hash(data, c)] else { return nil }
+            return ids.first { ProfileReadCache.equal(data, c, previous.bytes, previous.entries[$0].source) }
+        }
+        let scan = given ?? XMLTopLevel(data, known: { at in
+            guard expected < previous.entries.count else { return nil }
+            let source = previous.entries[expected].source
+            guard at + source.count <= data.count,
+                  ProfileReadCache.equal(data, at..<(at + source.count), previous.bytes, source) else { return nil }
+            matched[at] = expected
+            expected += 1
+            return source.count
+        }, scanned: { c in
+            // A changed profile, or one that moved: in the latter case the walk goes on after it.
+            if let e = lookup(c) { matched[c.lowerBound] = e; expected = e + 1 }
+        })
+        guard let top = scan, top.rootStart == previous.prologLength else { return nil }
+        // The children that are, byte for byte, a cached profile.
+        var cuts: [(range: Range<Int>, entry: Int, hash: UInt64)] = []
+        var removed = 0
+        for c in top.children where c.lowerBound > top.rootStart {
+            guard let entry = given == nil ? matched[c.lowerBound] : lookup(c) else { continue }
+            if let last = cuts.last, last.range.upperBound > c.lowerBound { return nil }
+            cuts.append((c, entry, previous.entries[entry].hash))
+            removed += c.count
+        }
+        guard !cuts.isEmpty else { return nil }
+        // The reduced document, and where each placeholder is in it.
+        var reduced: [UInt8] = []
+        reduced.reserveCapacity(data.count - removed + cuts.count * placeholderPI.count)
+        var marks: [Int] = []
+        marks.reserveCapacity(cuts.count)
+        var at = 0
+        data.withUnsafeBufferPointer { d in
+            for c in cuts {
+                reduced.append(contentsOf: UnsafeBufferPointer(rebasing: d[at..<c.range.lowerBound]))
+                marks.append(reduced.count)
+                reduced.append(contentsOf: placeholderPI)
+                at = c.range.upperBound
+            }
+            reduced.append(contentsOf: UnsafeBufferPointer(rebasing: d[at...]))
+        }
+        guard let parsed = try? XMLParser.parse(bytes: reduced, fileName: fileName, limits: limits, schema: schema,
+                                                placeholders: XMLPlaceholders(target: placeholderTarget, name: "NetworkPortProfile",
+                                                                              namespaceURI: ProfileNamespace.ovf)) else { return nil }
+        let doc = parsed.document
+        guard parsed.placeholders == cuts.count, parsed.validationIssues.isEmpty, parsed.warnings.isEmpty,
+              !doc.startOffsets.isEmpty, doc.startOffsets.count == doc.elementCount, doc.endOffsets.count == doc.elementCount,
+              doc.startOffsets[0] == top.rootStart, top.rootStart < cuts[0].range.lowerBound,
+              doc.rootNamespaces.sorted() == previous.rootNamespaces else { return nil }
+        var reader = ProfileReader(file: fileName, previous: previous, tokenMap: cuts.map(\.entry))
+        reader.read(doc.root)
+        guard reader.isForm1, reader.out.diagnostics.isEmpty, reader.reusedBlocks == cuts.count,
+              reader.cacheableBlocks.count == reader.profiles.count else { return nil }
+
+        // The next cache: every profile's exact extent in `data`.
+        var entries: [ProfileReadCache.Entry] = []
+        entries.reserveCapacity(reader.profiles.count)
+        var k = 0          // placeholders before the current position in `reduced`
+        var shift = 0      // bytes `data` has more than `reduced` before it
+        for b in reader.cacheableBlocks {
+            if let t = b.element.reused {
+                guard t >= 0, t < cuts.count else { return nil }
+                entries.append(.init(source: cuts[t].range, profile: reader.profiles[b.profile], label: b.label, hash: cuts[t].hash))
+                continue
+            }
+            guard let r = doc.elementRange(of: b.element) else { return nil }
+            while k < marks.count, marks[k] < r.lowerBound {
+                shift += cuts[k].range.count - placeholderPI.count
+                k += 1
+            }
+            let source = (r.lowerBound + shift)..<(r.upperBound + shift)
+            guard source.upperBound <= data.count, ProfileReadCache.equal(data, source, reduced, r) else { return nil }
+            entries.append(.init(source: source, profile: reader.profiles[b.profile], label: b.label,
+                                 hash: ProfileReadCache.hash(data, source)))
+        }
+        guard let first = entries.first?.source else { return nil }
+        let next = ProfileReadCache(bytes: data, rootSource: top.rootStart..<first.lowerBound, prologLength: top.rootStart,
+                                    rootNamespaces: previous.rootNamespaces, partialAllowed: !doc.hasIDs,
+                                    entries: entries, reused: cuts.count, path: .partial, parsedBytes: reduced.count)
+        return (ProfileSet(profiles: reader.profiles, warnings: []), next)
     }
 }
 
 /// What reading one profile document produced, per ovf:NetworkPortProfile, kept so that the next load
-/// of the same document (a reload) does not read again the profiles whose text did not change.
+/// of the same document (a reload) does not read again — and, when possible, does not even parse — the
+/// profiles whose text did not change.
 ///
-/// Only profiles read without any diagnostic are kept. A profile is reused only when the bytes from its
-/// start tag up to the next start tag after it are identical, in a document whose root start tag (and so
-/// its namespace declarations) is identical: the same bytes in the same namespace context are the same
-/// elements, attributes and text, so reading them again would give the same profile and, having given no
-/// diagnostic before, none again (positions are only used in diagnostics). Immutable; form 1 only.
+/// Only profiles read without any diagnostic are kept, each with its exact bytes (start tag to end tag).
+/// Two uses:
+/// - Full load (`XMLParser.parse(…reuse:)`): the whole document is parsed and validated, and a profile
+///   element whose bytes are identical to a kept one, in a document whose prolog (and so its encoding) and
+///   root start tag (and so its namespace declarations) are identical, is not built or read again: the same
+///   bytes in the same encoding and namespace context are the same elements, attributes and text, so
+///   reading them again would give the same profile
+///   and, having given no diagnostic before, none again (positions are only used in diagnostics).
+/// - Partial load (`ProfileLoader.partialLoad`, when `partialAllowed`): such elements are not even parsed;
+///   see the argument there.
+/// Immutable; form 1 only.
 public final class ProfileReadCache: @unchecked Sendable {
     struct Entry {
+        /// The profile element's exact bytes in `bytes`.
         var source: Range<Int>
         var profile: PortProfile
         var label: String
+        /// `ProfileReadCache.hash` of those bytes.
+        var hash: UInt64
+    }
+    /// How the load that made this cache read its document.
+    public enum Path: Sendable, Equatable {
+        /// libxml2 parsed and validated the whole document.
+        case full
+        /// libxml2 parsed and validated only the profiles not in the previous cache (and the rest of the
+        /// document around them).
+        case partial
     }
     /// The document the entries were read from (shared with the caller's array, not copied).
     let bytes: [UInt8]
+    /// The root's start tag up to the next start tag (with the prolog, the full load's reuse condition).
     let rootSource: Range<Int>
+    /// Bytes before the root's start tag (XML declaration, comments, PIs): equal in both loads for any reuse.
+    let prologLength: Int
+    /// The root's namespace declarations, sorted.
+    let rootNamespaces: [XMLNamespaceDeclaration]
+    /// Whether the next load may leave these profiles out of libxml2's parse: the document was accepted
+    /// with no diagnostic at all and registered no ID.
+    let partialAllowed: Bool
     let entries: [Entry]
     /// Hash of an entry's source bytes → entry indices.
     let index: [UInt64: [Int]]
@@ -168,37 +363,80 @@ public final class ProfileReadCache: @unchecked Sendable {
     public var count: Int { entries.count }
     /// Of those, the ones the load that made this cache took from the previous cache (not read again).
     public let reused: Int
+    /// Whether that load was partial.
+    public let path: Path
+    /// Bytes that load gave libxml2 (the whole document on a full load; less on a partial one).
+    public let parsedBytes: Int
 
-    init?(document: XMLDocument, blocks: [(element: XMLElement, profile: PortProfile, label: String)], reused: Int) {
+    init(bytes: [UInt8], rootSource: Range<Int>, prologLength: Int, rootNamespaces: [XMLNamespaceDeclaration],
+         partialAllowed: Bool, entries: [Entry], reused: Int, path: Path, parsedBytes: Int) {
+        self.bytes = bytes
+        self.rootSource = rootSource
+        self.prologLength = prologLength
+        self.rootNamespaces = rootNamespaces.sorted()
+        self.partialAllowed = partialAllowed
         self.reused = reused
-        guard document.startOffsets.count == document.elementCount, !document.startOffsets.isEmpty else { return nil }
-        bytes = document.bytes
-        rootSource = document.startOffsets[0]..<(document.startOffsets.count > 1 ? document.startOffsets[1] : bytes.count)
-        var entries: [Entry] = []
+        self.path = path
+        self.parsedBytes = parsedBytes
         var index: [UInt64: [Int]] = [:]
-        entries.reserveCapacity(blocks.count)
-        for b in blocks {
-            guard let source = document.sourceRange(of: b.element) else { continue }
-            index[Self.hash(bytes, source), default: []].append(entries.count)
-            entries.append(Entry(source: source, profile: b.profile, label: b.label))
-        }
+        index.reserveCapacity(entries.count)
+        for k in entries.indices { index[entries[k].hash, default: []].append(k) }
         self.entries = entries
         self.index = index
     }
 
-    /// The entry whose source bytes equal `candidate.source` of `data`, when the root start tags are equal too.
+    convenience init?(document: XMLDocument, blocks: [(element: XMLElement, profile: Int, label: String)], profiles: [PortProfile],
+                      reused: Int, partialAllowed: Bool) {
+        guard document.startOffsets.count == document.elementCount, document.endOffsets.count == document.elementCount,
+              !document.startOffsets.isEmpty else { return nil }
+        let bytes = document.bytes
+        let rootSource = document.startOffsets[0]..<(document.startOffsets.count > 1 ? document.startOffsets[1] : bytes.count)
+        var entries: [Entry] = []
+        entries.reserveCapacity(blocks.count)
+        for b in blocks {
+            guard let source = document.elementRange(of: b.element) else { continue }
+            entries.append(Entry(source: source, profile: profiles[b.profile], label: b.label, hash: Self.hash(bytes, source)))
+        }
+        self.init(bytes: bytes, rootSource: rootSource, prologLength: document.startOffsets[0],
+                  rootNamespaces: document.rootNamespaces, partialAllowed: partialAllowed, entries: entries,
+                  reused: reused, path: .full, parsedBytes: bytes.count)
+    }
+
+    /// The entry whose source bytes equal `candidate.source` of `data`, when the root start tags are equal
+    /// too, and the prologs: the XML declaration says what the bytes mean (encoding="ISO-8859-1" makes the
+    /// same bytes other characters; before this check such a document reused the UTF-8 reading).
     func match(_ candidate: XMLSubtreeCandidate, in data: [UInt8]) -> Int? {
         guard candidate.namespaceURI == ProfileNamespace.ovf, candidate.name == "NetworkPortProfile",
               Self.equal(data, candidate.rootSource, bytes, rootSource),
+              candidate.rootSource.lowerBound == prologLength, Self.equal(data, 0..<prologLength, bytes, 0..<prologLength),
               let ids = index[Self.hash(data, candidate.source)] else { return nil }
         return ids.first { Self.equal(data, candidate.source, bytes, entries[$0].source) }
     }
 
     static func equal(_ a: [UInt8], _ ra: Range<Int>, _ b: [UInt8], _ rb: Range<Int>) -> Bool {
         guard ra.count == rb.count else { return false }
+        if ra.isEmpty { return true }
         return a.withUnsafeBufferPointer { pa in
             b.withUnsafeBufferPointer { pb in
                 memcmp(pa.baseAddress! + ra.lowerBound, pb.baseAddress! + rb.lowerBound, ra.count) == 0
+            }
+        }
+    }
+
+    /// Whether `needle` (non-empty) occurs anywhere in `a`.
+    static func contains(_ a: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard let first = needle.first, a.count >= needle.count else { return false }
+        return a.withUnsafeBufferPointer { pa in
+            needle.withUnsafeBufferPointer { pn in
+                let base = pa.baseAddress!, n = pa.count, m = pn.count
+                var i = 0
+                while i + m <= n {
+                    guard let p = memchr(base + i, Int32(first), n - m + 1 - i) else { return false }
+                    i = UnsafePointer<UInt8>(p.assumingMemoryBound(to: UInt8.self)) - base
+                    if memcmp(base + i, pn.baseAddress!, m) == 0 { return true }
+                    i += 1
+                }
+                return false
             }
         }
     }

@@ -6,6 +6,14 @@
 // instructions and end tags are skipped; quoted attribute values may contain `>`.
 // Columns count Unicode scalars (UTF-8 continuation bytes are not counted), 1-based.
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 struct SourcePosition: Hashable {
     var line: Int
     var column: Int
@@ -56,6 +64,10 @@ struct SourceLocator {
     private(set) var attributes: [AttributeLocation] = []
     /// Nesting depth of each start tag (the root is 1), from the start, end and empty-element tags seen.
     private(set) var depths: [Int32] = []
+    /// Per start tag: the byte offset just past its element (after the `>` of its end tag, or of `/>`);
+    /// -1 when the element is not closed (only in a document libxml2 refuses). With the start offset this
+    /// is the element's exact extent in a well-formed document (issue 3: partial reloads).
+    private(set) var ends: [Int32] = []
 
     /// Index of the first start tag after the subtree of tag `k` (the tag count when none follows).
     func subtreeEnd(of k: Int) -> Int {
@@ -109,6 +121,8 @@ struct SourceLocator {
         var tags: [StartTagLocation] = []
         var attributes: [AttributeLocation] = []
         var depths: [Int32] = []
+        var ends: [Int32] = []
+        var open: [Int32] = []   // indices of the start tags not closed yet
         var depth: Int32 = 0
         // Positions and offsets are kept in 32 bits: no locator for documents of 2 GiB or more.
         guard bytes.count < Int(Int32.max) else { return }
@@ -122,6 +136,7 @@ struct SourceLocator {
             }
             tags.reserveCapacity(lts)
             depths.reserveCapacity(lts)
+            ends.reserveCapacity(lts)
             attributes.reserveCapacity(eqs)
             var s = Scanner(buffer)
             let b = buffer, n = s.n
@@ -135,14 +150,20 @@ struct SourceLocator {
                 if s.starts("<?") { s.skip(until: "?>"); continue }
                 if s.i + 1 < n, b[s.i + 1] == slash || b[s.i + 1] == bang {
                     // End tag or a declaration (DOCTYPE is refused before we get here): skip to '>'.
-                    if b[s.i + 1] == slash { depth -= 1 }
-                    s.skip(until: ">"); continue
+                    let isEnd = b[s.i + 1] == slash
+                    if isEnd { depth -= 1 }
+                    s.skip(until: ">")
+                    if isEnd, let k = open.popLast() { ends[Int(k)] = Int32(truncatingIfNeeded: s.i) }
+                    continue
                 }
                 // A start tag.
                 depth += 1
                 var tag = StartTagLocation(position: SourcePosition(line: s.line, column: s.column), offset: s.i,
                                            attributes: attributes.count..<attributes.count)
                 depths.append(depth)
+                ends.append(-1)
+                let me = Int32(truncatingIfNeeded: tags.count)
+                open.append(me)
                 s.advance()  // '<'
                 while s.i < n, !Scanner.isSpace(b[s.i]), b[s.i] != gt, b[s.i] != slash { s.advance() }
                 while s.i < n {
@@ -155,6 +176,8 @@ struct SourceLocator {
                         s.advance()
                         while s.i < n, b[s.i] != gt { s.advance() }
                         if s.i < n { s.advance() }
+                        _ = open.popLast()
+                        ends[Int(me)] = Int32(truncatingIfNeeded: s.i)
                         break
                     }
                     let pos = SourcePosition(line: s.line, column: s.column)
@@ -179,6 +202,7 @@ struct SourceLocator {
         self.tags = tags
         self.attributes = attributes
         self.depths = depths
+        self.ends = ends
     }
 
     /// Line and column of the byte at `offset` (1-based), for errors that only know an offset.
@@ -193,5 +217,120 @@ struct SourceLocator {
             i += 1
         }
         return SourcePosition(line: line, column: column)
+    }
+}
+
+/// A document's top level as a quick byte scan sees it, without parsing (issue 3's partial reload): where
+/// the root's start tag begins and the extent of each child element of the root (from the `<` of its start
+/// tag to just past its end tag). Only a guess: on a malformed document it may be wrong, so callers must
+/// not trust it beyond what they check with libxml2 (ProfileLoader's partial reload verifies every cut it
+/// makes from it). Nil when the scan finds no root, a second root, a DOCTYPE or an unclosed construct.
+public struct XMLTopLevel: Sendable {
+    public var rootStart: Int
+    public var children: [Range<Int>]
+
+    /// A top level as given (tests hand a partial reload a wrong one, to see that its checks catch it).
+    public init(rootStart: Int, children: [Range<Int>]) {
+        self.rootStart = rootStart
+        self.children = children
+    }
+
+    /// `known`, when given, is asked at each child start tag of the root (its offset): a length it returns
+    /// is taken as that child's extent without scanning it (the caller compares those bytes with an element
+    /// it knows; issue 3: a reload steps over 1,000 unchanged profiles with one memcmp each).
+    /// `scanned`, when given, is told the extent of each child of the root found by scanning (not by
+    /// `known`), as soon as its end is seen.
+    public init?(_ bytes: [UInt8], known: ((Int) -> Int?)? = nil, scanned: ((Range<Int>) -> Void)? = nil) {
+        var rootStart = -1
+        var children: [Range<Int>] = []
+        let ok: Bool = bytes.withUnsafeBufferPointer { buf -> Bool in
+            guard let base = buf.baseAddress else { return false }
+            let n = buf.count
+            let lt = UInt8(ascii: "<"), gt = UInt8(ascii: ">"), slash = UInt8(ascii: "/"), bang = UInt8(ascii: "!")
+            let question = UInt8(ascii: "?"), dq = UInt8(ascii: "\""), sq = UInt8(ascii: "'")
+            /// Index just past the first `terminator` at or after `from`, or nil.
+            func find(_ terminator: StaticString, from: Int) -> Int? {
+                let t = terminator.utf8Start, tn = terminator.utf8CodeUnitCount
+                var k = from
+                while k + tn <= n {
+                    guard let p = memchr(base + k, Int32(t[0]), n - k) else { return nil }
+                    k = UnsafePointer<UInt8>(p.assumingMemoryBound(to: UInt8.self)) - base
+                    if k + tn > n { return nil }
+                    var same = true
+                    for j in 1..<tn where base[k + j] != t[j] { same = false; break }
+                    if same { return k + tn }
+                    k += 1
+                }
+                return nil
+            }
+            var i = 0
+            var depth = 0
+            var childStart = 0
+            while i < n {
+                guard let p = memchr(base + i, Int32(lt), n - i) else { break }
+                i = UnsafePointer<UInt8>(p.assumingMemoryBound(to: UInt8.self)) - base
+                guard i + 1 < n else { return false }
+                let next = base[i + 1]
+                if next == bang {
+                    if i + 4 <= n, base[i + 2] == UInt8(ascii: "-"), base[i + 3] == UInt8(ascii: "-") {
+                        guard let e = find("-->", from: i + 4) else { return false }
+                        i = e; continue
+                    }
+                    if i + 9 <= n, base[i + 2] == UInt8(ascii: "["), depth > 0 {
+                        guard let e = find("]]>", from: i + 9) else { return false }
+                        i = e; continue
+                    }
+                    return false   // DOCTYPE or something else: not for this scan
+                }
+                if next == question {
+                    guard let e = find("?>", from: i + 2) else { return false }
+                    i = e; continue
+                }
+                if next == slash {
+                    guard let e = find(">", from: i + 2), depth > 0 else { return false }
+                    depth -= 1
+                    if depth == 1 { children.append(childStart..<e); scanned?(childStart..<e) }
+                    i = e; continue
+                }
+                if depth == 1, let known, let length = known(i), length > 0, i + length <= n {
+                    children.append(i..<(i + length))
+                    i += length
+                    continue
+                }
+                // A start tag: to its '>', stepping over quoted attribute values (which may hold '>').
+                var j = i + 1
+                var quote: UInt8 = 0
+                while j < n {
+                    if quote != 0 {
+                        // Inside a quoted value: straight to its closing quote.
+                        guard let q = memchr(base + j, Int32(quote), n - j) else { j = n; break }
+                        j = UnsafePointer<UInt8>(q.assumingMemoryBound(to: UInt8.self)) - base + 1
+                        quote = 0
+                        continue
+                    }
+                    let c = base[j]
+                    if c == dq || c == sq { quote = c } else if c == gt { break }
+                    j += 1
+                }
+                guard j < n else { return false }
+                let empty = base[j - 1] == slash
+                let end = j + 1
+                if depth == 0 {
+                    if rootStart >= 0 { return false }
+                    rootStart = i
+                }
+                if empty {
+                    if depth == 1 { children.append(i..<end); scanned?(i..<end) }
+                } else {
+                    if depth == 1 { childStart = i }
+                    depth += 1
+                }
+                i = end
+            }
+            return rootStart >= 0 && depth == 0
+        }
+        guard ok else { return nil }
+        self.rootStart = rootStart
+        self.children = children
     }
 }

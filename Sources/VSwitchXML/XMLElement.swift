@@ -109,11 +109,29 @@ public struct XMLDocument: Sendable {
     /// Byte offset of each element's start tag (its `<`), by element index; empty when the start tags
     /// could not be matched to the elements (positions then come from libxml2's line numbers).
     public var startOffsets: [Int]
+    /// Byte offset just past each element (after its end tag, or its `/>`), by element index; empty when
+    /// `startOffsets` is. With `startOffsets` the element's exact extent.
+    public var endOffsets: [Int]
+    /// The namespace declarations written on the root's start tag (libxml2's reading of them).
+    public var rootNamespaces: [XMLNamespaceDeclaration]
+    /// Whether libxml2 registered any ID or IDREF in the document (an `xml:id` attribute, or an attribute
+    /// of XSD type ID/IDREF): the only things whose validity depends on more than one element's subtree.
+    public var hasIDs: Bool
     /// Number of elements in the document.
     public var elementCount: Int { root.subtreeEnd }
 
-    public init(fileName: String, root: XMLElement, bytes: [UInt8] = [], startOffsets: [Int] = []) {
+    public init(fileName: String, root: XMLElement, bytes: [UInt8] = [], startOffsets: [Int] = [], endOffsets: [Int] = [],
+                rootNamespaces: [XMLNamespaceDeclaration] = [], hasIDs: Bool = false) {
         self.fileName = fileName; self.root = root; self.bytes = bytes; self.startOffsets = startOffsets
+        self.endOffsets = endOffsets; self.rootNamespaces = rootNamespaces; self.hasIDs = hasIDs
+    }
+
+    /// The exact bytes of element `e`: from the `<` of its start tag to just past its end tag. Nil when
+    /// offsets are unknown.
+    public func elementRange(of e: XMLElement) -> Range<Int>? {
+        guard startOffsets.count == elementCount, endOffsets.count == elementCount, e.index < startOffsets.count,
+              endOffsets[e.index] > startOffsets[e.index] else { return nil }
+        return startOffsets[e.index]..<endOffsets[e.index]
     }
 
     /// The bytes from the start tag of `e` up to the start tag of the next element after its subtree (or
@@ -124,5 +142,15 @@ public struct XMLDocument: Sendable {
         guard startOffsets.count == elementCount, e.index < startOffsets.count else { return nil }
         let end = e.subtreeEnd < startOffsets.count ? startOffsets[e.subtreeEnd] : bytes.count
         return startOffsets[e.index]..<end
+    }
+}
+
+/// A namespace declaration (`xmlns:prefix="uri"`, or `xmlns="uri"` with no prefix).
+public struct XMLNamespaceDeclaration: Sendable, Hashable, Comparable {
+    public var prefix: String?
+    public var uri: String
+    public init(prefix: String?, uri: String) { self.prefix = prefix; self.uri = uri }
+    public static func < (a: Self, b: Self) -> Bool {
+        (a.prefix ?? "", a.uri) < (b.prefix ?? "", b.uri)
     }
 }

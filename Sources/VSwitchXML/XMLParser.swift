@@ -21,7 +21,13 @@
 // - Reloads (issue 3): a caller may ask (`reuse:`) not to build some children of the root it
 //   already read in an earlier load; they are still parsed and validated, and are offered only
 //   when the document has no XSD finding and every start tag was located, with their exact
-//   byte range (the caller compares bytes, never guesses).
+//   byte range (the caller compares bytes, never guesses). A caller may also hand over a reduced
+//   document in which processing instructions with a target of its choosing stand for elements it
+//   left out (`placeholders:`): those that libxml2 puts directly in the root's content come out as
+//   placeholder elements, in order — a placeholder elsewhere (in a comment, an attribute, a child)
+//   is not one, which is how the caller learns that its cut was not where it thought. Documents
+//   also report each element's exact extent, the root's namespace declarations, and whether
+//   libxml2 registered an ID (`XMLTopLevel` is a quick byte scan of the top level, to plan cuts).
 //
 // Threading
 // - Control plane only (configuration load / reload), never the forwarding path.
@@ -58,8 +64,7 @@ public struct XMLSubtreeCandidate: Sendable {
     public var depth: Int
     public var name: String
     public var namespaceURI: String?
-    /// Byte range from the element's start tag up to the next start tag after its subtree (or the end of
-    /// the document): its whole text and end tag, and whatever follows up to the next element.
+    /// The element's exact bytes: from the `<` of its start tag to just past its end tag.
     public var source: Range<Int>
     /// Byte range of the root's start tag (up to the next start tag): its namespace declarations decide
     /// what the prefixes inside `source` mean.
@@ -73,8 +78,24 @@ public struct XMLValidationIssue: Sendable {
     public var elementIndex: Int?
 }
 
+/// Processing instructions that stand for elements the caller left out of the document it hands to the
+/// parser (issue 3's partial reload): every PI with this target that is a *direct child of the root* becomes,
+/// in the element tree, an element with `name` / `namespaceURI`, no content, `index == subtreeEnd` (it takes
+/// no element index) and `reused` = its ordinal among those PIs (0, 1, …). PIs with the target anywhere else
+/// are dropped like every other PI; `XMLParseResult.placeholders` counts the ones converted.
+public struct XMLPlaceholders: Sendable {
+    public var target: String
+    public var name: String
+    public var namespaceURI: String?
+    public init(target: String, name: String, namespaceURI: String?) {
+        self.target = target; self.name = name; self.namespaceURI = namespaceURI
+    }
+}
+
 public struct XMLParseResult: Sendable {
     public var document: XMLDocument
+    /// Root-level placeholder PIs turned into elements (see `XMLPlaceholders`).
+    public var placeholders: Int = 0
     /// XSD findings (empty when no schema was given). Parsing succeeded regardless:
     /// the caller decides how to merge them with its own checks.
     public var validationIssues: [XMLValidationIssue]
@@ -94,7 +115,8 @@ public enum XMLParser {
     /// always cover the whole document.
     public static func parse(bytes: [UInt8], fileName: String, limits: XMLLimits = XMLLimits(),
                              schema: XMLSchema? = nil,
-                             reuse: ((XMLSubtreeCandidate) -> Int?)? = nil) throws(XMLError) -> XMLParseResult {
+                             reuse: ((XMLSubtreeCandidate) -> Int?)? = nil,
+                             placeholders: XMLPlaceholders? = nil) throws(XMLError) -> XMLParseResult {
         func fail(_ message: String, line: Int = 1, column: Int = 1) -> XMLError {
             XMLError([XMLDiagnostic(file: fileName, line: line, column: column, message: message)])
         }
@@ -108,7 +130,8 @@ public enum XMLParser {
         }
         return try LibXML2.lock.withLock { () throws(XMLError) -> XMLParseResult in
             try LibXML2.withIsolatedGlobals { () throws(XMLError) -> XMLParseResult in
-                try parseLocked(bytes: bytes, fileName: fileName, limits: limits, schema: schema, reuse: reuse)
+                try parseLocked(bytes: bytes, fileName: fileName, limits: limits, schema: schema, reuse: reuse,
+                                placeholders: placeholders)
             }
         }
     }
@@ -144,7 +167,8 @@ public enum XMLParser {
     // MARK: - Internals (libxml2 lock held)
 
     private static func parseLocked(bytes: [UInt8], fileName: String, limits: XMLLimits,
-                                    schema: XMLSchema?, reuse: ((XMLSubtreeCandidate) -> Int?)?) throws(XMLError) -> XMLParseResult {
+                                    schema: XMLSchema?, reuse: ((XMLSubtreeCandidate) -> Int?)?,
+                                    placeholders: XMLPlaceholders?) throws(XMLError) -> XMLParseResult {
         let state = ParseState(fileName: fileName, bytes: bytes, prefixes: schema?.prefixes ?? [:])
         guard let ctxt = xmlNewParserCtxt() else {
             throw XMLError([XMLDiagnostic(file: fileName, line: 0, column: 0, message: "libxml2: out of memory")])
@@ -209,7 +233,8 @@ public enum XMLParser {
         var locator = SourceLocator(bytes)
         var builder = TreeBuilder(state: state, locator: locator, maxDepth: limits.maxDepth,
                                   recordNodes: !state.rawIssues.isEmpty,
-                                  reuse: state.rawIssues.isEmpty && !schemaFailure ? reuse : nil)
+                                  reuse: state.rawIssues.isEmpty && !schemaFailure ? reuse : nil,
+                                  placeholders: placeholders)
         var root = builder.build(rootNode, depth: 1)
         // (A build stopped by the depth limit has not counted everything: count the DOM's elements then.)
         let built = builder.depthError == nil ? builder.nextIndex : countElements(rootNode)
@@ -218,7 +243,7 @@ public enum XMLParser {
             state.nodes = [:]
             state.attributePositions = [:]
             builder = TreeBuilder(state: state, locator: locator, maxDepth: limits.maxDepth,
-                                  recordNodes: !state.rawIssues.isEmpty, reuse: nil)
+                                  recordNodes: !state.rawIssues.isEmpty, reuse: nil, placeholders: placeholders)
             root = builder.build(rootNode, depth: 1)
         }
         if let depthError = builder.depthError { throw XMLError([depthError]) }
@@ -231,9 +256,19 @@ public enum XMLParser {
                                                                    message: "libxml2: cannot create a schema validation context"),
                                          elementIndex: nil)]
         }
+        var rootNamespaces: [XMLNamespaceDeclaration] = []
+        var ns = rootNode.pointee.nsDef
+        while let n = ns {
+            rootNamespaces.append(XMLNamespaceDeclaration(prefix: n.pointee.prefix.map { String(cString: $0) },
+                                                          uri: n.pointee.href.map { String(cString: $0) } ?? ""))
+            ns = n.pointee.next
+        }
+        // (After validation: the XSD validator registers attributes of type ID in the same table.)
+        let hasIDs = doc.pointee.ids != nil || doc.pointee.refs != nil
         let document = XMLDocument(fileName: fileName, root: root, bytes: bytes,
-                                   startOffsets: locator.tags.map(\.offset))
-        return XMLParseResult(document: document, validationIssues: issues,
+                                   startOffsets: locator.tags.map(\.offset), endOffsets: locator.ends.map { Int($0) },
+                                   rootNamespaces: rootNamespaces, hasIDs: hasIDs)
+        return XMLParseResult(document: document, placeholders: builder.placeholderCount, validationIssues: issues,
                               warnings: state.diagnostics.filter { !$0.isError })
     }
 }
@@ -415,14 +450,27 @@ private struct TreeBuilder {
     private var strings = StringInterner()
 
     let reuse: ((XMLSubtreeCandidate) -> Int?)?
+    let placeholders: XMLPlaceholders?
+    private let placeholderTarget: [UInt8]
+    /// Root-level placeholder PIs turned into elements so far.
+    private(set) var placeholderCount = 0
 
     init(state: ParseState, locator: SourceLocator, maxDepth: Int, recordNodes: Bool,
-         reuse: ((XMLSubtreeCandidate) -> Int?)? = nil) {
+         reuse: ((XMLSubtreeCandidate) -> Int?)? = nil, placeholders: XMLPlaceholders? = nil) {
         self.state = state
         self.locator = locator
         self.maxDepth = maxDepth
         self.recordNodes = recordNodes
         self.reuse = reuse
+        self.placeholders = placeholders
+        self.placeholderTarget = placeholders.map { Array($0.target.utf8) + [0] } ?? []
+    }
+
+    /// Whether `node` (a PI) is a placeholder: its target is `placeholders.target`.
+    private func isPlaceholder(_ node: xmlNodePtr) -> Bool {
+        guard placeholders != nil, let name = node.pointee.name else { return false }
+        return placeholderTarget.withUnsafeBufferPointer { t in strcmp(UnsafeRawPointer(name).assumingMemoryBound(to: CChar.self),
+                                                                         UnsafeRawPointer(t.baseAddress!).assumingMemoryBound(to: CChar.self)) == 0 }
     }
 
 
@@ -470,12 +518,12 @@ private struct TreeBuilder {
             return nil
         }
 
-        if let reuse, depth == 2, let tag, locator.depths[index] == 2 {
+        if let reuse, depth == 2, let tag, locator.depths[index] == 2, locator.ends[index] > tag.offset {
             // The subtree's extent from the start tags' depths (the builder checks afterwards that the
             // locator saw exactly the elements libxml2 built, else everything is built again without it).
             let end = locator.subtreeEnd(of: index)
             if end <= locator.tags.count {
-                let source = tag.offset..<(end < locator.tags.count ? locator.tags[end].offset : state.bytes.count)
+                let source = tag.offset..<Int(locator.ends[index])
                 let rootSource = locator.tags[0].offset..<(locator.tags.count > 1 ? locator.tags[1].offset : state.bytes.count)
                 let candidate = XMLSubtreeCandidate(depth: depth, name: name, namespaceURI: uri, source: source,
                                                     rootSource: rootSource)
@@ -528,6 +576,11 @@ private struct TreeBuilder {
                 if let content = c.pointee.content {
                     if text.isEmpty { text = String(cString: content) } else { text += String(cString: content) }
                 }
+            case XML_PI_NODE where depth == 1 && isPlaceholder(c):
+                // Stands for an element the caller left out (XMLPlaceholders): no element index of its own.
+                children.append(XMLElement(name: placeholders!.name, namespaceURI: placeholders!.namespaceURI,
+                                           index: nextIndex, subtreeEnd: nextIndex, reused: placeholderCount))
+                placeholderCount += 1
             default:
                 break
             }

@@ -236,6 +236,7 @@ final class ModelTests: XCTestCase {
         XCTAssertEqual(view().ports[1].policy.pvid, 20)
         XCTAssertEqual(model.compileCache.compiles, compiles + 1)
         XCTAssertEqual(model.profileReadCaches["/p/tenants.xml"]?.reused, 3)
+        XCTAssertEqual(model.profileReadCaches["/p/tenants.xml"]?.path, .partial, "only the changed profile went through libxml2")
 
         let caches = model.profileReadCaches["/p/tenants.xml"], n = model.compileCache.compiles
         commands.readFile = { _ in profilesXML.replacingOccurrences(of: "<epasd:PortVID>20</epasd:PortVID>", with: "<epasd:PortVID>5000</epasd:PortVID>") }

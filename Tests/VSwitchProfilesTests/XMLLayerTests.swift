@@ -25,6 +25,39 @@ final class XMLLayerTests: XCTestCase {
         XCTAssertEqual([c.index, c.subtreeEnd], [2, 3])
     }
 
+    /// Issue 3's partial reload relies on these: exact element extents, the root's namespace declarations,
+    /// whether libxml2 registered IDs, root-level placeholder PIs, and the top-level byte scan.
+    func testElementExtentsNamespacesIDsAndPlaceholders() throws {
+        let doc = "<?xml version=\"1.0\"?>\n<r xmlns=\"urn:t\" xmlns:p='urn:p'>\n  <a x='>'><b/><!-- </a> --></a>\n  <?ph?>\n  <p:c/><q><?ph?></q>\n</r>\n"
+        let bytes = Array(doc.utf8)
+        let result = try XMLParser.parse(bytes: bytes, fileName: "e.xml",
+                                         placeholders: XMLPlaceholders(target: "ph", name: "stand-in", namespaceURI: "urn:s"))
+        let d = result.document
+        func text(_ e: XMLElement) -> String { String(decoding: bytes[d.elementRange(of: e)!], as: UTF8.self) }
+        let root = d.root
+        XCTAssertEqual(text(root.children[0]), "<a x='>'><b/><!-- </a> --></a>")
+        XCTAssertEqual(text(root.children[0].children[0]), "<b/>")
+        XCTAssertEqual(root.children.map(\.name), ["a", "stand-in", "c", "q"], "only the root-level PI stands for an element")
+        XCTAssertEqual(result.placeholders, 1)
+        XCTAssertEqual(root.children[1].reused, 0)
+        XCTAssertEqual(root.children[1].namespaceURI, "urn:s")
+        XCTAssertEqual(text(root.children[2]), "<p:c/>")
+        XCTAssertEqual(text(root.children[3]), "<q><?ph?></q>")
+        XCTAssertEqual(root.children[3].children.count, 0)
+        XCTAssertEqual(d.rootNamespaces.sorted(), [XMLNamespaceDeclaration(prefix: nil, uri: "urn:t"), XMLNamespaceDeclaration(prefix: "p", uri: "urn:p")])
+        XCTAssertFalse(d.hasIDs)
+        let ided = try XMLParser.parse(bytes: Array("<r><a xml:id='k'/></r>".utf8), fileName: "i.xml")
+        XCTAssertTrue(ided.document.hasIDs, "libxml2 keeps xml:id values in the document's ID table")
+        // The top-level scan finds the same extents.
+        let top = try XCTUnwrap(XMLTopLevel(bytes))
+        XCTAssertEqual(String(decoding: bytes[top.rootStart...].prefix(2), as: UTF8.self), "<r")
+        XCTAssertEqual(top.children.map { String(decoding: bytes[$0], as: UTF8.self) },
+                       ["<a x='>'><b/><!-- </a> --></a>", "<p:c/>", "<q><?ph?></q>"])
+        XCTAssertNil(XMLTopLevel(Array("<r><a></r>".utf8)), "unbalanced")
+        XCTAssertNil(XMLTopLevel(Array("<!DOCTYPE r><r/>".utf8)))
+        XCTAssertNil(XMLTopLevel(Array("<r/><s/>".utf8)), "two roots")
+    }
+
     func testMalformedXMLHasLineAndColumn() {
         XCTAssertThrowsError(try XMLParser.parse(bytes: Array("<a>\n  <b></a>".utf8), fileName: "m.xml")) { error in
             let d = (error as? XMLError)?.diagnostics.first

@@ -98,6 +98,13 @@ int vsw_umount_detach(const char *path);
 /// SIOCGIFFLAGS on `name` in the calling thread's network namespace: the IFF_* flags, or -1.
 int vsw_if_get_flags(const char *name);
 
+// MARK: futex (the snapshot publisher sleeps through a grace period instead of spinning, issue 3)
+/// FUTEX_WAIT_PRIVATE on `addr` while it holds `expected`, for at most `timeout_ns`: 0 when woken, -1 with
+/// errno EAGAIN (the value differed), ETIMEDOUT or EINTR.
+int vsw_futex_wait(uint32_t *addr, uint32_t expected, int64_t timeout_ns);
+/// FUTEX_WAKE_PRIVATE: wakes up to `count` threads waiting on `addr`; returns how many.
+int vsw_futex_wake(uint32_t *addr, int count);
+
 // MARK: time
 /// CLOCK_MONOTONIC_COARSE in nanoseconds (cheap, a few ms resolution: aging, rate limits).
 static inline uint64_t vsw_now_coarse_ns(void);

@@ -174,12 +174,33 @@ final class CoreWorker: @unchecked Sendable {
         var cursor = 0
         var rounds = 0
         var now = UInt32(truncatingIfNeeded: vsw_now_coarse_ns() / 1_000_000_000)
+        guard let publisher else {
+            while !stop.load(ordering: .relaxed) {
+                // One clock read per round of batches, like a forwarding thread's once per pass.
+                let nowNs = vsw_now_ns()
+                for (slot, p) in myPorts.enumerated() { runBatch(slot: slot, port: p, cursor: &cursor, now: now, nowNs: nowNs) }
+                rounds &+= 1
+                if rounds & 255 == 0 { now = UInt32(truncatingIfNeeded: vsw_now_coarse_ns() / 1_000_000_000) }
+            }
+            return
+        }
+        // With a publisher (the reload benchmark), exactly like ForwardingThread: the snapshot is loaded once
+        // per pass, and a pass ends early, after the batch in progress, when a new one has been published (then
+        // the quiescent point); the next pass goes on from the next port, so every port keeps its share.
+        var slot = 0
+        let count = myPorts.count
         while !stop.load(ordering: .relaxed) {
-            // One clock read per round of batches, like a forwarding thread's once per pass.
             let nowNs = vsw_now_ns()
-            if let publisher { view = publisher.load() }
-            for (slot, p) in myPorts.enumerated() { runBatch(slot: slot, port: p, cursor: &cursor, now: now, nowNs: nowNs) }
-            publisher?.quiescence.quiescent(index)
+            view = publisher.load()
+            var done = 0
+            while done < count {
+                runBatch(slot: slot, port: myPorts[slot], cursor: &cursor, now: now, nowNs: nowNs)
+                done &+= 1
+                slot &+= 1
+                if slot == count { slot = 0 }
+                if publisher.load() != view { break }
+            }
+            publisher.quiescence.quiescent(index)
             rounds &+= 1
             if rounds & 255 == 0 { now = UInt32(truncatingIfNeeded: vsw_now_coarse_ns() / 1_000_000_000) }
         }
@@ -397,6 +418,10 @@ struct ReloadBenchResult: Codable {
     /// Of which: compiling the profiles and building the snapshot; publishing (swap + grace period).
     var build_ms_p50: Double
     var publish_ms_p50: Double
+    /// Of publish: the grace period (waiting for every forwarding thread to pass a quiescent point), p50 and
+    /// max; the rest is the pointer swap and freeing the previous snapshot.
+    var grace_ms_p50: Double
+    var grace_ms_max: Double
     /// What a reload did: "xml" = parse + validate the whole profile document, compile, build, publish
     /// (what SIGHUP / `vswitchctl profile reload` do); "compiled" = compile, build, publish only.
     var mode: String
@@ -489,7 +514,7 @@ enum ReloadBench {
             }
         }
         usleep(200_000)
-        var times: [Double] = [], builds: [Double] = [], publishes: [Double] = []
+        var times: [Double] = [], builds: [Double] = [], publishes: [Double] = [], graces: [Double] = []
         var parses: [Double] = [], compiles: [Double] = [], snapshots: [Double] = []
         var parseCPU: [Double] = [], buildCPU: [Double] = []
         let t0 = vsw_now_ns()
@@ -511,6 +536,7 @@ enum ReloadBench {
             times.append(Double(e - a) / 1e6)
             builds.append(Double(d - a) / 1e6)
             publishes.append(Double(e - d) / 1e6)
+            graces.append(Double(publisher.lastGracePeriodNs) / 1e6)
             parses.append(Double(b - a) / 1e6)
             compiles.append(Double(c - b) / 1e6)
             snapshots.append(Double(d - c) / 1e6)
@@ -528,6 +554,7 @@ enum ReloadBench {
                                  reload_ms_p50: p50(times), reload_ms_p99: p99(times), reload_ms_max: times.max() ?? 0,
                                  changed: changing, cache: useCache,
                                  build_ms_p50: p50(builds), publish_ms_p50: p50(publishes),
+                                 grace_ms_p50: p50(graces), grace_ms_max: graces.max() ?? 0,
                                  mode: xml ? "xml" : "compiled", parse_ms_p50: xml ? p50(parses) : 0,
                                  compile_ms_p50: p50(compiles), snapshot_ms_p50: p50(snapshots),
                                  document_bytes: documents[0].count,
