@@ -94,8 +94,9 @@ public struct ConfigView {
     public let allowHashMask: Int
     /// ACL rules of all ports (per port and direction, by decreasing weight).
     public let aclRules: UnsafeMutablePointer<ACLMatchRule>
-    /// Per-port mutable state that outlives snapshots (policer buckets).
-    public let runtime: PortRuntime
+    /// Per-port mutable state that outlives snapshots (policer buckets): PortRuntime's words, a plain
+    /// pointer (the snapshot's `runtimeOwner` keeps them alive), so copying the view costs no retain.
+    public let runtime: PortRuntimeWords
     public let macTable: MACTable
     /// Mirror session s sends copies to mirrorPorts[mirrorStart[s] ..< mirrorStart[s+1]] (s in 1..<mirrorSessions).
     public var mirrorSessions: Int = 0
@@ -201,25 +202,43 @@ public struct PortSpec: Sendable {
 
 /// Per-port state shared by all forwarding threads and kept across snapshots: GCRA
 /// "theoretical arrival times" (ns) of the policers and storm limiters, one cache line per port.
+/// Owns the memory; the forwarding path reaches it through `PortRuntimeWords` (a plain pointer in the
+/// ConfigView: a class reference there made each copy of the view, and each call on it, a retain and a
+/// release — once per batch, and once per flooded frame on the storm-control path).
 public final class PortRuntime: @unchecked Sendable {
     public static let wordsPerPort = 8
     public static let txPolicer = 0, rxPolicer = 1, broadcast = 2, multicast = 3, unknownUnicast = 4
     public let maxPorts: Int
-    @usableFromInline let words: UnsafeMutablePointer<UnsafeAtomic<UInt64>.Storage>
+    /// The words, for the forwarding path (valid while this object lives: the snapshot holds it).
+    public let shared: PortRuntimeWords
 
     public init(maxPorts: Int = MACTable.maxPorts) {
         self.maxPorts = maxPorts
-        words = .allocate(capacity: maxPorts * PortRuntime.wordsPerPort)
+        let words = UnsafeMutablePointer<UnsafeAtomic<UInt64>.Storage>.allocate(capacity: maxPorts * PortRuntime.wordsPerPort)
         for i in 0..<(maxPorts * PortRuntime.wordsPerPort) { (words + i).initialize(to: .init(0)) }
+        shared = PortRuntimeWords(words: words)
     }
-    deinit { words.deallocate() }
+    deinit { shared.words.deallocate() }
 
     /// Resets a port's buckets (port index reuse, policy change).
     public func reset(port: Int) {
-        for w in 0..<PortRuntime.wordsPerPort {
-            UnsafeAtomic<UInt64>(at: words + port * PortRuntime.wordsPerPort + w).store(0, ordering: .relaxed)
-        }
+        for w in 0..<PortRuntime.wordsPerPort { shared.word(port: port, w).store(0, ordering: .relaxed) }
     }
+
+    public func word(port: Int, _ which: Int) -> UnsafeAtomic<UInt64> { shared.word(port: port, which) }
+    public func conformOwned(port: Int, _ which: Int, now: UInt64, cost: UInt64, tolerance: UInt64) -> Bool {
+        shared.conformOwned(port: port, which, now: now, cost: cost, tolerance: tolerance)
+    }
+    public func conform(port: Int, _ which: Int, now: UInt64, cost: UInt64, tolerance: UInt64) -> Bool {
+        shared.conform(port: port, which, now: now, cost: cost, tolerance: tolerance)
+    }
+}
+
+/// PortRuntime's words as a plain value (no reference counting), for the forwarding path.
+public struct PortRuntimeWords: @unchecked Sendable {
+    @usableFromInline let words: UnsafeMutablePointer<UnsafeAtomic<UInt64>.Storage>
+
+    @inlinable init(words: UnsafeMutablePointer<UnsafeAtomic<UInt64>.Storage>) { self.words = words }
 
     /// The GCRA word of one port's limiter (for batch-wise updates).
     @inlinable @inline(__always)
@@ -243,7 +262,7 @@ public final class PortRuntime: @unchecked Sendable {
     /// GCRA: true if a unit of `cost` ns conforms with burst `tolerance` ns at time `now`; charges it if so.
     @inlinable @inline(__always)
     public func conform(port: Int, _ which: Int, now: UInt64, cost: UInt64, tolerance: UInt64) -> Bool {
-        let w = UnsafeAtomic<UInt64>(at: words + (port &* PortRuntime.wordsPerPort &+ which))
+        let w = word(port: port, which)
         var tat = w.load(ordering: .relaxed)
         while true {
             let base = tat > now ? tat : now
@@ -360,7 +379,7 @@ public final class ConfigSnapshot: @unchecked Sendable {
                                        floodPorts: flood, promiscStart: pstart, promiscPorts: pports,
                                        anyPromiscuous: ptotal > 0, allowKeys: allowKeys, allowHash: allowHash,
                                        allowHashMask: hashSlots - 1, aclRules: aclRules,
-                                       runtime: runtime, macTable: macTable))
+                                       runtime: runtime.shared, macTable: macTable))
         // Mirror sessions: destination ports per session index, CSR.
         let sessions = Int(specs.map(\.mirrorDestination).max() ?? 0)
         if sessions > 0 {
