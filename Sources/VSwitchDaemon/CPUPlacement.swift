@@ -4,8 +4,9 @@
 // handler and revalidator threads: `vswitchd --forwarding-cpus LIST` pins forwarding thread t to
 // LIST[t mod count]; `--housekeeping-cpus LIST` confines every other thread of the daemon — the
 // control loop, the capture writer, the metrics endpoint, namespace helpers — to LIST. Without
-// either, forwarding thread t runs on CPU t when there are no more threads than CPUs (as before)
-// and the other threads are left to the scheduler.
+// --forwarding-cpus, forwarding thread t runs on the t-th CPU the process may use outside the
+// housekeeping list, when there are at least as many such CPUs as threads (without either option:
+// thread t on CPU t, as before); the other threads are left to the scheduler unless confined.
 //
 // Why: the capture writer (issue 4) puts every captured byte into the page cache (~530 ns per
 // 1518-byte frame, bench/README.md "Capture cost"); on the forwarding thread's core that is taken
@@ -89,9 +90,13 @@ public struct CPUPlacement: Equatable, Sendable {
     }
 
     /// The CPU forwarding thread `index` of `count` is pinned to, or nil (left to the scheduler).
-    public func forwardingCPU(thread index: Int, of count: Int, onlineCPUs: Int) -> Int? {
+    /// `--forwarding-cpus` decides when given. Otherwise thread t goes to the t-th CPU the process may use
+    /// (`allowed`) that is not a housekeeping CPU, when there are enough of those for every thread (so
+    /// `--housekeeping-cpus 0` alone moves the forwarding threads off CPU 0); else the thread is unpinned.
+    public func forwardingCPU(thread index: Int, of count: Int, allowed: CPUList) -> Int? {
         if let f = forwarding, !f.cpus.isEmpty { return f.cpus[index % f.cpus.count] }
-        return count <= onlineCPUs ? index : nil
+        let free = allowed.cpus.filter { !(housekeeping?.cpus.contains($0) ?? false) }
+        return count <= free.count ? free[index] : nil
     }
 
     /// Confines the calling thread (and the threads it creates from now on) to the housekeeping CPUs.

@@ -131,7 +131,8 @@ public final class SwitchDaemon {
         if geteuid() != 0 { throw DaemonError("vswitchd must run as root (it needs CAP_NET_ADMIN to create TAP devices and namespaces)") }
         if access("/dev/net/tun", R_OK | W_OK) != 0 { throw DaemonError("/dev/net/tun is missing or not accessible: load the tun module (modprobe tun)") }
         // 0. Thread placement, before any thread is started: the ones started from here inherit the housekeeping CPUs.
-        try options.cpus.check(allowed: CPUList.allowed())
+        let allowedCPUs = CPUList.allowed()   // read before the control thread confines itself
+        try options.cpus.check(allowed: allowedCPUs)
         try options.cpus.confineCurrentThread()
         if options.cpus != CPUPlacement() {
             log.info("CPU placement", metadata: ["forwarding": "\(options.cpus.forwarding?.description ?? "thread t on CPU t")",
@@ -190,10 +191,9 @@ public final class SwitchDaemon {
         // Buffers: 64 KiB frames when offloads may be on (GSO super-frames from TAPs and netdevs), else
         // the largest MTU. Measured: no difference in 64-byte forwarding (bench/RESULTS.md, issue 7).
         let dataRoom = options.offloads ? max(VirtioNet.maxFrame, SwitchModel.maxMTU + 64) : SwitchModel.maxMTU + 64
-        let cpus = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         var io = options.portIO
         for t in 0..<n {
-            let cpu = options.cpus.forwardingCPU(thread: t, of: n, onlineCPUs: cpus)
+            let cpu = options.cpus.forwardingCPU(thread: t, of: n, allowed: allowedCPUs)
             if io == .uring {
                 do {
                     let th = ForwardingThread(index: t, threadCount: n, publisher: publisher,

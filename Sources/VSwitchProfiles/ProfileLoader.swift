@@ -388,7 +388,8 @@ public final class ProfileReadCache: @unchecked Sendable {
     convenience init?(document: XMLDocument, blocks: [(element: XMLElement, profile: Int, label: String)], profiles: [PortProfile],
                       reused: Int, partialAllowed: Bool) {
         guard document.startOffsets.count == document.elementCount, document.endOffsets.count == document.elementCount,
-              !document.startOffsets.isEmpty else { return nil }
+              !document.startOffsets.isEmpty,
+              Self.asciiTransparent(document.bytes, prologLength: document.startOffsets[0]) else { return nil }
         let bytes = document.bytes
         let rootSource = document.startOffsets[0]..<(document.startOffsets.count > 1 ? document.startOffsets[1] : bytes.count)
         var entries: [Entry] = []
@@ -400,6 +401,34 @@ public final class ProfileReadCache: @unchecked Sendable {
         self.init(bytes: bytes, rootSource: rootSource, prologLength: document.startOffsets[0],
                   rootNamespaces: document.rootNamespaces, partialAllowed: partialAllowed, entries: entries,
                   reused: reused, path: .full, parsedBytes: bytes.count)
+    }
+
+    /// Whether the document's encoding spells every ASCII character as that one byte and nothing else as an ASCII
+    /// byte — UTF-8 (the default, with or without its BOM), US-ASCII, ISO-8859-n — so that the byte scans the
+    /// cache relies on (tags, the placeholder's target, element extents) see what libxml2 sees. Not so for
+    /// UTF-7, ISO-2022-*, EBCDIC and other encodings libxml2 accepts through iconv (`+ADw-` is "<" in UTF-7):
+    /// no cache for those documents, every load of them is a cold one. The prolog (`prologLength` bytes, up to
+    /// the root's start tag) is byte-identical in any document the cache serves, so it decides for them too.
+    static func asciiTransparent(_ bytes: [UInt8], prologLength: Int) -> Bool {
+        var i = 0
+        if bytes.count >= 3, bytes[0] == 0xEF, bytes[1] == 0xBB, bytes[2] == 0xBF { i = 3 }
+        let decl = Array("<?xml".utf8)
+        guard i + decl.count <= bytes.count, Array(bytes[i..<(i + decl.count)]) == decl else {
+            // No XML declaration: UTF-8, if the document starts like text (libxml2 would otherwise guess UTF-16,
+            // UCS-4 or EBCDIC from the first bytes).
+            guard i < bytes.count else { return false }
+            return [UInt8(ascii: "<"), 0x20, 0x09, 0x0A, 0x0D].contains(bytes[i])
+        }
+        var end = i
+        while end + 1 < min(bytes.count, prologLength), !(bytes[end] == UInt8(ascii: "?") && bytes[end + 1] == UInt8(ascii: ">")) { end += 1 }
+        let text = String(decoding: bytes[i..<end], as: UTF8.self)
+        guard let r = text.range(of: "encoding") else { return true }   // declared without an encoding: UTF-8
+        let rest = text[r.upperBound...].drop { $0 == " " || $0 == "=" || $0 == "\t" || $0 == "\n" || $0 == "\r" }
+        guard let quote = rest.first, quote == "\"" || quote == "'" else { return false }
+        let name = rest.dropFirst().prefix { $0 != quote }.uppercased()
+        return name == "UTF-8" || name == "UTF8" || name == "US-ASCII" || name == "ASCII"
+            || (name.hasPrefix("ISO-8859-") && Int(name.dropFirst(9)).map { (1...16).contains($0) } == true)
+            || name == "ISO-LATIN-1" || name == "LATIN1"
     }
 
     /// The entry whose source bytes equal `candidate.source` of `data`, when the root start tags are equal

@@ -24,12 +24,22 @@ final class CPUPlacementTests: XCTestCase {
     }
 
     func testForwardingThreadsGoRoundRobinOverTheirList() throws {
+        let two = CPUList(cpus: [0, 1])
         let p = CPUPlacement(forwarding: try CPUList(parsing: "1,3"))
-        XCTAssertEqual((0..<4).map { p.forwardingCPU(thread: $0, of: 4, onlineCPUs: 2) }, [1, 3, 1, 3])
-        // Default: thread t on CPU t when there are no more threads than CPUs, else unpinned.
+        XCTAssertEqual((0..<4).map { p.forwardingCPU(thread: $0, of: 4, allowed: two) }, [1, 3, 1, 3])
+        // Default: thread t on the t-th allowed CPU when there are enough, else unpinned.
         let d = CPUPlacement()
-        XCTAssertEqual((0..<2).map { d.forwardingCPU(thread: $0, of: 2, onlineCPUs: 2) }, [0, 1])
-        XCTAssertNil(d.forwardingCPU(thread: 0, of: 3, onlineCPUs: 2))
+        XCTAssertEqual((0..<2).map { d.forwardingCPU(thread: $0, of: 2, allowed: two) }, [0, 1])
+        XCTAssertNil(d.forwardingCPU(thread: 0, of: 3, allowed: two))
+        XCTAssertEqual(d.forwardingCPU(thread: 0, of: 1, allowed: CPUList(cpus: [2, 3])), 2, "a taskset/cpuset narrows the default")
+    }
+
+    func testHousekeepingAloneMovesForwardingThreadsOffItsCPUs() throws {
+        let four = CPUList(cpus: [0, 1, 2, 3])
+        let p = CPUPlacement(housekeeping: CPUList(cpus: [0]))
+        XCTAssertEqual((0..<3).map { p.forwardingCPU(thread: $0, of: 3, allowed: four) }, [1, 2, 3])
+        XCTAssertNil(p.forwardingCPU(thread: 0, of: 4, allowed: four), "not enough free CPUs: unpinned")
+        XCTAssertEqual(CPUPlacement(housekeeping: CPUList(cpus: [0])).forwardingCPU(thread: 0, of: 1, allowed: CPUList(cpus: [0, 1])), 1)
     }
 
     func testRefusesCPUsTheProcessMayNotUse() throws {

@@ -224,6 +224,7 @@ final class HotPathEquivalenceTests: XCTestCase {
             }
         }
         XCTAssertGreaterThanOrEqual(far, 3, "keys past the two inline slots were looked up")
+        withExtendedLifetime(snap) {}   // `view` points into the snapshot's memory
     }
 
     // MARK: ACL verdict cache
@@ -327,6 +328,7 @@ final class ReceivePolicerConcurrencyTests: XCTestCase {
             let results = UnsafeMutablePointer<Int>.allocate(capacity: 2)
             results.initialize(repeating: 0, count: 2)
             let shared = Shared(view: snapshot.view, results: results)
+            withExtendedLifetime(snapshot) {   // the view (and its runtime words) belong to the snapshot
             DispatchQueue.concurrentPerform(iterations: 2) { t in
                 let engine = ForwardingEngine(batchCapacity: 16)
                 var batch = FrameBatch(capacity: 16)
@@ -343,10 +345,10 @@ final class ReceivePolicerConcurrencyTests: XCTestCase {
                 shared.results[t] = backend.sent[1]
                 batch.deallocate(); engine.deallocate()
             }
+            }
             XCTAssertEqual(results[0] + results[1], 4_000, "round \(round): \(results[0]) + \(results[1])")
             results.deallocate()
             table.deallocate()
-            _ = snapshot
         }
     }
 }

@@ -7,35 +7,6 @@ import XCTest
 import Glibc
 #endif
 
-/// A backend whose every receive takes `delayUs` (a slow port) and gives one frame; every port is always ready.
-struct SlowBackend: PollingBackend {
-    let delayUs: UInt32
-    var prepared: [Int] = []
-    let passes: ManagedAtomic<Int>
-
-    mutating func receive(port: Int, entry: UnsafeMutablePointer<PortEntry>, into batch: inout FrameBatch) -> Int {
-        usleep(delayUs)
-        let p = batch.receiveBuffer(0)
-        for k in 0..<12 { p.storeBytes(of: UInt8(k == 6 ? 2 : k == 11 ? UInt8(port & 0xFF) : 0x02), toByteOffset: k, as: UInt8.self) }
-        p.storeBytes(of: UInt16(0x0800).bigEndian, toByteOffset: 12, as: UInt16.self)
-        batch.setReceived(0, length: 64)
-        batch.count = 1
-        return 1
-    }
-
-    mutating func send(port: Int, entry: UnsafeMutablePointer<PortEntry>, batch: FrameBatch, frame: Int) -> SendResult { .sent }
-
-    mutating func prepare(ports: UnsafePointer<UInt16>, count: Int, view: UnsafeMutablePointer<ConfigView>) {
-        prepared = (0..<count).map { Int(ports[$0]) }
-    }
-
-    mutating func poll(timeoutMs: Int32, ready: UnsafeMutablePointer<UInt16>) -> Int {
-        passes.wrappingIncrement(ordering: .relaxed)
-        for (k, p) in prepared.enumerated() { ready[k] = UInt16(p) }
-        return prepared.count
-    }
-}
-
 /// The snapshot publisher's grace period (issue 3: reloads under load).
 final class QuiescenceTests: XCTestCase {
     func testSynchronizeWaitsForEveryOnlineThreadAndNoLonger() {
@@ -71,9 +42,10 @@ final class QuiescenceTests: XCTestCase {
         let specs = (0..<ports).map { PortSpec(index: $0, policy: .access(10)) }
         let publisher = SnapshotPublisher(initial: ConfigSnapshot(generation: 1, ports: specs, macTable: table))
         publisher.setThreadCount(1)
-        let passes = ManagedAtomic<Int>(0)
+        let backend = ScriptedBackend(delayUs: 250)
+        let passes = backend.passes
         let worker = ForwardingThread(index: 0, threadCount: 1, publisher: publisher,
-                                      backend: SlowBackend(delayUs: 250, passes: passes), batchCapacity: 4,
+                                      backend: backend, batchCapacity: 4,
                                       maxPorts: 1024, idleTimeoutMs: 1, clock: { 0 })
         worker.start()
         while passes.load(ordering: .relaxed) < 2 { usleep(1000) }

@@ -314,6 +314,23 @@ final class ProfileReadCacheTests: XCTestCase {
         XCTAssertEqual(other.profiles.first?.elementName, "Ã©0")
     }
 
+    /// Encodings where ASCII characters have other spellings (UTF-7: "+ADw-" is "<") could hide a comment or a
+    /// PI from the byte scans: such documents get no cache, so every load of them is a cold one.
+    func testDocumentsInEncodingsThatRespellASCIIAreNeverCached() throws {
+        let blocks = six.map { block($0) }
+        for (prolog, cached) in [("", true), ("<?xml version=\"1.0\"?>\n", true), ("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n", true),
+                                 ("<?xml version='1.0' encoding='ISO-8859-15'?>\n", true), ("<?xml version=\"1.0\" encoding=\"US-ASCII\"?>\n", true),
+                                 ("<?xml version=\"1.0\" encoding=\"UTF-7\"?>\n", false),
+                                 ("<?xml version=\"1.0\" encoding=\"ISO-2022-JP\"?>\n", false)] {
+            var cache: ProfileReadCache? = nil
+            let doc = Array(prolog.utf8) + document(blocks)
+            XCTAssertEqual(ProfileReadCache.asciiTransparent(doc, prologLength: prolog.utf8.count), cached, prolog)
+            _ = try? ProfileLoader.load(data: doc, fileName: "t.xml", cache: &cache)
+            if cached { XCTAssertNotNil(cache, prolog) } else { XCTAssertNil(cache, "no cache for \(prolog)") }
+        }
+        XCTAssertFalse(ProfileReadCache.asciiTransparent([0x4C, 0x6F, 0xA7, 0x94], prologLength: 0), "EBCDIC-looking start")
+    }
+
     func testACutThatIsNotAChildOfTheRootIsNotTaken() throws {
         // The byte scan that plans the cuts is only a guess; here it is given a wrong one on purpose: it
         // says an unchanged profile sitting inside a comment is a child of the root. The placeholder then
