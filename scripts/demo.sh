@@ -4,7 +4,8 @@
 # and tears everything down. Expects .build/release/vswitchd (make demo builds it).
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-topology=${1:-$top/topologies/default.xml}
+# Absolute, so that the default topology is recognised however it is named (make demo passes a relative path).
+topology=$(realpath "${1:-$top/topologies/default.xml}")
 vswitchd=${VSWITCHD:-$top/.build/release/vswitchd}
 work=$(mktemp -d)
 pid=
