@@ -135,7 +135,7 @@ public final class SwitchDaemon {
         try options.cpus.check(allowed: allowedCPUs)
         try options.cpus.confineCurrentThread()
         if options.cpus != CPUPlacement() {
-            log.info("CPU placement", metadata: ["forwarding": "\(options.cpus.forwarding?.description ?? "thread t on CPU t")",
+            log.info("CPU placement", metadata: ["forwarding": "\(options.cpus.forwarding?.description ?? "default: allowed CPUs outside housekeeping")",
                                                  "housekeeping": "\(options.cpus.housekeeping?.description ?? "any")"])
         }
 
