@@ -268,7 +268,12 @@ public struct MACTable: @unchecked Sendable {
     /// Removes dynamic entries not refreshed for `agingTime` seconds.
     @discardableResult
     public func age(now: UInt32, agingTime: UInt32) -> Int {
-        remove { _, v in v & MACTable.staticBit == 0 && now &- MACTable.time(of: v) >= agingTime }
+        // A stamp ahead of `now` is age 0, not a wrapped-around 4 billion seconds: the forwarding threads stamp
+        // with CLOCK_MONOTONIC, the control thread ages with CLOCK_MONOTONIC_COARSE, which can be a tick behind.
+        remove { _, v in
+            let t = MACTable.time(of: v)
+            return v & MACTable.staticBit == 0 && now > t && now &- t >= agingTime
+        }
     }
 
     /// Removes one entry (static or dynamic).
@@ -325,7 +330,7 @@ public struct MACTable: @unchecked Sendable {
             guard v & MACTable.validBit != 0 else { continue }
             let st = v & MACTable.staticBit != 0
             out.append(Entry(vlan: UInt16(k >> 48), mac: k & 0xFFFF_FFFF_FFFF, port: MACTable.port(of: v),
-                             isStatic: st, age: st ? 0 : now &- MACTable.time(of: v)))
+                             isStatic: st, age: st || MACTable.time(of: v) >= now ? 0 : now &- MACTable.time(of: v)))
         }
         // Sorted by (VLAN, MAC) through the packed key: one integer compare (100,000 entries in ~10 ms).
         out.sort { (UInt64($0.vlan) << 48 | $0.mac) < (UInt64($1.vlan) << 48 | $1.mac) }

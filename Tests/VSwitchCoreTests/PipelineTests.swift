@@ -154,6 +154,19 @@ final class ForwardingTests: XCTestCase {
         XCTAssertEqual(out2[0]?.count, 1)
     }
 
+    /// The forwarding threads stamp entries with CLOCK_MONOTONIC, the control thread ages with the coarse clock,
+    /// which can be a tick behind: an entry stamped a second ahead of the aging clock is age 0, not 2^32 - 1
+    /// seconds (which aged it out at once, and the frames to that MAC flooded).
+    func testAnEntryStampedAheadOfTheAgingClockIsNotAgedOut() {
+        let sw = threeAccessPorts()
+        sw.inject(0, [frame(dst: bcast, src: macA)])
+        let learnedAt = sw.now
+        XCTAssertEqual(sw.table.age(now: learnedAt - 1, agingTime: 300), 0, "stamped 1 s ahead of the aging clock")
+        XCTAssertEqual(sw.table.lookup(vlan: 10, mac: macA), 0)
+        XCTAssertEqual(sw.table.entries(now: learnedAt - 1).first?.age, 0)
+        XCTAssertEqual(sw.table.age(now: learnedAt + 300, agingTime: 300), 1)
+    }
+
     func testAgingWithManualClock() {
         let sw = threeAccessPorts()
         sw.inject(0, [frame(dst: bcast, src: macA)])
