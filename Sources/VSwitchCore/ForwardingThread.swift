@@ -10,7 +10,9 @@
 // before the thread sleeps: busy-poll at high rates, no core burnt when idle.
 // Nothing here allocates after start (the ready list and batch are preallocated).
 // A pass ends early, after the batch in progress, when a new snapshot has been
-// published (the grace period is then one batch long, whatever the number of ready ports).
+// published (the grace period is then one batch long, whatever the number of ready ports);
+// the next pass starts at the first ready port it did not serve, so a burst of publications
+// cannot starve ports late in the ready list.
 
 import Atomics
 import VSwitchPacket
@@ -86,6 +88,7 @@ public final class ForwardingThread<Backend: PollingBackend>: @unchecked Sendabl
         var generation = UInt64.max
         var idlePasses = 0
         var lastFrameNs: UInt64 = 0   // when a pass last received something (idle spin)
+        var resume = 0                // index in the ready list the next pass starts at
         qs.goOnline(index)
         while running.load(ordering: .relaxed) {
             let view = publisher.load()
@@ -118,9 +121,14 @@ public final class ForwardingThread<Backend: PollingBackend>: @unchecked Sendabl
             let nowNs = clock()
             let now = UInt32(truncatingIfNeeded: nowNs / 1_000_000_000)
             var got = 0
+            // The pass starts at ready[start], where the previous pass stopped if it ended early (a full
+            // pass leaves it where it was), so back-to-back publications do not serve ready[0] only.
+            var start = resume < nready ? resume : (nready > 0 ? resume % nready : 0)
             var r = 0
             while r < nready {
-                let port = Int(ready[r])
+                var at = start &+ r
+                if at >= nready { at &-= nready }
+                let port = Int(ready[at])
                 let n = backend.receive(port: port, entry: view.pointee.ports + port, into: &batch)
                 if n > 0 {
                     got &+= n
@@ -133,6 +141,8 @@ public final class ForwardingThread<Backend: PollingBackend>: @unchecked Sendabl
                 // next poll (every readiness source is level-triggered), which starts with the new snapshot.
                 if publisher.load() != view { break }
             }
+            start &+= r
+            resume = start >= nready && nready > 0 ? start &- nready : start
             if got > 0 { idlePasses = 0; lastFrameNs = nowNs } else { idlePasses &+= 1 }
             qs.quiescent(index)
         }

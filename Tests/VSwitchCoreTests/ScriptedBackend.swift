@@ -16,6 +16,8 @@ struct ScriptedBackend: PollingBackend {
     let zeroPolls = ManagedAtomic<Int>(0)
     let sleepPolls = ManagedAtomic<Int>(0)
     var prepared: [Int] = []
+    /// Receives per port index (nil: not counted).
+    var served: ServedCounts? = nil
 
     mutating func receive(port: Int, entry: UnsafeMutablePointer<PortEntry>, into batch: inout FrameBatch) -> Int {
         batch.count = 0
@@ -24,6 +26,7 @@ struct ScriptedBackend: PollingBackend {
             frames.wrappingDecrement(ordering: .relaxed)
         }
         if delayUs > 0 { usleep(delayUs) }
+        served?.counts[port].wrappingIncrement(ordering: .relaxed)
         let p = batch.receiveBuffer(0)
         for k in 0..<12 { p.storeBytes(of: UInt8(k == 6 ? 2 : k == 11 ? UInt8(port & 0xFF) : 0x02), toByteOffset: k, as: UInt8.self) }
         p.storeBytes(of: UInt16(0x0800).bigEndian, toByteOffset: 12, as: UInt16.self)
@@ -49,4 +52,11 @@ struct ScriptedBackend: PollingBackend {
         for (k, p) in prepared.enumerated() { ready[k] = UInt16(p) }
         return prepared.count
     }
+}
+
+/// Per-port receive counts of a ScriptedBackend (shared with the test thread).
+final class ServedCounts: @unchecked Sendable {
+    let counts: [ManagedAtomic<Int>]
+    init(ports: Int) { counts = (0..<ports).map { _ in ManagedAtomic<Int>(0) } }
+    func snapshot() -> [Int] { counts.map { $0.load(ordering: .relaxed) } }
 }
