@@ -379,8 +379,24 @@ func startBenchCapture(_ sut: SwitchUnderTest, bin: String, socket: String, dir:
         throw BenchError.failed("vswitchctl not found next to vswitchd (\(ctl)): swift build -c release --product vswitchctl")
     }
     // /dev/shm: the cost of capture, not of the disk (a 2 GB pcap on /tmp's disk hits the kernel's dirty-page
-    // throttling; the file is removed at tear-down).
-    let pcap = "/dev/shm/vsb-capture-\(getpid()).pcap", log = dir + "/capture.log"
+    // throttling; the file is removed at tear-down). VSWITCH_BENCH_CAPTURE_FS=huge-tmpfs writes it instead to a
+    // tmpfs of the bench's own mounted `huge=within_size` (2 MiB pages: the kernel's cost of storing a byte
+    // halves, see bench/README.md "Capture cost"), the set-up README.md recommends for full-rate captures.
+    var captureDir = "/dev/shm"
+    let fsChoice = ProcessInfo.processInfo.environment["VSWITCH_BENCH_CAPTURE_FS"] ?? "shm"
+    switch fsChoice {
+    case "shm": break
+    case "huge-tmpfs":
+        captureDir = dir + "/capture-tmpfs"
+        try FileManager.default.createDirectory(atPath: captureDir, withIntermediateDirectories: true)
+        let r = try sh("mount -t tmpfs -o size=32g,huge=within_size vsb-capture \(captureDir)")
+        guard r.status == 0 else { throw BenchError.failed("mounting a huge-page tmpfs on \(captureDir) failed: \(r.out)") }
+        Cleanup.push("capture tmpfs") { quiet("umount \(captureDir)") }
+        sut.notes.append("capture file on a tmpfs mounted huge=within_size (VSWITCH_BENCH_CAPTURE_FS=huge-tmpfs)")
+    default:
+        throw BenchError.failed("VSWITCH_BENCH_CAPTURE_FS=\(fsChoice): expected shm or huge-tmpfs")
+    }
+    let pcap = captureDir + "/vsb-capture-\(getpid()).pcap", log = dir + "/capture.log"
     var current: Child?
     var bytesBefore = 0   // pcap bytes of the captures already stopped (capture-ab restarts it)
     func stop() {
