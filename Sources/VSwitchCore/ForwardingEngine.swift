@@ -217,6 +217,17 @@ public struct ForwardingEngine {
     @usableFromInline let verdicts: UnsafeMutablePointer<UInt8>
     /// Scratch batch for software segmentation (GSO super-frames to ports without offloads).
     public let scratch: UnsafeMutablePointer<FrameBatch>
+    /// What classify's first stage found for each frame (one per batch slot), for the later stages.
+    @usableFromInline let stage: UnsafeMutablePointer<StageSlot>
+    /// Indices of the frames still in play between classify's stages.
+    @usableFromInline let live: UnsafeMutablePointer<UInt16>
+
+    /// A frame's MAC addresses and the destination's port (-1: unknown or group address).
+    @usableFromInline
+    struct StageSlot {
+        @usableFromInline var src: UInt64, dst: UInt64, out: Int
+        @inlinable @inline(__always) init(src: UInt64, dst: UInt64, out: Int) { self.src = src; self.dst = dst; self.out = out }
+    }
 
     /// - Parameter segmentRoom: largest segment software segmentation produces (the largest port MTU + 64).
     public init(maxPorts: Int = 1024, batchCapacity: Int, captureBytes: Int = 4 << 20, segmentRoom: Int = 9216 + 64) {
@@ -231,10 +242,15 @@ public struct ForwardingEngine {
         keys.initialize(repeating: FlowKey(), count: batchCapacity)
         verdicts = .allocate(capacity: batchCapacity)
         verdicts.initialize(repeating: 0, count: batchCapacity)
+        stage = .allocate(capacity: batchCapacity)
+        stage.initialize(repeating: StageSlot(src: 0, dst: 0, out: -1), count: batchCapacity)
+        live = .allocate(capacity: batchCapacity)
+        live.initialize(repeating: 0, count: batchCapacity)
     }
 
     public func deallocate() {
         counters.deallocate(); tx.deallocate(); aclCache.deallocate(); keys.deallocate(); verdicts.deallocate(); capture.deallocate()
+        stage.deallocate(); live.deallocate()
         scratch.pointee.deallocate(); scratch.deallocate()
     }
 
@@ -249,38 +265,68 @@ public struct ForwardingEngine {
 
     /// Decides the fate of every frame of `batch`, all received on port `ingress`.
     /// `now` is in seconds (MAC table), `nowNs` in nanoseconds (policers, storm control).
+    ///
+    /// Three stages over the batch, each a loop of its own (issue 3, session 5): one loop doing all of it
+    /// kept ~35 values alive across the frame and spilled ~100 instructions per frame to the stack.
+    ///   1. `parseStage` (one copy per port mode, the mode a constant): parse, VLAN classification,
+    ///      priority, source check, destination lookup; survivors' (src, dst, out) go to `stage`, their
+    ///      indices to `live`, VLAN / PCP / tag flags to FrameMeta.
+    ///   2. `policyStage` (ports with `ingressChecks` only): anti-spoofing, guards, outbound ACL (with the
+    ///      unicast output port's inbound ACL in the same probe), transmit policer; compacts `live`.
+    ///   3. `forwardStage`: storm control, learning, scatter.
+    /// The order of every side effect is the single loop's (policer and storm charges, learning, move
+    /// log), frame by frame within a stage. One difference is made invisible: a destination is looked up
+    /// in stage 1, before the batch's learning, so once a frame of the batch has learned or moved an
+    /// entry, stage 3 looks the later frames' destinations up again (the single loop saw the earlier
+    /// frames' learning). Learning only ever moves entries to the ingress port, so a lookup that changes
+    /// lands on `sameSegment` or finds the entry just learned; stage 2's verdict for the outbound ACL does
+    /// not depend on the output port (only which cache entry serves it), and the inbound verdict carried
+    /// in the flags is cleared when the port changed (ClassifyDigestTests pins the whole behaviour).
     @inlinable
     public func classify(_ batch: FrameBatch, ingress: Int, view: UnsafeMutablePointer<ConfigView>, now: UInt32,
                          nowNs: UInt64 = 0) {
-        // Two copies of the loop: with the port's ingress policy (inlined) and without. Inlining the
-        // policy took ~60 instructions of call overhead off every policed frame, but the registers it
-        // needs cost frames of ports without a policy ~13 instructions; with `checks` a constant in
-        // each copy, neither pays for the other. This function is close to the optimizer's inlining
-        // budget: four copies (checks × trunk) made small stdlib accessors (`bigEndian`,
-        // `loadUnaligned`) out-of-line calls, +78 instructions per realistic-profile frame. After
-        // changing the per-frame code, check the callgrind profile for such calls (bench/README.md).
-        if view.pointee.ports[ingress].ingressChecks {
-            classifyBatch(batch, ingress: ingress, view: view, now: now, nowNs: nowNs, checks: true)
-        } else {
-            classifyBatch(batch, ingress: ingress, view: view, now: now, nowNs: nowNs, checks: false)
+        let entry = view.pointee.ports + ingress
+        var alive: Int
+        switch entry.pointee.policy.mode {
+        case .access: alive = parseAccess(batch, ingress: ingress, view: view)
+        case .trunk: alive = parseTrunk(batch, ingress: ingress, view: view)
+        case .tunnel: alive = parseTunnel(batch, ingress: ingress, view: view)
         }
+        let checks = entry.pointee.ingressChecks
+        if checks && alive > 0 { alive = policyStage(batch, ingress: ingress, view: view, alive: alive, nowNs: nowNs) }
+        if alive > 0 { forwardStage(batch, ingress: ingress, view: view, alive: alive, now: now, nowNs: nowNs, checks: checks) }
     }
 
-    /// `classify` with the port's `ingressChecks` as a constant.
-    @usableFromInline @_transparent
-    func classifyBatch(_ batch: FrameBatch, ingress: Int, view: UnsafeMutablePointer<ConfigView>, now: UInt32,
-                       nowNs: UInt64, checks: Bool) {
+    @usableFromInline @inline(never)
+    func parseAccess(_ batch: FrameBatch, ingress: Int, view: UnsafeMutablePointer<ConfigView>) -> Int {
+        parseStage(batch, ingress: ingress, view: view, mode: .access)
+    }
+    @usableFromInline @inline(never)
+    func parseTrunk(_ batch: FrameBatch, ingress: Int, view: UnsafeMutablePointer<ConfigView>) -> Int {
+        parseStage(batch, ingress: ingress, view: view, mode: .trunk)
+    }
+    @usableFromInline @inline(never)
+    func parseTunnel(_ batch: FrameBatch, ingress: Int, view: UnsafeMutablePointer<ConfigView>) -> Int {
+        parseStage(batch, ingress: ingress, view: view, mode: .tunnel)
+    }
+
+    /// Stage 1 with the port's mode a constant. Returns the number of frames left in `live`.
+    @inline(__always)
+    func parseStage(_ batch: FrameBatch, ingress: Int, view: UnsafeMutablePointer<ConfigView>, mode: PortPolicy.Mode) -> Int {
         let cfg = view.pointee
         let entry = cfg.ports + ingress
-        let policy = entry.pointee.policy
+        // Fields, not `entry.pointee.policy` whole: a copy of the policy copies its 512-byte VLAN set.
+        let pvid = entry.pointee.policy.pvid
+        let acceptUntagged = entry.pointee.policy.acceptUntagged
+        let defaultPriority = entry.pointee.policy.defaultPriority
+        let allowedPriorityMask = entry.pointee.policy.allowedPriorityMask
+        let dropPriorityViolations = entry.pointee.policy.dropPriorityViolations
         let maxPayload = Int(entry.pointee.mtu)
         let table = cfg.macTable
-        let portSlots = cfg.portSlots
-        let tunnel = policy.mode == .tunnel
+        let tunnel = mode == .tunnel
         let vlanWords = PortEntry.vlanWordsOffset
-        let policyConsts = IngressPolicy(cfg, port: ingress, entry)
         var rxBytes: UInt64 = 0
-        var floods: UInt64 = 0
+        var alive = 0
         let n = batch.count
         var i = 0
         while i < n {
@@ -295,7 +341,7 @@ public struct ForwardingEngine {
             var hasTag = false          // carries the port's tag (possibly priority-only)
             var serviceTag = tunnel     // the frame travels in a Dot1Q-tunnel VLAN
             var vid: UInt16 = 0
-            var pcp = policy.defaultPriority
+            var pcp = defaultPriority
             var headerLen = 14
             if et == EtherType.vlan || et == EtherType.qinq {
                 if length < 18 { drop(batch, i, ingress, .malformed); continue }
@@ -305,7 +351,7 @@ public struct ForwardingEngine {
                 }
                 if tunnel {
                     if et == EtherType.vlan { headerLen = 18 }   // one customer tag is not payload
-                } else if et == EtherType.vlan || policy.mode == .trunk {
+                } else if et == EtherType.vlan || mode == .trunk {
                     // Access ports take 802.1Q tags; trunks take 802.1Q and 802.1ad (service) tags.
                     let tci = batch.be16(i, at: 14)
                     hasTag = true
@@ -324,25 +370,25 @@ public struct ForwardingEngine {
 
             // 2. Ingress VLAN classification.
             var vlan: UInt16
-            switch policy.mode {
+            switch mode {
             case .access:
-                if tagged && vid != policy.pvid { drop(batch, i, ingress, .vlanNotAllowed); continue }
-                vlan = policy.pvid
+                if tagged && vid != pvid { drop(batch, i, ingress, .vlanNotAllowed); continue }
+                vlan = pvid
             case .trunk:
                 if tagged {
                     if !portCarries(entry, vlan: vid, wordsOffset: vlanWords) { drop(batch, i, ingress, .vlanNotAllowed); continue }
                     vlan = vid
                 } else {
-                    if !policy.acceptUntagged { drop(batch, i, ingress, .untaggedNotAllowed); continue }
-                    vlan = policy.pvid
+                    if !acceptUntagged { drop(batch, i, ingress, .untaggedNotAllowed); continue }
+                    vlan = pvid
                 }
             case .tunnel:
-                vlan = policy.pvid
+                vlan = pvid
             }
             // 3. Priority.
-            if hasTag && policy.allowedPriorityMask & (1 &<< pcp) == 0 {
-                if policy.dropPriorityViolations { drop(batch, i, ingress, .priorityNotAllowed); continue }
-                pcp = policy.defaultPriority
+            if hasTag && allowedPriorityMask & (1 &<< pcp) == 0 {
+                if dropPriorityViolations { drop(batch, i, ingress, .priorityNotAllowed); continue }
+                pcp = defaultPriority
             }
             let src = batch.source(i)
             if src & 0x0100_0000_0000 != 0 || src == 0 { drop(batch, i, ingress, .invalidSource); continue }
@@ -351,19 +397,71 @@ public struct ForwardingEngine {
             let dst = batch.destination(i)
             var out = -1
             if dst & 0x0100_0000_0000 == 0 { out = table.lookup(vlan: vlan, mac: dst) }
-            // 5. The rest of the port's ingress policy (skipped in one branch when the profile has none).
-            if checks {
-                if let reason = ingressPolicy(batch, i, port: ingress, entry, cfg, policyConsts, src: src, dst: dst, vlan: vlan, pcp: pcp,
-                                              out: out, nowNs: nowNs) {
-                    drop(batch, i, ingress, reason); continue
-                }
-            }
             meta.pointee.flags = (meta.pointee.flags & (FrameMeta.flowKeyValid | FrameMeta.offload
                                                         | FrameMeta.inboundACLChecked | FrameMeta.inboundACLDenied))
                 | (hasTag ? FrameMeta.tagged : 0) | (serviceTag ? FrameMeta.serviceTag : 0)
             meta.pointee.vlan = vlan
             meta.pointee.pcp = pcp
+            stage[i] = StageSlot(src: src, dst: dst, out: out)
+            live[alive] = UInt16(truncatingIfNeeded: i)
+            alive &+= 1
+        }
+        counters.add(port: ingress, PortCounter.rxPackets, UInt64(n))
+        counters.add(port: ingress, PortCounter.rxBytes, rxBytes)
+        return alive
+    }
 
+    /// Stage 2: the rest of the port's ingress policy for the frames in `live[0..<alive]`; compacts `live`.
+    @usableFromInline @inline(never)
+    func policyStage(_ batch: FrameBatch, ingress: Int, view: UnsafeMutablePointer<ConfigView>, alive: Int, nowNs: UInt64) -> Int {
+        let cfg = view.pointee
+        let entry = cfg.ports + ingress
+        let policyConsts = IngressPolicy(cfg, port: ingress, entry)
+        var kept = 0
+        var k = 0
+        while k < alive {
+            let i = Int(live[k])
+            k &+= 1
+            let s = stage + i
+            let meta = batch.meta + i
+            if let reason = ingressPolicy(batch, i, port: ingress, entry, cfg, policyConsts, src: s.pointee.src, dst: s.pointee.dst,
+                                          vlan: meta.pointee.vlan, pcp: meta.pointee.pcp, out: s.pointee.out, nowNs: nowNs) {
+                drop(batch, i, ingress, reason); continue
+            }
+            live[kept] = UInt16(truncatingIfNeeded: i)
+            kept &+= 1
+        }
+        return kept
+    }
+
+    /// Stage 3: storm control, learning and scatter for the frames in `live[0..<alive]`.
+    @usableFromInline @inline(never)
+    func forwardStage(_ batch: FrameBatch, ingress: Int, view: UnsafeMutablePointer<ConfigView>, alive: Int, now: UInt32,
+                      nowNs: UInt64, checks: Bool) {
+        let cfg = view.pointee
+        let entry = cfg.ports + ingress
+        let learning = entry.pointee.policy.learning
+        let macLimit = entry.pointee.policy.macLimit
+        let forwardUnlearned = entry.pointee.policy.forwardUnlearned
+        let table = cfg.macTable
+        let portSlots = cfg.portSlots
+        let vlanWords = PortEntry.vlanWordsOffset
+        var floods: UInt64 = 0
+        // A frame of this batch learned or moved an entry: the later frames' destinations are looked up again.
+        var changed = false
+        var k = 0
+        while k < alive {
+            let i = Int(live[k])
+            k &+= 1
+            let meta = batch.meta + i
+            let s = stage + i
+            let src = s.pointee.src, dst = s.pointee.dst
+            let vlan = meta.pointee.vlan
+            var out = s.pointee.out
+            if changed && dst & 0x0100_0000_0000 == 0 {
+                out = table.lookup(vlan: vlan, mac: dst)
+                if out != s.pointee.out { meta.pointee.flags &= ~(FrameMeta.inboundACLChecked | FrameMeta.inboundACLDenied) }
+            }
             // Storm control on what will be flooded.
             if out < 0 && checks {
                 let e = entry
@@ -376,17 +474,20 @@ public struct ForwardingEngine {
                 }
             }
             // 6. Learning.
-            if policy.learning {
+            if learning {
                 var previous = 0
-                switch table.learnFast(vlan: vlan, mac: src, port: ingress, now: now, portLimit: policy.macLimit,
-                                   previousPort: &previous) {
-                case .known, .refreshed, .learned, .staticEntry:
+                switch table.learnFast(vlan: vlan, mac: src, port: ingress, now: now, portLimit: macLimit,
+                                       previousPort: &previous) {
+                case .known, .refreshed, .staticEntry:
                     break
+                case .learned:
+                    changed = true
                 case .moved:
+                    changed = true
                     counters.add(port: ingress, PortCounter.macMoves, 1)
                     moves.push(MACMove(mac: src, vlan: vlan, from: previous, to: ingress))
                 case .portLimit:
-                    if !policy.forwardUnlearned { drop(batch, i, ingress, .macLimit); continue }
+                    if !forwardUnlearned { drop(batch, i, ingress, .macLimit); continue }
                 case .tableFull:
                     counters.add(port: ingress, PortCounter.learnTableFull, 1)
                 }
@@ -422,8 +523,6 @@ public struct ForwardingEngine {
                 f &+= 1
             }
         }
-        counters.add(port: ingress, PortCounter.rxPackets, UInt64(n))
-        counters.add(port: ingress, PortCounter.rxBytes, rxBytes)
         if floods > 0 { counters.add(port: ingress, PortCounter.floods, floods) }
     }
 
