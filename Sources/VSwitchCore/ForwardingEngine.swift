@@ -66,12 +66,28 @@ public struct TxPlan {
     /// there (the count advances) only for a port's first frame.
     @inlinable @inline(__always)
     func append(port: Int, frame: Int) {
-        let n = Int(lengths[port])
-        let t = touchedCount.pointee
-        touched[t] = UInt16(truncatingIfNeeded: port)
-        touchedCount.pointee = t &+ (n == 0 ? 1 : 0)
-        lists[port &* batchCapacity &+ n] = UInt16(truncatingIfNeeded: frame)
-        lengths[port] = UInt16(truncatingIfNeeded: n &+ 1)
+        var t = touchedCount.pointee
+        Local(self).append(port: port, frame: frame, touchedCount: &t)
+        touchedCount.pointee = t
+    }
+
+    /// The plan's pointers as local values, with the touched count in the caller's variable (stored back
+    /// to `touchedCount` by the caller after its loop): `append` without reloading them per frame.
+    @usableFromInline
+    struct Local {
+        @usableFromInline let lists: UnsafeMutablePointer<UInt16>, lengths: UnsafeMutablePointer<UInt16>
+        @usableFromInline let touched: UnsafeMutablePointer<UInt16>, batchCapacity: Int
+        @inlinable @inline(__always)
+        init(_ p: TxPlan) { lists = p.lists; lengths = p.lengths; touched = p.touched; batchCapacity = p.batchCapacity }
+
+        @inlinable @inline(__always)
+        func append(port: Int, frame: Int, touchedCount t: inout Int) {
+            let n = Int(lengths[port])
+            touched[t] = UInt16(truncatingIfNeeded: port)
+            t &+= (n == 0 ? 1 : 0)
+            lists[port &* batchCapacity &+ n] = UInt16(truncatingIfNeeded: frame)
+            lengths[port] = UInt16(truncatingIfNeeded: n &+ 1)
+        }
     }
 }
 
@@ -222,11 +238,15 @@ public struct ForwardingEngine {
     /// Indices of the frames still in play between classify's stages.
     @usableFromInline let live: UnsafeMutablePointer<UInt16>
 
-    /// A frame's MAC addresses and the destination's port (-1: unknown or group address).
+    /// A frame's MAC addresses, the destination's port (-1: unknown or group address), and the EtherType
+    /// behind the frame's tags (at most two) with the offset of what follows it (`l3 << 16 | etherType`),
+    /// which the flow-key parser then need not find again.
     @usableFromInline
     struct StageSlot {
-        @usableFromInline var src: UInt64, dst: UInt64, out: Int
-        @inlinable @inline(__always) init(src: UInt64, dst: UInt64, out: Int) { self.src = src; self.dst = dst; self.out = out }
+        @usableFromInline var src: UInt64, dst: UInt64, out: Int32, l3: UInt32
+        @inlinable @inline(__always) init(src: UInt64, dst: UInt64, out: Int32, l3: UInt32) {
+            self.src = src; self.dst = dst; self.out = out; self.l3 = l3
+        }
     }
 
     /// - Parameter segmentRoom: largest segment software segmentation produces (the largest port MTU + 64).
@@ -243,7 +263,7 @@ public struct ForwardingEngine {
         verdicts = .allocate(capacity: batchCapacity)
         verdicts.initialize(repeating: 0, count: batchCapacity)
         stage = .allocate(capacity: batchCapacity)
-        stage.initialize(repeating: StageSlot(src: 0, dst: 0, out: -1), count: batchCapacity)
+        stage.initialize(repeating: StageSlot(src: 0, dst: 0, out: -1, l3: 0), count: batchCapacity)
         live = .allocate(capacity: batchCapacity)
         live.initialize(repeating: 0, count: batchCapacity)
     }
@@ -343,11 +363,14 @@ public struct ForwardingEngine {
             var vid: UInt16 = 0
             var pcp = defaultPriority
             var headerLen = 14
+            var l3 = UInt32(et) | 14 << 16
             if et == EtherType.vlan || et == EtherType.qinq {
                 if length < 18 { drop(batch, i, ingress, .malformed); continue }
                 let inner = batch.be16(i, at: 16)
-                if (inner == EtherType.vlan || inner == EtherType.qinq) && length < 22 {
-                    drop(batch, i, ingress, .malformed); continue
+                l3 = UInt32(inner) | 18 << 16
+                if inner == EtherType.vlan || inner == EtherType.qinq {
+                    if length < 22 { drop(batch, i, ingress, .malformed); continue }
+                    l3 = UInt32(batch.be16(i, at: 20)) | 22 << 16
                 }
                 if tunnel {
                     if et == EtherType.vlan { headerLen = 18 }   // one customer tag is not payload
@@ -402,7 +425,7 @@ public struct ForwardingEngine {
                 | (hasTag ? FrameMeta.tagged : 0) | (serviceTag ? FrameMeta.serviceTag : 0)
             meta.pointee.vlan = vlan
             meta.pointee.pcp = pcp
-            stage[i] = StageSlot(src: src, dst: dst, out: out)
+            stage[i] = StageSlot(src: src, dst: dst, out: Int32(truncatingIfNeeded: out), l3: l3)
             live[alive] = UInt16(truncatingIfNeeded: i)
             alive &+= 1
         }
@@ -417,6 +440,10 @@ public struct ForwardingEngine {
         let cfg = view.pointee
         let entry = cfg.ports + ingress
         let policyConsts = IngressPolicy(cfg, port: ingress, entry)
+        // The transmit policer's GCRA word, read once and written once per batch (PortRuntime.conformOwned:
+        // one thread owns a port's receive side).
+        let tat0 = policyConsts.txNsPerByteQ16 > 0 ? policyConsts.txPolicer.load(ordering: .relaxed) : 0
+        var tat = tat0
         var kept = 0
         var k = 0
         while k < alive {
@@ -425,12 +452,14 @@ public struct ForwardingEngine {
             let s = stage + i
             let meta = batch.meta + i
             if let reason = ingressPolicy(batch, i, port: ingress, entry, cfg, policyConsts, src: s.pointee.src, dst: s.pointee.dst,
-                                          vlan: meta.pointee.vlan, pcp: meta.pointee.pcp, out: s.pointee.out, nowNs: nowNs) {
+                                          vlan: meta.pointee.vlan, pcp: meta.pointee.pcp, out: Int(s.pointee.out), l3: s.pointee.l3,
+                                          nowNs: nowNs, tat: &tat) {
                 drop(batch, i, ingress, reason); continue
             }
             live[kept] = UInt16(truncatingIfNeeded: i)
             kept &+= 1
         }
+        if tat != tat0 { policyConsts.txPolicer.store(tat, ordering: .relaxed) }
         return kept
     }
 
@@ -449,6 +478,10 @@ public struct ForwardingEngine {
         var floods: UInt64 = 0
         // A frame of this batch learned or moved an entry: the later frames' destinations are looked up again.
         var changed = false
+        // The TX plan's pointers and touched count in locals (`self` is in memory: the compiler reloaded
+        // them after every store through a pointer).
+        let plan = TxPlan.Local(tx)
+        var touched = tx.touchedCount.pointee
         var k = 0
         while k < alive {
             let i = Int(live[k])
@@ -457,10 +490,10 @@ public struct ForwardingEngine {
             let s = stage + i
             let src = s.pointee.src, dst = s.pointee.dst
             let vlan = meta.pointee.vlan
-            var out = s.pointee.out
+            var out = Int(s.pointee.out)
             if changed && dst & 0x0100_0000_0000 == 0 {
                 out = table.lookup(vlan: vlan, mac: dst)
-                if out != s.pointee.out { meta.pointee.flags &= ~(FrameMeta.inboundACLChecked | FrameMeta.inboundACLDenied) }
+                if out != Int(s.pointee.out) { meta.pointee.flags &= ~(FrameMeta.inboundACLChecked | FrameMeta.inboundACLDenied) }
             }
             // Storm control on what will be flooded.
             if out < 0 && checks {
@@ -497,16 +530,16 @@ public struct ForwardingEngine {
                 if out == ingress { drop(batch, i, ingress, .sameSegment); continue }
                 if out >= portSlots { drop(batch, i, ingress, .noDestination); continue }
                 let oe = cfg.ports + out
-                if !oe.pointee.present || !oe.pointee.up { drop(batch, i, out, .portDown); continue }
+                if !oe.pointee.reachable { drop(batch, i, out, .portDown); continue }
                 if !portCarries(oe, vlan: vlan, wordsOffset: vlanWords) { drop(batch, i, out, .vlanNotAllowed); continue }
                 meta.pointee.output = UInt16(truncatingIfNeeded: out)
-                tx.append(port: out, frame: i)
+                plan.append(port: out, frame: i, touchedCount: &touched)
                 if cfg.anyPromiscuous {
                     var f = Int(cfg.promiscStart[Int(vlan)])
                     let end = Int(cfg.promiscStart[Int(vlan) &+ 1])
                     while f < end {
                         let p = Int(cfg.promiscPorts[f])
-                        if p != ingress && p != out { tx.append(port: p, frame: i) }
+                        if p != ingress && p != out { plan.append(port: p, frame: i, touchedCount: &touched) }
                         f &+= 1
                     }
                 }
@@ -519,10 +552,11 @@ public struct ForwardingEngine {
             var f = start
             while f < end {
                 let p = Int(cfg.floodPorts[f])
-                if p != ingress { tx.append(port: p, frame: i) }
+                if p != ingress { plan.append(port: p, frame: i, touchedCount: &touched) }
                 f &+= 1
             }
         }
+        tx.touchedCount.pointee = touched
         if floods > 0 { counters.add(port: ingress, PortCounter.floods, floods) }
     }
 
@@ -644,7 +678,8 @@ public struct ForwardingEngine {
     /// VLAN set) per frame cost more than everything else here.
     @usableFromInline @_transparent
     func ingressPolicy(_ batch: FrameBatch, _ i: Int, port: Int, _ e: UnsafeMutablePointer<PortEntry>, _ cfg: ConfigView,
-                       _ p: IngressPolicy, src: UInt64, dst: UInt64, vlan: UInt16, pcp: UInt8, out: Int, nowNs: UInt64) -> DropReason? {
+                       _ p: IngressPolicy, src: UInt64, dst: UInt64, vlan: UInt16, pcp: UInt8, out: Int, l3: UInt32,
+                       nowNs: UInt64, tat: inout UInt64) -> DropReason? {
         if p.sourceMACFiltering && src != p.mac
             && !allowListed(cfg, port: port, receive: false, p.txAllowStart, p.txAllowCount, mac: src, vlan: vlan) {
             return .spoofedSource
@@ -652,7 +687,8 @@ public struct ForwardingEngine {
         if p.needsKey {
             // The key stays in registers for the guards and the cache probe; its copy in `keys` serves
             // a cache miss (the rule walk) and the egress checks of a flooded frame.
-            let w = batch.flowWords(i, vlan: vlan, pcp: pcp, src: src, dst: dst)
+            let w = batch.flowWords(i, etherType: UInt16(truncatingIfNeeded: l3), l3: Int(l3 >> 16), vlan: vlan, pcp: pcp,
+                                    src: src, dst: dst)
             let k = keys + i
             w.store(UnsafeMutableRawPointer(k))
             batch.meta[i].flags |= FrameMeta.flowKeyValid
@@ -668,8 +704,7 @@ public struct ForwardingEngine {
             if p.acl {
                 // A known-unicast frame whose output port filters inbound: both verdicts in one probe,
                 // the inbound one carried to that port's egress check in the frame's flags.
-                if out >= 0 && out < cfg.portSlots && out != port,
-                   case let oe = cfg.ports + out, oe.pointee.present && (oe.pointee.aclInCount > 0 || oe.pointee.policy.inboundDefaultDeny) {
+                if out >= 0 && out < cfg.portSlots && out != port, case let oe = cfg.ports + out, oe.pointee.inboundACLProbe {
                     let v = aclBoth(cfg, ingress: port, e, out: out, oe, k, tagBase: p.bothTagBase)
                     if v & 1 == 0 { return .aclDeny }
                     batch.meta[i].flags |= FrameMeta.inboundACLChecked | (v & 2 == 0 ? FrameMeta.inboundACLDenied : 0)
@@ -681,11 +716,10 @@ public struct ForwardingEngine {
         }
         if p.txNsPerByteQ16 > 0 {
             let cost = (batch.wireCost(i) &* p.txNsPerByteQ16) >> 16
-            // GCRA (PortRuntime.conformOwned) on the word read once per batch: one thread owns a port's receive side.
-            let tat = p.txPolicer.load(ordering: .relaxed)
+            // GCRA (PortRuntime.conformOwned) on the caller's copy of the word (read and written once per batch).
             let next = (tat > nowNs ? tat : nowNs) &+ cost
             if next &- nowNs > p.txToleranceNs { return .policer }
-            p.txPolicer.store(next, ordering: .relaxed)
+            tat = next
         }
         return nil
     }
