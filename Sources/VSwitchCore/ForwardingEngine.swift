@@ -333,6 +333,10 @@ public struct ForwardingEngine {
     /// Stage 1 with the port's mode a constant. Returns the number of frames left in `live`.
     @inline(__always)
     func parseStage(_ batch: FrameBatch, ingress: Int, view: UnsafeMutablePointer<ConfigView>, mode: PortPolicy.Mode) -> Int {
+        // Local copies of the batch and of the engine's arrays: both arrive in memory (indirect arguments),
+        // and the compiler reloaded their fields after every store through a pointer (issue 3, session 5).
+        let batch = batch
+        let stage = self.stage, live = self.live
         let cfg = view.pointee
         let entry = cfg.ports + ingress
         // Fields, not `entry.pointee.policy` whole: a copy of the policy copies its 512-byte VLAN set.
@@ -437,6 +441,8 @@ public struct ForwardingEngine {
     /// Stage 2: the rest of the port's ingress policy for the frames in `live[0..<alive]`; compacts `live`.
     @usableFromInline @inline(never)
     func policyStage(_ batch: FrameBatch, ingress: Int, view: UnsafeMutablePointer<ConfigView>, alive: Int, nowNs: UInt64) -> Int {
+        let batch = batch   // local copies, as in parseStage
+        let stage = self.stage, live = self.live, keys = self.keys, cache = aclCache.entries
         let cfg = view.pointee
         let entry = cfg.ports + ingress
         let policyConsts = IngressPolicy(cfg, port: ingress, entry)
@@ -453,7 +459,7 @@ public struct ForwardingEngine {
             let meta = batch.meta + i
             if let reason = ingressPolicy(batch, i, port: ingress, entry, cfg, policyConsts, src: s.pointee.src, dst: s.pointee.dst,
                                           vlan: meta.pointee.vlan, pcp: meta.pointee.pcp, out: Int(s.pointee.out), l3: s.pointee.l3,
-                                          nowNs: nowNs, tat: &tat) {
+                                          key: keys + i, cache: cache, nowNs: nowNs, tat: &tat) {
                 drop(batch, i, ingress, reason); continue
             }
             live[kept] = UInt16(truncatingIfNeeded: i)
@@ -467,6 +473,8 @@ public struct ForwardingEngine {
     @usableFromInline @inline(never)
     func forwardStage(_ batch: FrameBatch, ingress: Int, view: UnsafeMutablePointer<ConfigView>, alive: Int, now: UInt32,
                       nowNs: UInt64, checks: Bool) {
+        let batch = batch   // local copies, as in parseStage
+        let stage = self.stage, live = self.live
         let cfg = view.pointee
         let entry = cfg.ports + ingress
         let learning = entry.pointee.policy.learning
@@ -610,11 +618,12 @@ public struct ForwardingEngine {
     /// on the fields the rules use (`mask`: the port's word mask for that direction).
     @inlinable @inline(__always)
     func aclAllows(_ cfg: ConfigView, port: Int, _ start: UInt32, _ count: UInt32, mask: UnsafeMutablePointer<FlowKey>,
-                   _ key: UnsafeMutablePointer<FlowKey>, outbound: Bool, defaultDeny: Bool) -> Bool {
+                   _ key: UnsafeMutablePointer<FlowKey>, outbound: Bool, defaultDeny: Bool,
+                   cache: UnsafeMutablePointer<ACLVerdictCache.Entry>) -> Bool {
         if count == 0 { return !defaultDeny }
         let words = ACLVerdictCache.Words(UnsafeRawPointer(key), UnsafeRawPointer(mask))
         let tag = ACLVerdictCache.tag(generation: cfg.generation, port: port, outbound: outbound)
-        let slot = aclCache.entries + words.index(tag)
+        let slot = cache + words.index(tag)
         let slotKey = UnsafeMutableRawPointer(slot) + MemoryLayout<ACLVerdictCache.Entry>.offset(of: \ACLVerdictCache.Entry.key)!
         if slot.pointee.tag == tag && words.equals(slotKey) { return slot.pointee.verdict != 0 }
         return aclAllowsMiss(cfg, start, count, key, mask: UnsafeRawPointer(mask), outbound: outbound, defaultDeny: defaultDeny,
@@ -642,12 +651,13 @@ public struct ForwardingEngine {
     /// fields, a subset of the union the entry is keyed on, so sharing the entry changes no verdict.
     @inlinable @inline(__always)
     func aclBoth(_ cfg: ConfigView, ingress: Int, _ ie: UnsafeMutablePointer<PortEntry>, out: Int,
-                 _ oe: UnsafeMutablePointer<PortEntry>, _ key: UnsafeMutablePointer<FlowKey>, tagBase: UInt64) -> UInt8 {
+                 _ oe: UnsafeMutablePointer<PortEntry>, _ key: UnsafeMutablePointer<FlowKey>, tagBase: UInt64,
+                 cache: UnsafeMutablePointer<ACLVerdictCache.Entry>) -> UInt8 {
         let outMask = UnsafeRawPointer(ie) + MemoryLayout<PortEntry>.offset(of: \PortEntry.aclOutMask)!
         let inMask = UnsafeRawPointer(oe) + MemoryLayout<PortEntry>.offset(of: \PortEntry.aclInMask)!
         let words = ACLVerdictCache.Words(UnsafeRawPointer(key), outMask, inMask)
         let tag = tagBase | UInt64(truncatingIfNeeded: out & 0xFFF)   // ACLVerdictCache.tag(generation:ingress:output:)
-        let slot = aclCache.entries + words.index(tag)
+        let slot = cache + words.index(tag)
         let slotKey = UnsafeMutableRawPointer(slot) + MemoryLayout<ACLVerdictCache.Entry>.offset(of: \ACLVerdictCache.Entry.key)!
         if slot.pointee.tag == tag && words.equals(slotKey) { return slot.pointee.verdict }
         return aclBothMiss(cfg, ie, oe, key, slot: slot, tag: tag)
@@ -679,6 +689,7 @@ public struct ForwardingEngine {
     @usableFromInline @_transparent
     func ingressPolicy(_ batch: FrameBatch, _ i: Int, port: Int, _ e: UnsafeMutablePointer<PortEntry>, _ cfg: ConfigView,
                        _ p: IngressPolicy, src: UInt64, dst: UInt64, vlan: UInt16, pcp: UInt8, out: Int, l3: UInt32,
+                       key k: UnsafeMutablePointer<FlowKey>, cache: UnsafeMutablePointer<ACLVerdictCache.Entry>,
                        nowNs: UInt64, tat: inout UInt64) -> DropReason? {
         if p.sourceMACFiltering && src != p.mac
             && !allowListed(cfg, port: port, receive: false, p.txAllowStart, p.txAllowCount, mac: src, vlan: vlan) {
@@ -689,7 +700,6 @@ public struct ForwardingEngine {
             // a cache miss (the rule walk) and the egress checks of a flooded frame.
             let w = batch.flowWords(i, etherType: UInt16(truncatingIfNeeded: l3), l3: Int(l3 >> 16), vlan: vlan, pcp: pcp,
                                     src: src, dst: dst)
-            let k = keys + i
             w.store(UnsafeMutableRawPointer(k))
             batch.meta[i].flags |= FrameMeta.flowKeyValid
             if p.dhcpGuard && w.hasL4 && w.proto == 17
@@ -705,11 +715,11 @@ public struct ForwardingEngine {
                 // A known-unicast frame whose output port filters inbound: both verdicts in one probe,
                 // the inbound one carried to that port's egress check in the frame's flags.
                 if out >= 0 && out < cfg.portSlots && out != port, case let oe = cfg.ports + out, oe.pointee.inboundACLProbe {
-                    let v = aclBoth(cfg, ingress: port, e, out: out, oe, k, tagBase: p.bothTagBase)
+                    let v = aclBoth(cfg, ingress: port, e, out: out, oe, k, tagBase: p.bothTagBase, cache: cache)
                     if v & 1 == 0 { return .aclDeny }
                     batch.meta[i].flags |= FrameMeta.inboundACLChecked | (v & 2 == 0 ? FrameMeta.inboundACLDenied : 0)
                 } else if !aclAllows(cfg, port: port, p.aclOutStart, p.aclOutCount,
-                                     mask: &e.pointee.aclOutMask, k, outbound: true, defaultDeny: p.outboundDefaultDeny) {
+                                     mask: &e.pointee.aclOutMask, k, outbound: true, defaultDeny: p.outboundDefaultDeny, cache: cache) {
                     return .aclDeny
                 }
             }
@@ -733,6 +743,7 @@ public struct ForwardingEngine {
     @inlinable
     func egressVerdicts(_ batch: FrameBatch, list: UnsafeMutablePointer<UInt16>, _ n: Int, port: Int,
                         _ e: UnsafeMutablePointer<PortEntry>, _ cfg: ConfigView, nowNs: UInt64) {
+        let batch = batch, verdicts = self.verdicts   // local copies, as in parseStage
         let rxAllowStart = e.pointee.rxAllowStart, rxAllowCount = e.pointee.rxAllowCount
         let aclStart = e.pointee.aclInStart, aclCount = e.pointee.aclInCount
         let defaultDeny = e.pointee.policy.inboundDefaultDeny
@@ -809,7 +820,8 @@ public struct ForwardingEngine {
             batch.parseFlowKey(i, vlan: meta.pointee.vlan, pcp: meta.pointee.pcp, into: &keys[i])
             meta.pointee.flags |= FrameMeta.flowKeyValid
         }
-        if !aclAllows(cfg, port: port, aclStart, aclCount, mask: mask, keys + i, outbound: false, defaultDeny: defaultDeny) {
+        if !aclAllows(cfg, port: port, aclStart, aclCount, mask: mask, keys + i, outbound: false, defaultDeny: defaultDeny,
+                      cache: aclCache.entries) {
             return DropReason.aclDeny.rawValue
         }
         return ForwardingEngine.passVerdict
@@ -821,6 +833,7 @@ public struct ForwardingEngine {
     @inlinable
     public func transmit<B: PortBackend>(_ batch: FrameBatch, view: UnsafeMutablePointer<ConfigView>, nowNs: UInt64 = 0,
                                          backend: inout B) {
+        let batch = batch, verdicts = self.verdicts   // local copies, as in parseStage
         let cfg = view.pointee
         let touchedN = tx.touchedCount.pointee
         var t = 0
