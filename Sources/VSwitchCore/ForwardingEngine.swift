@@ -345,6 +345,7 @@ public struct ForwardingEngine {
         let defaultPriority = entry.pointee.policy.defaultPriority
         let allowedPriorityMask = entry.pointee.policy.allowedPriorityMask
         let dropPriorityViolations = entry.pointee.policy.dropPriorityViolations
+        let checkPriority = allowedPriorityMask != 0xFF   // every PCP allowed: no per-frame test
         let maxPayload = Int(entry.pointee.mtu)
         let table = cfg.macTable
         let tunnel = mode == .tunnel
@@ -413,7 +414,7 @@ public struct ForwardingEngine {
                 vlan = pvid
             }
             // 3. Priority.
-            if hasTag && allowedPriorityMask & (1 &<< pcp) == 0 {
+            if hasTag && checkPriority && allowedPriorityMask & (1 &<< pcp) == 0 {
                 if dropPriorityViolations { drop(batch, i, ingress, .priorityNotAllowed); continue }
                 pcp = defaultPriority
             }
