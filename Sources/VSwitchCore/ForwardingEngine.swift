@@ -1,11 +1,11 @@
 // ForwardingEngine: the per-frame pipeline of one forwarding thread
 // (dataplane.md "The life of a frame"), classify-then-act (design.md 3):
 //
-//   classify()  one pass over the batch: parse, VLAN classification (VLAN and
-//               PCP go to FrameMeta; the frame's own tag stays in place), lookup, ingress policy
+//   classify()  two passes over the batch (`classify`'s comment): (1) parse, VLAN classification (VLAN
+//               and PCP go to FrameMeta; the frame's own tag stays in place), lookup; (2) ingress policy
 //               (a known-unicast frame's outbound and inbound ACLs in one verdict-cache probe),
 //               learning; writes one decision per frame: an output port, flood, or drop with a reason.
-//   scatter     in the same pass: frame indices appended to per-port TX lists.
+//   scatter     in the second pass: frame indices appended to per-port TX lists.
 //   transmit()  per output port: bring the frame to the port's wire form
 //               from whatever form it has now (rewrite the TCI in place, push
 //               a tag into the headroom, or pop it), then send. A flooded
@@ -235,7 +235,7 @@ public struct ForwardingEngine {
     public let scratch: UnsafeMutablePointer<FrameBatch>
     /// What classify's first stage found for each frame (one per batch slot), for the later stages.
     @usableFromInline let stage: UnsafeMutablePointer<StageSlot>
-    /// Indices of the frames still in play between classify's stages.
+    /// Indices of the frames classify's first stage passed on to the second.
     @usableFromInline let live: UnsafeMutablePointer<UInt16>
 
     /// A frame's MAC addresses, the destination's port (-1: unknown or group address), and the EtherType
@@ -286,22 +286,21 @@ public struct ForwardingEngine {
     /// Decides the fate of every frame of `batch`, all received on port `ingress`.
     /// `now` is in seconds (MAC table), `nowNs` in nanoseconds (policers, storm control).
     ///
-    /// Three stages over the batch, each a loop of its own (issue 3, session 5): one loop doing all of it
+    /// Two stages over the batch, each a loop of its own (issue 3, session 5): one loop doing all of it
     /// kept ~35 values alive across the frame and spilled ~100 instructions per frame to the stack.
     ///   1. `parseStage` (one copy per port mode, the mode a constant): parse, VLAN classification,
-    ///      priority, source check, destination lookup; survivors' (src, dst, out) go to `stage`, their
-    ///      indices to `live`, VLAN / PCP / tag flags to FrameMeta.
-    ///   2. `policyStage` (ports with `ingressChecks` only): anti-spoofing, guards, outbound ACL (with the
-    ///      unicast output port's inbound ACL in the same probe), transmit policer; compacts `live`.
-    ///   3. `forwardStage`: storm control, learning, scatter.
+    ///      priority, source check, destination lookup; survivors' (src, dst, out, EtherType and L3
+    ///      offset) go to `stage`, their indices to `live`, VLAN / PCP / tag flags to FrameMeta.
+    ///   2. `forwardBody` over `live`, in two copies: `policyForwardStage` (ports with `ingressChecks`:
+    ///      anti-spoofing, guards, outbound ACL with the unicast output port's inbound ACL in the same
+    ///      probe, transmit policer, storm control) and `forwardStage` (without); then learning, scatter.
+    /// (Three stages, the policy in a loop of its own, cost 26 more instructions per frame than two: the
+    /// extra loop's bookkeeping outweighed the spills it saved.)
     /// The order of every side effect is the single loop's (policer and storm charges, learning, move
-    /// log), frame by frame within a stage. One difference is made invisible: a destination is looked up
-    /// in stage 1, before the batch's learning, so once a frame of the batch has learned or moved an
-    /// entry, stage 3 looks the later frames' destinations up again (the single loop saw the earlier
-    /// frames' learning). Learning only ever moves entries to the ingress port, so a lookup that changes
-    /// lands on `sameSegment` or finds the entry just learned; stage 2's verdict for the outbound ACL does
-    /// not depend on the output port (only which cache entry serves it), and the inbound verdict carried
-    /// in the flags is cleared when the port changed (ClassifyDigestTests pins the whole behaviour).
+    /// log), frame by frame. One difference is made invisible: a destination is looked up in stage 1,
+    /// before the batch's learning, so once a frame of the batch has learned or moved an entry, stage 2
+    /// looks the later frames' destinations up again (the single loop saw the earlier frames' learning),
+    /// before their ingress policy uses it (ClassifyDigestTests pins the whole behaviour).
     @inlinable
     public func classify(_ batch: FrameBatch, ingress: Int, view: UnsafeMutablePointer<ConfigView>, now: UInt32,
                          nowNs: UInt64 = 0) {
@@ -312,9 +311,12 @@ public struct ForwardingEngine {
         case .trunk: alive = parseTrunk(batch, ingress: ingress, view: view)
         case .tunnel: alive = parseTunnel(batch, ingress: ingress, view: view)
         }
-        let checks = entry.pointee.ingressChecks
-        if checks && alive > 0 { alive = policyStage(batch, ingress: ingress, view: view, alive: alive, nowNs: nowNs) }
-        if alive > 0 { forwardStage(batch, ingress: ingress, view: view, alive: alive, now: now, nowNs: nowNs, checks: checks) }
+        guard alive > 0 else { return }
+        if entry.pointee.ingressChecks {
+            policyForwardStage(batch, ingress: ingress, view: view, alive: alive, now: now, nowNs: nowNs)
+        } else {
+            forwardStage(batch, ingress: ingress, view: view, alive: alive, now: now, nowNs: nowNs)
+        }
     }
 
     @usableFromInline @inline(never)
@@ -439,9 +441,23 @@ public struct ForwardingEngine {
         return alive
     }
 
-    /// Stage 2: the rest of the port's ingress policy for the frames in `live[0..<alive]`; compacts `live`.
+    /// Stage 2 without the ingress policy: learning and scatter for the frames in `live[0..<alive]`.
     @usableFromInline @inline(never)
-    func policyStage(_ batch: FrameBatch, ingress: Int, view: UnsafeMutablePointer<ConfigView>, alive: Int, nowNs: UInt64) -> Int {
+    func forwardStage(_ batch: FrameBatch, ingress: Int, view: UnsafeMutablePointer<ConfigView>, alive: Int, now: UInt32,
+                      nowNs: UInt64) {
+        forwardBody(batch, ingress: ingress, view: view, alive: alive, now: now, nowNs: nowNs, checks: false)
+    }
+
+    /// Stage 2 with the ingress policy (ports with `ingressChecks`): the checks, storm control, learning, scatter.
+    @usableFromInline @inline(never)
+    func policyForwardStage(_ batch: FrameBatch, ingress: Int, view: UnsafeMutablePointer<ConfigView>, alive: Int, now: UInt32,
+                            nowNs: UInt64) {
+        forwardBody(batch, ingress: ingress, view: view, alive: alive, now: now, nowNs: nowNs, checks: true)
+    }
+
+    @inline(__always)
+    func forwardBody(_ batch: FrameBatch, ingress: Int, view: UnsafeMutablePointer<ConfigView>, alive: Int, now: UInt32,
+                     nowNs: UInt64, checks: Bool) {
         let batch = batch   // local copies, as in parseStage
         let stage = self.stage, live = self.live, keys = self.keys, cache = aclCache.entries
         let cfg = view.pointee
@@ -449,35 +465,8 @@ public struct ForwardingEngine {
         let policyConsts = IngressPolicy(cfg, port: ingress, entry)
         // The transmit policer's GCRA word, read once and written once per batch (PortRuntime.conformOwned:
         // one thread owns a port's receive side).
-        let tat0 = policyConsts.txNsPerByteQ16 > 0 ? policyConsts.txPolicer.load(ordering: .relaxed) : 0
+        let tat0 = checks && policyConsts.txNsPerByteQ16 > 0 ? policyConsts.txPolicer.load(ordering: .relaxed) : 0
         var tat = tat0
-        var kept = 0
-        var k = 0
-        while k < alive {
-            let i = Int(live[k])
-            k &+= 1
-            let s = stage + i
-            let meta = batch.meta + i
-            if let reason = ingressPolicy(batch, i, port: ingress, entry, cfg, policyConsts, src: s.pointee.src, dst: s.pointee.dst,
-                                          vlan: meta.pointee.vlan, pcp: meta.pointee.pcp, out: Int(s.pointee.out), l3: s.pointee.l3,
-                                          key: keys + i, cache: cache, nowNs: nowNs, tat: &tat) {
-                drop(batch, i, ingress, reason); continue
-            }
-            live[kept] = UInt16(truncatingIfNeeded: i)
-            kept &+= 1
-        }
-        if tat != tat0 { policyConsts.txPolicer.store(tat, ordering: .relaxed) }
-        return kept
-    }
-
-    /// Stage 3: storm control, learning and scatter for the frames in `live[0..<alive]`.
-    @usableFromInline @inline(never)
-    func forwardStage(_ batch: FrameBatch, ingress: Int, view: UnsafeMutablePointer<ConfigView>, alive: Int, now: UInt32,
-                      nowNs: UInt64, checks: Bool) {
-        let batch = batch   // local copies, as in parseStage
-        let stage = self.stage, live = self.live
-        let cfg = view.pointee
-        let entry = cfg.ports + ingress
         let learning = entry.pointee.policy.learning
         let macLimit = entry.pointee.policy.macLimit
         let forwardUnlearned = entry.pointee.policy.forwardUnlearned
@@ -502,7 +491,13 @@ public struct ForwardingEngine {
             var out = Int(s.pointee.out)
             if changed && dst & 0x0100_0000_0000 == 0 {
                 out = table.lookup(vlan: vlan, mac: dst)
-                if out != Int(s.pointee.out) { meta.pointee.flags &= ~(FrameMeta.inboundACLChecked | FrameMeta.inboundACLDenied) }
+            }
+            if checks {
+                if let reason = ingressPolicy(batch, i, port: ingress, entry, cfg, policyConsts, src: src, dst: dst,
+                                              vlan: vlan, pcp: meta.pointee.pcp, out: out, l3: s.pointee.l3,
+                                              key: keys + i, cache: cache, nowNs: nowNs, tat: &tat) {
+                    drop(batch, i, ingress, reason); continue
+                }
             }
             // Storm control on what will be flooded.
             if out < 0 && checks {
@@ -515,7 +510,7 @@ public struct ForwardingEngine {
                     drop(batch, i, ingress, .storm); continue
                 }
             }
-            // 6. Learning.
+            // Learning.
             if learning {
                 var previous = 0
                 switch table.learnFast(vlan: vlan, mac: src, port: ingress, now: now, portLimit: macLimit,
@@ -534,7 +529,7 @@ public struct ForwardingEngine {
                     counters.add(port: ingress, PortCounter.learnTableFull, 1)
                 }
             }
-            // 7. Scatter.
+            // Scatter.
             if out >= 0 {
                 if out == ingress { drop(batch, i, ingress, .sameSegment); continue }
                 if out >= portSlots { drop(batch, i, ingress, .noDestination); continue }
@@ -566,6 +561,7 @@ public struct ForwardingEngine {
             }
         }
         tx.touchedCount.pointee = touched
+        if tat != tat0 { policyConsts.txPolicer.store(tat, ordering: .relaxed) }
         if floods > 0 { counters.add(port: ingress, PortCounter.floods, floods) }
     }
 
