@@ -50,7 +50,6 @@ public extension FrameBatch {
     @_transparent
     func flowWords(_ i: Int, vlan: UInt16, pcp: UInt8, src: UInt64, dst: UInt64) -> FlowWords {
         let len = Int(meta[i].length)
-        let d = data(i)
         var off = 12
         var et = be16(i, at: 12)
         if (et == EtherType.vlan || et == EtherType.qinq) && len >= 18 {
@@ -58,7 +57,15 @@ public extension FrameBatch {
             et = be16(i, at: 16)
             if (et == EtherType.vlan || et == EtherType.qinq) && len >= 22 { off = 20; et = be16(i, at: 20) }
         }
-        let l3 = off &+ 2
+        return flowWords(i, etherType: et, l3: off &+ 2, vlan: vlan, pcp: pcp, src: src, dst: dst)
+    }
+
+    /// `flowWords` when the caller already found the EtherType behind the frame's tags (at most two, as
+    /// above) and the offset `l3` of what follows it (classify's first stage does, for its own checks).
+    @_transparent
+    func flowWords(_ i: Int, etherType et: UInt16, l3: Int, vlan: UInt16, pcp: UInt8, src: UInt64, dst: UInt64) -> FlowWords {
+        let len = Int(meta[i].length)
+        let d = data(i)
         if et == EtherType.ipv4 && len >= l3 &+ 24 {
             let verIHL = d.load(fromByteOffset: l3, as: UInt8.self)
             let proto = d.load(fromByteOffset: l3 &+ 9, as: UInt8.self)

@@ -1,11 +1,11 @@
 // ForwardingEngine: the per-frame pipeline of one forwarding thread
 // (dataplane.md "The life of a frame"), classify-then-act (design.md 3):
 //
-//   classify()  one pass over the batch: parse, VLAN classification (VLAN and
-//               PCP go to FrameMeta; the frame's own tag stays in place), lookup, ingress policy
+//   classify()  two passes over the batch (`classify`'s comment): (1) parse, VLAN classification (VLAN
+//               and PCP go to FrameMeta; the frame's own tag stays in place), lookup; (2) ingress policy
 //               (a known-unicast frame's outbound and inbound ACLs in one verdict-cache probe),
 //               learning; writes one decision per frame: an output port, flood, or drop with a reason.
-//   scatter     in the same pass: frame indices appended to per-port TX lists.
+//   scatter     in the second pass: frame indices appended to per-port TX lists.
 //   transmit()  per output port: bring the frame to the port's wire form
 //               from whatever form it has now (rewrite the TCI in place, push
 //               a tag into the headroom, or pop it), then send. A flooded
@@ -66,12 +66,28 @@ public struct TxPlan {
     /// there (the count advances) only for a port's first frame.
     @inlinable @inline(__always)
     func append(port: Int, frame: Int) {
-        let n = Int(lengths[port])
-        let t = touchedCount.pointee
-        touched[t] = UInt16(truncatingIfNeeded: port)
-        touchedCount.pointee = t &+ (n == 0 ? 1 : 0)
-        lists[port &* batchCapacity &+ n] = UInt16(truncatingIfNeeded: frame)
-        lengths[port] = UInt16(truncatingIfNeeded: n &+ 1)
+        var t = touchedCount.pointee
+        Local(self).append(port: port, frame: frame, touchedCount: &t)
+        touchedCount.pointee = t
+    }
+
+    /// The plan's pointers as local values, with the touched count in the caller's variable (stored back
+    /// to `touchedCount` by the caller after its loop): `append` without reloading them per frame.
+    @usableFromInline
+    struct Local {
+        @usableFromInline let lists: UnsafeMutablePointer<UInt16>, lengths: UnsafeMutablePointer<UInt16>
+        @usableFromInline let touched: UnsafeMutablePointer<UInt16>, batchCapacity: Int
+        @inlinable @inline(__always)
+        init(_ p: TxPlan) { lists = p.lists; lengths = p.lengths; touched = p.touched; batchCapacity = p.batchCapacity }
+
+        @inlinable @inline(__always)
+        func append(port: Int, frame: Int, touchedCount t: inout Int) {
+            let n = Int(lengths[port])
+            touched[t] = UInt16(truncatingIfNeeded: port)
+            t &+= (n == 0 ? 1 : 0)
+            lists[port &* batchCapacity &+ n] = UInt16(truncatingIfNeeded: frame)
+            lengths[port] = UInt16(truncatingIfNeeded: n &+ 1)
+        }
     }
 }
 
@@ -217,6 +233,21 @@ public struct ForwardingEngine {
     @usableFromInline let verdicts: UnsafeMutablePointer<UInt8>
     /// Scratch batch for software segmentation (GSO super-frames to ports without offloads).
     public let scratch: UnsafeMutablePointer<FrameBatch>
+    /// What classify's first stage found for each frame (one per batch slot), for the later stages.
+    @usableFromInline let stage: UnsafeMutablePointer<StageSlot>
+    /// Indices of the frames classify's first stage passed on to the second.
+    @usableFromInline let live: UnsafeMutablePointer<UInt16>
+
+    /// A frame's MAC addresses, the destination's port (-1: unknown or group address), and the EtherType
+    /// behind the frame's tags (at most two) with the offset of what follows it (`l3 << 16 | etherType`),
+    /// which the flow-key parser then need not find again.
+    @usableFromInline
+    struct StageSlot {
+        @usableFromInline var src: UInt64, dst: UInt64, out: Int32, l3: UInt32
+        @inlinable @inline(__always) init(src: UInt64, dst: UInt64, out: Int32, l3: UInt32) {
+            self.src = src; self.dst = dst; self.out = out; self.l3 = l3
+        }
+    }
 
     /// - Parameter segmentRoom: largest segment software segmentation produces (the largest port MTU + 64).
     public init(maxPorts: Int = 1024, batchCapacity: Int, captureBytes: Int = 4 << 20, segmentRoom: Int = 9216 + 64) {
@@ -231,10 +262,15 @@ public struct ForwardingEngine {
         keys.initialize(repeating: FlowKey(), count: batchCapacity)
         verdicts = .allocate(capacity: batchCapacity)
         verdicts.initialize(repeating: 0, count: batchCapacity)
+        stage = .allocate(capacity: batchCapacity)
+        stage.initialize(repeating: StageSlot(src: 0, dst: 0, out: -1, l3: 0), count: batchCapacity)
+        live = .allocate(capacity: batchCapacity)
+        live.initialize(repeating: 0, count: batchCapacity)
     }
 
     public func deallocate() {
         counters.deallocate(); tx.deallocate(); aclCache.deallocate(); keys.deallocate(); verdicts.deallocate(); capture.deallocate()
+        stage.deallocate(); live.deallocate()
         scratch.pointee.deallocate(); scratch.deallocate()
     }
 
@@ -249,38 +285,75 @@ public struct ForwardingEngine {
 
     /// Decides the fate of every frame of `batch`, all received on port `ingress`.
     /// `now` is in seconds (MAC table), `nowNs` in nanoseconds (policers, storm control).
+    ///
+    /// Two stages over the batch, each a loop of its own (issue 3, session 5): one loop doing all of it
+    /// kept ~35 values alive across the frame and spilled ~100 instructions per frame to the stack.
+    ///   1. `parseStage` (one copy per port mode, the mode a constant): parse, VLAN classification,
+    ///      priority, source check, destination lookup; survivors' (src, dst, out, EtherType and L3
+    ///      offset) go to `stage`, their indices to `live`, VLAN / PCP / tag flags to FrameMeta.
+    ///   2. `forwardBody` over `live`, in two copies: `policyForwardStage` (ports with `ingressChecks`:
+    ///      anti-spoofing, guards, outbound ACL with the unicast output port's inbound ACL in the same
+    ///      probe, transmit policer, storm control) and `forwardStage` (without); then learning, scatter.
+    /// (Three stages, the policy in a loop of its own, cost 26 more instructions per frame than two: the
+    /// extra loop's bookkeeping outweighed the spills it saved.)
+    /// The order of every side effect is the single loop's (policer and storm charges, learning, move
+    /// log), frame by frame. One difference is made invisible: a destination is looked up in stage 1,
+    /// before the batch's learning, so once a frame of the batch has learned or moved an entry, stage 2
+    /// looks the later frames' destinations up again (the single loop saw the earlier frames' learning),
+    /// before their ingress policy uses it (ClassifyDigestTests pins the whole behaviour).
     @inlinable
     public func classify(_ batch: FrameBatch, ingress: Int, view: UnsafeMutablePointer<ConfigView>, now: UInt32,
                          nowNs: UInt64 = 0) {
-        // Two copies of the loop: with the port's ingress policy (inlined) and without. Inlining the
-        // policy took ~60 instructions of call overhead off every policed frame, but the registers it
-        // needs cost frames of ports without a policy ~13 instructions; with `checks` a constant in
-        // each copy, neither pays for the other. This function is close to the optimizer's inlining
-        // budget: four copies (checks × trunk) made small stdlib accessors (`bigEndian`,
-        // `loadUnaligned`) out-of-line calls, +78 instructions per realistic-profile frame. After
-        // changing the per-frame code, check the callgrind profile for such calls (bench/README.md).
-        if view.pointee.ports[ingress].ingressChecks {
-            classifyBatch(batch, ingress: ingress, view: view, now: now, nowNs: nowNs, checks: true)
+        let entry = view.pointee.ports + ingress
+        var alive: Int
+        switch entry.pointee.policy.mode {
+        case .access: alive = parseAccess(batch, ingress: ingress, view: view)
+        case .trunk: alive = parseTrunk(batch, ingress: ingress, view: view)
+        case .tunnel: alive = parseTunnel(batch, ingress: ingress, view: view)
+        }
+        guard alive > 0 else { return }
+        if entry.pointee.ingressChecks {
+            policyForwardStage(batch, ingress: ingress, view: view, alive: alive, now: now, nowNs: nowNs)
         } else {
-            classifyBatch(batch, ingress: ingress, view: view, now: now, nowNs: nowNs, checks: false)
+            forwardStage(batch, ingress: ingress, view: view, alive: alive, now: now, nowNs: nowNs)
         }
     }
 
-    /// `classify` with the port's `ingressChecks` as a constant.
-    @usableFromInline @_transparent
-    func classifyBatch(_ batch: FrameBatch, ingress: Int, view: UnsafeMutablePointer<ConfigView>, now: UInt32,
-                       nowNs: UInt64, checks: Bool) {
+    @usableFromInline @inline(never)
+    func parseAccess(_ batch: FrameBatch, ingress: Int, view: UnsafeMutablePointer<ConfigView>) -> Int {
+        parseStage(batch, ingress: ingress, view: view, mode: .access)
+    }
+    @usableFromInline @inline(never)
+    func parseTrunk(_ batch: FrameBatch, ingress: Int, view: UnsafeMutablePointer<ConfigView>) -> Int {
+        parseStage(batch, ingress: ingress, view: view, mode: .trunk)
+    }
+    @usableFromInline @inline(never)
+    func parseTunnel(_ batch: FrameBatch, ingress: Int, view: UnsafeMutablePointer<ConfigView>) -> Int {
+        parseStage(batch, ingress: ingress, view: view, mode: .tunnel)
+    }
+
+    /// Stage 1 with the port's mode a constant. Returns the number of frames left in `live`.
+    @inline(__always)
+    func parseStage(_ batch: FrameBatch, ingress: Int, view: UnsafeMutablePointer<ConfigView>, mode: PortPolicy.Mode) -> Int {
+        // Local copies of the batch and of the engine's arrays: both arrive in memory (indirect arguments),
+        // and the compiler reloaded their fields after every store through a pointer (issue 3, session 5).
+        let batch = batch
+        let stage = self.stage, live = self.live
         let cfg = view.pointee
         let entry = cfg.ports + ingress
-        let policy = entry.pointee.policy
+        // Fields, not `entry.pointee.policy` whole: a copy of the policy copies its 512-byte VLAN set.
+        let pvid = entry.pointee.policy.pvid
+        let acceptUntagged = entry.pointee.policy.acceptUntagged
+        let defaultPriority = entry.pointee.policy.defaultPriority
+        let allowedPriorityMask = entry.pointee.policy.allowedPriorityMask
+        let dropPriorityViolations = entry.pointee.policy.dropPriorityViolations
+        let checkPriority = allowedPriorityMask != 0xFF   // every PCP allowed: no per-frame test
         let maxPayload = Int(entry.pointee.mtu)
         let table = cfg.macTable
-        let portSlots = cfg.portSlots
-        let tunnel = policy.mode == .tunnel
+        let tunnel = mode == .tunnel
         let vlanWords = PortEntry.vlanWordsOffset
-        let policyConsts = IngressPolicy(cfg, port: ingress, entry)
         var rxBytes: UInt64 = 0
-        var floods: UInt64 = 0
+        var alive = 0
         let n = batch.count
         var i = 0
         while i < n {
@@ -295,17 +368,20 @@ public struct ForwardingEngine {
             var hasTag = false          // carries the port's tag (possibly priority-only)
             var serviceTag = tunnel     // the frame travels in a Dot1Q-tunnel VLAN
             var vid: UInt16 = 0
-            var pcp = policy.defaultPriority
+            var pcp = defaultPriority
             var headerLen = 14
+            var l3 = UInt32(et) | 14 << 16
             if et == EtherType.vlan || et == EtherType.qinq {
                 if length < 18 { drop(batch, i, ingress, .malformed); continue }
                 let inner = batch.be16(i, at: 16)
-                if (inner == EtherType.vlan || inner == EtherType.qinq) && length < 22 {
-                    drop(batch, i, ingress, .malformed); continue
+                l3 = UInt32(inner) | 18 << 16
+                if inner == EtherType.vlan || inner == EtherType.qinq {
+                    if length < 22 { drop(batch, i, ingress, .malformed); continue }
+                    l3 = UInt32(batch.be16(i, at: 20)) | 22 << 16
                 }
                 if tunnel {
                     if et == EtherType.vlan { headerLen = 18 }   // one customer tag is not payload
-                } else if et == EtherType.vlan || policy.mode == .trunk {
+                } else if et == EtherType.vlan || mode == .trunk {
                     // Access ports take 802.1Q tags; trunks take 802.1Q and 802.1ad (service) tags.
                     let tci = batch.be16(i, at: 14)
                     hasTag = true
@@ -324,25 +400,25 @@ public struct ForwardingEngine {
 
             // 2. Ingress VLAN classification.
             var vlan: UInt16
-            switch policy.mode {
+            switch mode {
             case .access:
-                if tagged && vid != policy.pvid { drop(batch, i, ingress, .vlanNotAllowed); continue }
-                vlan = policy.pvid
+                if tagged && vid != pvid { drop(batch, i, ingress, .vlanNotAllowed); continue }
+                vlan = pvid
             case .trunk:
                 if tagged {
                     if !portCarries(entry, vlan: vid, wordsOffset: vlanWords) { drop(batch, i, ingress, .vlanNotAllowed); continue }
                     vlan = vid
                 } else {
-                    if !policy.acceptUntagged { drop(batch, i, ingress, .untaggedNotAllowed); continue }
-                    vlan = policy.pvid
+                    if !acceptUntagged { drop(batch, i, ingress, .untaggedNotAllowed); continue }
+                    vlan = pvid
                 }
             case .tunnel:
-                vlan = policy.pvid
+                vlan = pvid
             }
             // 3. Priority.
-            if hasTag && policy.allowedPriorityMask & (1 &<< pcp) == 0 {
-                if policy.dropPriorityViolations { drop(batch, i, ingress, .priorityNotAllowed); continue }
-                pcp = policy.defaultPriority
+            if hasTag && checkPriority && allowedPriorityMask & (1 &<< pcp) == 0 {
+                if dropPriorityViolations { drop(batch, i, ingress, .priorityNotAllowed); continue }
+                pcp = defaultPriority
             }
             let src = batch.source(i)
             if src & 0x0100_0000_0000 != 0 || src == 0 { drop(batch, i, ingress, .invalidSource); continue }
@@ -351,19 +427,78 @@ public struct ForwardingEngine {
             let dst = batch.destination(i)
             var out = -1
             if dst & 0x0100_0000_0000 == 0 { out = table.lookup(vlan: vlan, mac: dst) }
-            // 5. The rest of the port's ingress policy (skipped in one branch when the profile has none).
-            if checks {
-                if let reason = ingressPolicy(batch, i, port: ingress, entry, cfg, policyConsts, src: src, dst: dst, vlan: vlan, pcp: pcp,
-                                              out: out, nowNs: nowNs) {
-                    drop(batch, i, ingress, reason); continue
-                }
-            }
             meta.pointee.flags = (meta.pointee.flags & (FrameMeta.flowKeyValid | FrameMeta.offload
                                                         | FrameMeta.inboundACLChecked | FrameMeta.inboundACLDenied))
                 | (hasTag ? FrameMeta.tagged : 0) | (serviceTag ? FrameMeta.serviceTag : 0)
             meta.pointee.vlan = vlan
             meta.pointee.pcp = pcp
+            stage[i] = StageSlot(src: src, dst: dst, out: Int32(truncatingIfNeeded: out), l3: l3)
+            live[alive] = UInt16(truncatingIfNeeded: i)
+            alive &+= 1
+        }
+        counters.add(port: ingress, PortCounter.rxPackets, UInt64(n))
+        counters.add(port: ingress, PortCounter.rxBytes, rxBytes)
+        return alive
+    }
 
+    /// Stage 2 without the ingress policy: learning and scatter for the frames in `live[0..<alive]`.
+    @usableFromInline @inline(never)
+    func forwardStage(_ batch: FrameBatch, ingress: Int, view: UnsafeMutablePointer<ConfigView>, alive: Int, now: UInt32,
+                      nowNs: UInt64) {
+        forwardBody(batch, ingress: ingress, view: view, alive: alive, now: now, nowNs: nowNs, checks: false)
+    }
+
+    /// Stage 2 with the ingress policy (ports with `ingressChecks`): the checks, storm control, learning, scatter.
+    @usableFromInline @inline(never)
+    func policyForwardStage(_ batch: FrameBatch, ingress: Int, view: UnsafeMutablePointer<ConfigView>, alive: Int, now: UInt32,
+                            nowNs: UInt64) {
+        forwardBody(batch, ingress: ingress, view: view, alive: alive, now: now, nowNs: nowNs, checks: true)
+    }
+
+    @inline(__always)
+    func forwardBody(_ batch: FrameBatch, ingress: Int, view: UnsafeMutablePointer<ConfigView>, alive: Int, now: UInt32,
+                     nowNs: UInt64, checks: Bool) {
+        let batch = batch   // local copies, as in parseStage
+        let stage = self.stage, live = self.live, keys = self.keys, cache = aclCache.entries
+        let cfg = view.pointee
+        let entry = cfg.ports + ingress
+        let policyConsts = IngressPolicy(cfg, port: ingress, entry)
+        // The transmit policer's GCRA word, read once and written once per batch (PortRuntime.conformOwned:
+        // one thread owns a port's receive side).
+        let tat0 = checks && policyConsts.txNsPerByteQ16 > 0 ? policyConsts.txPolicer.load(ordering: .relaxed) : 0
+        var tat = tat0
+        let learning = entry.pointee.policy.learning
+        let macLimit = entry.pointee.policy.macLimit
+        let forwardUnlearned = entry.pointee.policy.forwardUnlearned
+        let table = cfg.macTable
+        let portSlots = cfg.portSlots
+        let vlanWords = PortEntry.vlanWordsOffset
+        var floods: UInt64 = 0
+        // A frame of this batch learned or moved an entry: the later frames' destinations are looked up again.
+        var changed = false
+        // The TX plan's pointers and touched count in locals (`self` is in memory: the compiler reloaded
+        // them after every store through a pointer).
+        let plan = TxPlan.Local(tx)
+        var touched = tx.touchedCount.pointee
+        var k = 0
+        while k < alive {
+            let i = Int(live[k])
+            k &+= 1
+            let meta = batch.meta + i
+            let s = stage + i
+            let src = s.pointee.src, dst = s.pointee.dst
+            let vlan = meta.pointee.vlan
+            var out = Int(s.pointee.out)
+            if changed && dst & 0x0100_0000_0000 == 0 {
+                out = table.lookup(vlan: vlan, mac: dst)
+            }
+            if checks {
+                if let reason = ingressPolicy(batch, i, port: ingress, entry, cfg, policyConsts, src: src, dst: dst,
+                                              vlan: vlan, pcp: meta.pointee.pcp, out: out, l3: s.pointee.l3,
+                                              key: keys + i, cache: cache, nowNs: nowNs, tat: &tat) {
+                    drop(batch, i, ingress, reason); continue
+                }
+            }
             // Storm control on what will be flooded.
             if out < 0 && checks {
                 let e = entry
@@ -375,37 +510,40 @@ public struct ForwardingEngine {
                     drop(batch, i, ingress, .storm); continue
                 }
             }
-            // 6. Learning.
-            if policy.learning {
+            // Learning.
+            if learning {
                 var previous = 0
-                switch table.learnFast(vlan: vlan, mac: src, port: ingress, now: now, portLimit: policy.macLimit,
-                                   previousPort: &previous) {
-                case .known, .refreshed, .learned, .staticEntry:
+                switch table.learnFast(vlan: vlan, mac: src, port: ingress, now: now, portLimit: macLimit,
+                                       previousPort: &previous) {
+                case .known, .refreshed, .staticEntry:
                     break
+                case .learned:
+                    changed = true
                 case .moved:
+                    changed = true
                     counters.add(port: ingress, PortCounter.macMoves, 1)
                     moves.push(MACMove(mac: src, vlan: vlan, from: previous, to: ingress))
                 case .portLimit:
-                    if !policy.forwardUnlearned { drop(batch, i, ingress, .macLimit); continue }
+                    if !forwardUnlearned { drop(batch, i, ingress, .macLimit); continue }
                 case .tableFull:
                     counters.add(port: ingress, PortCounter.learnTableFull, 1)
                 }
             }
-            // 7. Scatter.
+            // Scatter.
             if out >= 0 {
                 if out == ingress { drop(batch, i, ingress, .sameSegment); continue }
                 if out >= portSlots { drop(batch, i, ingress, .noDestination); continue }
                 let oe = cfg.ports + out
-                if !oe.pointee.present || !oe.pointee.up { drop(batch, i, out, .portDown); continue }
+                if !oe.pointee.reachable { drop(batch, i, out, .portDown); continue }
                 if !portCarries(oe, vlan: vlan, wordsOffset: vlanWords) { drop(batch, i, out, .vlanNotAllowed); continue }
                 meta.pointee.output = UInt16(truncatingIfNeeded: out)
-                tx.append(port: out, frame: i)
+                plan.append(port: out, frame: i, touchedCount: &touched)
                 if cfg.anyPromiscuous {
                     var f = Int(cfg.promiscStart[Int(vlan)])
                     let end = Int(cfg.promiscStart[Int(vlan) &+ 1])
                     while f < end {
                         let p = Int(cfg.promiscPorts[f])
-                        if p != ingress && p != out { tx.append(port: p, frame: i) }
+                        if p != ingress && p != out { plan.append(port: p, frame: i, touchedCount: &touched) }
                         f &+= 1
                     }
                 }
@@ -418,12 +556,12 @@ public struct ForwardingEngine {
             var f = start
             while f < end {
                 let p = Int(cfg.floodPorts[f])
-                if p != ingress { tx.append(port: p, frame: i) }
+                if p != ingress { plan.append(port: p, frame: i, touchedCount: &touched) }
                 f &+= 1
             }
         }
-        counters.add(port: ingress, PortCounter.rxPackets, UInt64(n))
-        counters.add(port: ingress, PortCounter.rxBytes, rxBytes)
+        tx.touchedCount.pointee = touched
+        if tat != tat0 { policyConsts.txPolicer.store(tat, ordering: .relaxed) }
         if floods > 0 { counters.add(port: ingress, PortCounter.floods, floods) }
     }
 
@@ -477,11 +615,12 @@ public struct ForwardingEngine {
     /// on the fields the rules use (`mask`: the port's word mask for that direction).
     @inlinable @inline(__always)
     func aclAllows(_ cfg: ConfigView, port: Int, _ start: UInt32, _ count: UInt32, mask: UnsafeMutablePointer<FlowKey>,
-                   _ key: UnsafeMutablePointer<FlowKey>, outbound: Bool, defaultDeny: Bool) -> Bool {
+                   _ key: UnsafeMutablePointer<FlowKey>, outbound: Bool, defaultDeny: Bool,
+                   cache: UnsafeMutablePointer<ACLVerdictCache.Entry>) -> Bool {
         if count == 0 { return !defaultDeny }
         let words = ACLVerdictCache.Words(UnsafeRawPointer(key), UnsafeRawPointer(mask))
         let tag = ACLVerdictCache.tag(generation: cfg.generation, port: port, outbound: outbound)
-        let slot = aclCache.entries + words.index(tag)
+        let slot = cache + words.index(tag)
         let slotKey = UnsafeMutableRawPointer(slot) + MemoryLayout<ACLVerdictCache.Entry>.offset(of: \ACLVerdictCache.Entry.key)!
         if slot.pointee.tag == tag && words.equals(slotKey) { return slot.pointee.verdict != 0 }
         return aclAllowsMiss(cfg, start, count, key, mask: UnsafeRawPointer(mask), outbound: outbound, defaultDeny: defaultDeny,
@@ -509,12 +648,13 @@ public struct ForwardingEngine {
     /// fields, a subset of the union the entry is keyed on, so sharing the entry changes no verdict.
     @inlinable @inline(__always)
     func aclBoth(_ cfg: ConfigView, ingress: Int, _ ie: UnsafeMutablePointer<PortEntry>, out: Int,
-                 _ oe: UnsafeMutablePointer<PortEntry>, _ key: UnsafeMutablePointer<FlowKey>, tagBase: UInt64) -> UInt8 {
+                 _ oe: UnsafeMutablePointer<PortEntry>, _ key: UnsafeMutablePointer<FlowKey>, tagBase: UInt64,
+                 cache: UnsafeMutablePointer<ACLVerdictCache.Entry>) -> UInt8 {
         let outMask = UnsafeRawPointer(ie) + MemoryLayout<PortEntry>.offset(of: \PortEntry.aclOutMask)!
         let inMask = UnsafeRawPointer(oe) + MemoryLayout<PortEntry>.offset(of: \PortEntry.aclInMask)!
         let words = ACLVerdictCache.Words(UnsafeRawPointer(key), outMask, inMask)
         let tag = tagBase | UInt64(truncatingIfNeeded: out & 0xFFF)   // ACLVerdictCache.tag(generation:ingress:output:)
-        let slot = aclCache.entries + words.index(tag)
+        let slot = cache + words.index(tag)
         let slotKey = UnsafeMutableRawPointer(slot) + MemoryLayout<ACLVerdictCache.Entry>.offset(of: \ACLVerdictCache.Entry.key)!
         if slot.pointee.tag == tag && words.equals(slotKey) { return slot.pointee.verdict }
         return aclBothMiss(cfg, ie, oe, key, slot: slot, tag: tag)
@@ -545,7 +685,9 @@ public struct ForwardingEngine {
     /// VLAN set) per frame cost more than everything else here.
     @usableFromInline @_transparent
     func ingressPolicy(_ batch: FrameBatch, _ i: Int, port: Int, _ e: UnsafeMutablePointer<PortEntry>, _ cfg: ConfigView,
-                       _ p: IngressPolicy, src: UInt64, dst: UInt64, vlan: UInt16, pcp: UInt8, out: Int, nowNs: UInt64) -> DropReason? {
+                       _ p: IngressPolicy, src: UInt64, dst: UInt64, vlan: UInt16, pcp: UInt8, out: Int, l3: UInt32,
+                       key k: UnsafeMutablePointer<FlowKey>, cache: UnsafeMutablePointer<ACLVerdictCache.Entry>,
+                       nowNs: UInt64, tat: inout UInt64) -> DropReason? {
         if p.sourceMACFiltering && src != p.mac
             && !allowListed(cfg, port: port, receive: false, p.txAllowStart, p.txAllowCount, mac: src, vlan: vlan) {
             return .spoofedSource
@@ -553,8 +695,8 @@ public struct ForwardingEngine {
         if p.needsKey {
             // The key stays in registers for the guards and the cache probe; its copy in `keys` serves
             // a cache miss (the rule walk) and the egress checks of a flooded frame.
-            let w = batch.flowWords(i, vlan: vlan, pcp: pcp, src: src, dst: dst)
-            let k = keys + i
+            let w = batch.flowWords(i, etherType: UInt16(truncatingIfNeeded: l3), l3: Int(l3 >> 16), vlan: vlan, pcp: pcp,
+                                    src: src, dst: dst)
             w.store(UnsafeMutableRawPointer(k))
             batch.meta[i].flags |= FrameMeta.flowKeyValid
             if p.dhcpGuard && w.hasL4 && w.proto == 17
@@ -569,24 +711,22 @@ public struct ForwardingEngine {
             if p.acl {
                 // A known-unicast frame whose output port filters inbound: both verdicts in one probe,
                 // the inbound one carried to that port's egress check in the frame's flags.
-                if out >= 0 && out < cfg.portSlots && out != port,
-                   case let oe = cfg.ports + out, oe.pointee.present && (oe.pointee.aclInCount > 0 || oe.pointee.policy.inboundDefaultDeny) {
-                    let v = aclBoth(cfg, ingress: port, e, out: out, oe, k, tagBase: p.bothTagBase)
+                if out >= 0 && out < cfg.portSlots && out != port, case let oe = cfg.ports + out, oe.pointee.inboundACLProbe {
+                    let v = aclBoth(cfg, ingress: port, e, out: out, oe, k, tagBase: p.bothTagBase, cache: cache)
                     if v & 1 == 0 { return .aclDeny }
                     batch.meta[i].flags |= FrameMeta.inboundACLChecked | (v & 2 == 0 ? FrameMeta.inboundACLDenied : 0)
                 } else if !aclAllows(cfg, port: port, p.aclOutStart, p.aclOutCount,
-                                     mask: &e.pointee.aclOutMask, k, outbound: true, defaultDeny: p.outboundDefaultDeny) {
+                                     mask: &e.pointee.aclOutMask, k, outbound: true, defaultDeny: p.outboundDefaultDeny, cache: cache) {
                     return .aclDeny
                 }
             }
         }
         if p.txNsPerByteQ16 > 0 {
             let cost = (batch.wireCost(i) &* p.txNsPerByteQ16) >> 16
-            // GCRA (PortRuntime.conformOwned) on the word read once per batch: one thread owns a port's receive side.
-            let tat = p.txPolicer.load(ordering: .relaxed)
+            // GCRA (PortRuntime.conformOwned) on the caller's copy of the word (read and written once per batch).
             let next = (tat > nowNs ? tat : nowNs) &+ cost
             if next &- nowNs > p.txToleranceNs { return .policer }
-            p.txPolicer.store(next, ordering: .relaxed)
+            tat = next
         }
         return nil
     }
@@ -600,6 +740,7 @@ public struct ForwardingEngine {
     @inlinable
     func egressVerdicts(_ batch: FrameBatch, list: UnsafeMutablePointer<UInt16>, _ n: Int, port: Int,
                         _ e: UnsafeMutablePointer<PortEntry>, _ cfg: ConfigView, nowNs: UInt64) {
+        let batch = batch, verdicts = self.verdicts   // local copies, as in parseStage
         let rxAllowStart = e.pointee.rxAllowStart, rxAllowCount = e.pointee.rxAllowCount
         let aclStart = e.pointee.aclInStart, aclCount = e.pointee.aclInCount
         let defaultDeny = e.pointee.policy.inboundDefaultDeny
@@ -676,7 +817,8 @@ public struct ForwardingEngine {
             batch.parseFlowKey(i, vlan: meta.pointee.vlan, pcp: meta.pointee.pcp, into: &keys[i])
             meta.pointee.flags |= FrameMeta.flowKeyValid
         }
-        if !aclAllows(cfg, port: port, aclStart, aclCount, mask: mask, keys + i, outbound: false, defaultDeny: defaultDeny) {
+        if !aclAllows(cfg, port: port, aclStart, aclCount, mask: mask, keys + i, outbound: false, defaultDeny: defaultDeny,
+                      cache: aclCache.entries) {
             return DropReason.aclDeny.rawValue
         }
         return ForwardingEngine.passVerdict
@@ -688,6 +830,7 @@ public struct ForwardingEngine {
     @inlinable
     public func transmit<B: PortBackend>(_ batch: FrameBatch, view: UnsafeMutablePointer<ConfigView>, nowNs: UInt64 = 0,
                                          backend: inout B) {
+        let batch = batch, verdicts = self.verdicts   // local copies, as in parseStage
         let cfg = view.pointee
         let touchedN = tx.touchedCount.pointee
         var t = 0

@@ -115,14 +115,15 @@ public struct MACTable: @unchecked Sendable {
     public func learnFast(vlan: UInt16, mac: UInt64, port: Int, now: UInt32, portLimit: UInt32,
                           previousPort: inout Int) -> LearnResult {
         let k = MACTable.key(vlan: vlan, mac: mac)
+        // Valid, not static, on `port`, stamped `now`: exactly this value word (bits 48...61 are never set,
+        // ports are below 4096), one compare instead of three.
+        let known = MACTable.makeValue(port: port, time: now)
         var i = MACTable.hash(k) & mask
         var probes = 0
         while probes < MACTable.maxProbe {
             let sk = keyWord(i).load(ordering: .relaxed)
             if sk == k {
-                let v = valueWord(i).load(ordering: .relaxed)
-                if v & (MACTable.validBit | MACTable.staticBit) == MACTable.validBit && MACTable.port(of: v) == port
-                    && MACTable.time(of: v) == now { return .known }
+                if valueWord(i).load(ordering: .relaxed) == known { return .known }
                 break
             }
             if sk == 0 { break }

@@ -40,6 +40,10 @@ public struct PortEntry {
     public var ingressChecks: Bool = false
     /// Any egress check (AllowedToReceive, inbound ACL, receive policer).
     public var egressChecks: Bool = false
+    /// `present && up`, and `present && (aclInCount > 0 || policy.inboundDefaultDeny)` (a unicast frame to
+    /// this port has its inbound ACL judged at ingress, ForwardingEngine.aclBoth): set with the other
+    /// derived fields by ConfigSnapshot, one load each on the per-frame path.
+    public var reachable: Bool = false, inboundACLProbe: Bool = false
     /// Slices of ConfigView.allowKeys / ConfigView.aclRules.
     public var txAllowStart: UInt32 = 0, txAllowCount: UInt32 = 0
     public var rxAllowStart: UInt32 = 0, rxAllowCount: UInt32 = 0
@@ -324,6 +328,8 @@ public final class ConfigSnapshot: @unchecked Sendable {
             e.captureSnap = s.captureSnap
             e.taps = s.capture | (p.mirrorSession != 0 && specs.contains { $0.mirrorDestination == p.mirrorSession && $0.index != s.index } ? PortEntry.mirrorSource : 0)
             e.egressChecks = !c.allowedReceive.isEmpty || !c.inboundACL.isEmpty || p.inboundDefaultDeny || p.receiveRate > 0
+            e.reachable = e.present && e.up
+            e.inboundACLProbe = e.present && (e.aclInCount > 0 || p.inboundDefaultDeny)
             ports[s.index] = e
         }
         // Flood lists (and promiscuous lists) in CSR form, ports in index order.
