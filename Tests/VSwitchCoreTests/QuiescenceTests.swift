@@ -33,22 +33,30 @@ final class QuiescenceTests: XCTestCase {
         XCTAssertGreaterThan(DispatchTime.now().uptimeNanoseconds - t0, 55_000_000)
     }
 
-    /// A forwarding thread ends its pass after the batch in progress when a snapshot is published, so a
-    /// grace period is one batch, not a pass over every ready port (here 400 ports at ≥ 250 µs each: a pass
-    /// is ≥ 100 ms).
-    func testAGracePeriodLastsABatchNotAPass() {
-        let ports = 400
+    /// One forwarding thread over `ports` always-ready access ports of a ScriptedBackend whose receives take
+    /// `delayUs`, started and past its first passes.
+    private func startWorker(ports: Int, delayUs: UInt32, served: ServedCounts? = nil)
+        -> (SnapshotPublisher, [PortSpec], MACTable, ForwardingThread<ScriptedBackend>, ManagedAtomic<Int>) {
         let table = MACTable(limit: 1024)
         let specs = (0..<ports).map { PortSpec(index: $0, policy: .access(10)) }
         let publisher = SnapshotPublisher(initial: ConfigSnapshot(generation: 1, ports: specs, macTable: table))
         publisher.setThreadCount(1)
-        let backend = ScriptedBackend(delayUs: 250)
+        var backend = ScriptedBackend(delayUs: delayUs)
+        backend.served = served
         let passes = backend.passes
         let worker = ForwardingThread(index: 0, threadCount: 1, publisher: publisher,
                                       backend: backend, batchCapacity: 4,
                                       maxPorts: 1024, idleTimeoutMs: 1, clock: { 0 })
         worker.start()
         while passes.load(ordering: .relaxed) < 2 { usleep(1000) }
+        return (publisher, specs, table, worker, passes)
+    }
+
+    /// A forwarding thread ends its pass after the batch in progress when a snapshot is published, so a
+    /// grace period is one batch, not a pass over every ready port (here 400 ports at ≥ 250 µs each: a pass
+    /// is ≥ 100 ms).
+    func testAGracePeriodLastsABatchNotAPass() {
+        let (publisher, specs, table, worker, _) = startWorker(ports: 400, delayUs: 250)
         var graces: [Double] = []
         for g in 0..<5 {
             publisher.publish(ConfigSnapshot(generation: UInt64(g + 2), ports: specs, macTable: table))
@@ -65,19 +73,8 @@ final class QuiescenceTests: XCTestCase {
     /// a fixed order) is not starved for the length of the burst.
     func testPassesEndedEarlyResumeWhereTheyStopped() {
         let ports = 16
-        let table = MACTable(limit: 1024)
-        let specs = (0..<ports).map { PortSpec(index: $0, policy: .access(10)) }
-        let publisher = SnapshotPublisher(initial: ConfigSnapshot(generation: 1, ports: specs, macTable: table))
-        publisher.setThreadCount(1)
         let served = ServedCounts(ports: ports)
-        var backend = ScriptedBackend(delayUs: 100)
-        backend.served = served
-        let passes = backend.passes
-        let worker = ForwardingThread(index: 0, threadCount: 1, publisher: publisher,
-                                      backend: backend, batchCapacity: 4,
-                                      maxPorts: 1024, idleTimeoutMs: 1, clock: { 0 })
-        worker.start()
-        while passes.load(ordering: .relaxed) < 2 { usleep(1000) }
+        let (publisher, specs, table, worker, passes) = startWorker(ports: ports, delayUs: 100, served: served)
         // A burst of publications: each waits for the grace period (one batch), the next follows at once.
         let before = served.snapshot()
         let passesBefore = passes.load(ordering: .relaxed)
