@@ -193,6 +193,8 @@ extension UInt64 {
 @usableFromInline
 struct IngressPolicy {
     @usableFromInline let sourceMACFiltering: Bool, mac: UInt64, txAllowStart: UInt32, txAllowCount: UInt32
+    /// The port's transmit allow set (PortEntry.txAllowSet) and its mask.
+    @usableFromInline let txAllowSet: UnsafePointer<UInt64>, txAllowSetMask: Int
     @usableFromInline let dhcpGuard: Bool, routerGuard: Bool
     /// Outbound ACL rules or an outbound default deny.
     @usableFromInline let acl: Bool
@@ -209,6 +211,7 @@ struct IngressPolicy {
         sourceMACFiltering = e.pointee.policy.sourceMACFiltering
         mac = e.pointee.mac
         txAllowStart = e.pointee.txAllowStart; txAllowCount = e.pointee.txAllowCount
+        txAllowSet = UnsafePointer(cfg.allowSets + Int(e.pointee.txAllowSet)); txAllowSetMask = Int(e.pointee.txAllowSetMask)
         dhcpGuard = e.pointee.policy.dhcpGuard; routerGuard = e.pointee.policy.routerGuard
         aclOutStart = e.pointee.aclOutStart; aclOutCount = e.pointee.aclOutCount
         outboundDefaultDeny = e.pointee.policy.outboundDefaultDeny
@@ -566,9 +569,10 @@ public struct ForwardingEngine {
     }
 
     /// Membership of (vlan, mac), or of the any-VLAN form of the MAC, in a port's allow-list: a linear
-    /// scan of its slice when short, a probe of the snapshot's allow hash when long.
+    /// scan of its slice when short, a probe of the port's own allow set (ConfigView.allowSets) when long.
     @inlinable @inline(__always)
-    func allowListed(_ cfg: ConfigView, port: Int, receive: Bool, _ start: UInt32, _ count: UInt32, mac: UInt64, vlan: UInt16) -> Bool {
+    func allowListed(_ cfg: ConfigView, _ start: UInt32, _ count: UInt32, set: UnsafePointer<UInt64>, setMask: Int,
+                     mac: UInt64, vlan: UInt16) -> Bool {
         let exact = UInt64(vlan) << 48 | mac
         if count <= 8 {
             let keys = cfg.allowKeys
@@ -581,8 +585,7 @@ public struct ForwardingEngine {
             }
             return false
         }
-        let tag = ConfigView.allowTag(port: port, receive: receive)
-        return cfg.allowHashContains(mac, tag) || cfg.allowHashContains(exact, tag)
+        return ConfigView.allowSetContains(set, mask: setMask, mac) || ConfigView.allowSetContains(set, mask: setMask, exact)
     }
 
     @inlinable @inline(__always)
@@ -689,7 +692,7 @@ public struct ForwardingEngine {
                        key k: UnsafeMutablePointer<FlowKey>, cache: UnsafeMutablePointer<ACLVerdictCache.Entry>,
                        nowNs: UInt64, tat: inout UInt64) -> DropReason? {
         if p.sourceMACFiltering && src != p.mac
-            && !allowListed(cfg, port: port, receive: false, p.txAllowStart, p.txAllowCount, mac: src, vlan: vlan) {
+            && !allowListed(cfg, p.txAllowStart, p.txAllowCount, set: p.txAllowSet, setMask: p.txAllowSetMask, mac: src, vlan: vlan) {
             return .spoofedSource
         }
         if p.needsKey {
@@ -804,7 +807,8 @@ public struct ForwardingEngine {
                       _ aclStart: UInt32, _ aclCount: UInt32, mask: UnsafeMutablePointer<FlowKey>, defaultDeny: Bool) -> UInt8 {
         let meta = batch.meta + i
         if rxAllowCount > 0
-            && !allowListed(cfg, port: port, receive: true, rxAllowStart, rxAllowCount, mac: batch.destination(i), vlan: meta.pointee.vlan) {
+            && !allowListed(cfg, rxAllowStart, rxAllowCount, set: cfg.allowSets + Int(cfg.ports[port].rxAllowSet),
+                            setMask: Int(cfg.ports[port].rxAllowSetMask), mac: batch.destination(i), vlan: meta.pointee.vlan) {
             return DropReason.noDestination.rawValue
         }
         guard aclCount > 0 || defaultDeny else { return ForwardingEngine.passVerdict }

@@ -47,6 +47,10 @@ public struct PortEntry {
     /// Slices of ConfigView.allowKeys / ConfigView.aclRules.
     public var txAllowStart: UInt32 = 0, txAllowCount: UInt32 = 0
     public var rxAllowStart: UInt32 = 0, rxAllowCount: UInt32 = 0
+    /// The port's own open-addressing tables of the same keys (ConfigView.allowSets, `ConfigView.allowSetContains`):
+    /// start of the table in allowSets and its home-slot mask, for lists longer than 8 (0 / 0 otherwise).
+    public var txAllowSet: UInt32 = 0, txAllowSetMask: UInt32 = 0
+    public var rxAllowSet: UInt32 = 0, rxAllowSetMask: UInt32 = 0
     public var aclInStart: UInt32 = 0, aclInCount: UInt32 = 0
     public var aclOutStart: UInt32 = 0, aclOutCount: UInt32 = 0
     /// Union of the fields the port's inbound / outbound rules look at (the verdict cache's key mask).
@@ -96,6 +100,15 @@ public struct ConfigView {
     /// a hash probe instead of a binary search with its branch mispredictions.
     public let allowHash: UnsafeMutablePointer<UInt64>
     public let allowHashMask: Int
+    /// Per port and direction, the same keys in a table of the port's own (PortEntry.txAllowSet / rxAllowSet):
+    /// keys only, no port tag to compare, `allowSetEmpty` in empty slots, linear probing without wrap-around
+    /// (the table ends with an empty slot). The forwarding path probes these; `allowHash` serves the tests.
+    public var allowSets: UnsafeMutablePointer<UInt64> = ConfigView.noAllowSets
+    public nonisolated(unsafe) static let noAllowSets: UnsafeMutablePointer<UInt64> = {
+        let p = UnsafeMutablePointer<UInt64>.allocate(capacity: 2); p.initialize(repeating: ConfigView.allowSetEmpty, count: 2); return p
+    }()
+    /// Never a key: keys are a MAC (48 bits) with a VLAN (12 bits) above it.
+    public static let allowSetEmpty: UInt64 = .max
     /// ACL rules of all ports (per port and direction, by decreasing weight).
     public let aclRules: UnsafeMutablePointer<ACLMatchRule>
     /// Per-port mutable state that outlives snapshots (policer buckets): PortRuntime's words, a plain
@@ -150,6 +163,38 @@ public struct ConfigView {
             if t == 0 { return false }
             if t == tag && allowHash[h &* 2] == key { return true }
             h = (h &+ 1) & allowHashMask
+        }
+    }
+
+    /// Home slot of `key` in a per-port allow set of `mask + 1` home slots: both halves of a full multiply
+    /// (the high half depends on every bit of the key, VLAN included).
+    @inlinable @inline(__always)
+    public static func allowSetSlot(_ key: UInt64, mask: Int) -> Int {
+        let p = key.multipliedFullWidth(by: 0x9E37_79B9_7F4A_7C15)
+        return Int(truncatingIfNeeded: p.high ^ p.low) & mask
+    }
+
+    /// Whether `key` is in the per-port allow set at `set` (mask `mask`): as `allowHashContains`, the first two
+    /// slots of the probe are judged without a branch per slot; no wrap-around, so the second slot needs no mask.
+    @inlinable @inline(__always)
+    public static func allowSetContains(_ set: UnsafePointer<UInt64>, mask: Int, _ key: UInt64) -> Bool {
+        let h = ConfigView.allowSetSlot(key, mask: mask)
+        let t0 = set[h], t1 = set[h &+ 1]
+        // min, not `||`: LLVM turned an OR of the two compares back into a branch on the first slot.
+        if min(t0 ^ key, t1 ^ key) == 0 { return true }
+        if t0 == ConfigView.allowSetEmpty || t1 == ConfigView.allowSetEmpty { return false }
+        return allowSetContainsFrom(set, h &+ 2, key)
+    }
+
+    /// The rest of a probe sequence, from slot `h` (out of line: rare).
+    @inlinable @inline(never)
+    static func allowSetContainsFrom(_ set: UnsafePointer<UInt64>, _ start: Int, _ key: UInt64) -> Bool {
+        var h = start
+        while true {
+            let t = set[h]
+            if t == key { return true }
+            if t == ConfigView.allowSetEmpty { return false }
+            h &+= 1
         }
     }
 
@@ -376,6 +421,30 @@ public final class ConfigSnapshot: @unchecked Sendable {
                 }
             }
         }
+        // Per-port allow sets: home slots at most a quarter full, then room for a probe sequence running off the
+        // end (no wrap-around) and one empty slot that ends every sequence.
+        var sets: [UInt64] = []
+        for sp in specs {
+            for rx in [false, true] {
+                let start = Int(rx ? ports[sp.index].rxAllowStart : ports[sp.index].txAllowStart)
+                let count = Int(rx ? ports[sp.index].rxAllowCount : ports[sp.index].txAllowCount)
+                guard count > 8 else { continue }
+                var home = 16
+                while home < count * 4 { home <<= 1 }
+                let base = sets.count
+                sets += [UInt64](repeating: ConfigView.allowSetEmpty, count: home + count + 1)
+                for k in start..<(start + count) {
+                    var h = base + ConfigView.allowSetSlot(allow[k], mask: home - 1)
+                    while sets[h] != ConfigView.allowSetEmpty && sets[h] != allow[k] { h += 1 }
+                    sets[h] = allow[k]
+                }
+                if rx { ports[sp.index].rxAllowSet = UInt32(base); ports[sp.index].rxAllowSetMask = UInt32(home - 1) }
+                else { ports[sp.index].txAllowSet = UInt32(base); ports[sp.index].txAllowSetMask = UInt32(home - 1) }
+            }
+        }
+        let allowSets = UnsafeMutablePointer<UInt64>.allocate(capacity: max(2, sets.count))
+        allowSets.initialize(repeating: ConfigView.allowSetEmpty, count: max(2, sets.count))
+        allowSets.update(from: sets, count: sets.count)
         let aclRules = UnsafeMutablePointer<ACLMatchRule>.allocate(capacity: max(1, rules.count))
         aclRules.initialize(from: rules, count: rules.count)
         ruleCount = rules.count
@@ -386,6 +455,7 @@ public final class ConfigSnapshot: @unchecked Sendable {
                                        anyPromiscuous: ptotal > 0, allowKeys: allowKeys, allowHash: allowHash,
                                        allowHashMask: hashSlots - 1, aclRules: aclRules,
                                        runtime: runtime.shared, macTable: macTable))
+        view.pointee.allowSets = allowSets
         // Mirror sessions: destination ports per session index, CSR.
         let sessions = Int(specs.map(\.mirrorDestination).max() ?? 0)
         if sessions > 0 {
@@ -423,6 +493,7 @@ public final class ConfigSnapshot: @unchecked Sendable {
         view.pointee.promiscPorts.deallocate()
         view.pointee.allowKeys.deallocate()
         view.pointee.allowHash.deallocate()
+        view.pointee.allowSets.deallocate()
         view.pointee.aclRules.deinitialize(count: ruleCount)
         view.pointee.aclRules.deallocate()
         if view.pointee.mirrorSessions > 0 { view.pointee.mirrorStart.deallocate(); view.pointee.mirrorPorts.deallocate() }

@@ -1,0 +1,60 @@
+import XCTest
+@testable import VSwitchCore
+import VSwitchPolicy
+
+/// The per-port allow sets (ConfigView.allowSets) the forwarding path probes for allow-lists longer than 8:
+/// every key of a port's list is found in its own set, in both directions, and nothing else is — keys that
+/// share a home slot (probe sequences past the two slots judged inline, and running off the home slots'
+/// end without wrap-around) included.
+final class AllowSetTests: XCTestCase {
+    func testPerPortAllowSetsHoldExactlyThePortsKeys() {
+        var rng = SystemRandomNumberGenerator()
+        let table = MACTable(limit: 1024)
+        defer { table.deallocate() }
+        let portCount = 12
+        var tx: [[UInt64]] = [], rx: [[UInt64]] = []
+        for p in 0..<portCount {
+            let count = [0, 5, 8, 9, 40, 130][p % 6]
+            var keys: [UInt64] = []
+            if count >= 40 {
+                // Keys with one home slot, and keys homed in the last home slot (their sequence runs off the end).
+                var home = 16
+                while home < count * 4 { home <<= 1 }
+                for target in [3, home - 1] {
+                    var n = 0
+                    while n < 5 {
+                        let k = UInt64.random(in: 1..<(1 << 48), using: &rng) | (p % 2 == 0 ? 0 : UInt64.random(in: 1...4094, using: &rng) << 48)
+                        if ConfigView.allowSetSlot(k, mask: home - 1) == target && !keys.contains(k) { keys.append(k); n += 1 }
+                    }
+                }
+            }
+            while keys.count < count { keys.append(UInt64.random(in: 1..<(1 << 48), using: &rng) | UInt64.random(in: 0...4094, using: &rng) << 48) }
+            tx.append(keys)
+            rx.append(keys.map { $0 ^ 0x0000_0100_0000_0000 })
+        }
+        let specs = (0..<portCount).map { p -> PortSpec in
+            var c = CompiledPort(policy: .access(10))
+            c.allowedTransmit = tx[p].sorted()
+            c.allowedReceive = rx[p].sorted()
+            c.policy.sourceMACFiltering = true
+            return PortSpec(index: p, compiled: c)
+        }
+        let snap = ConfigSnapshot(generation: 1, ports: specs, macTable: table)
+        withExtendedLifetime(snap) {
+            let view = snap.view.pointee
+            for p in 0..<portCount {
+                let e = view.ports[p]
+                for (keys, other, set, mask) in [(tx[p], rx[p], e.txAllowSet, e.txAllowSetMask), (rx[p], tx[p], e.rxAllowSet, e.rxAllowSetMask)]
+                    where keys.count > 8 {
+                    let s = UnsafePointer(view.allowSets + Int(set))
+                    for k in keys { XCTAssertTrue(ConfigView.allowSetContains(s, mask: Int(mask), k), "port \(p) key \(k)") }
+                    for k in other { XCTAssertFalse(ConfigView.allowSetContains(s, mask: Int(mask), k)) }
+                    for _ in 0..<500 {
+                        let k = UInt64.random(in: 1..<(1 << 48), using: &rng) | UInt64.random(in: 0...4094, using: &rng) << 48
+                        XCTAssertEqual(ConfigView.allowSetContains(s, mask: Int(mask), k), keys.contains(k))
+                    }
+                }
+            }
+        }
+    }
+}
