@@ -738,8 +738,11 @@ public struct ForwardingEngine {
     /// value): AllowedToReceive, the inbound ACL and the receive policer. The port's fields are read once
     /// per list, not once per frame. The receive policer is shared by every thread that sends to the port,
     /// so its GCRA state is charged for the whole list with one compare-and-swap instead of one locked
-    /// instruction per frame; the filters and the policer are judged in one pass over the list, and only
-    /// if another thread charged the policer in between is the policer pass redone alone.
+    /// instruction per frame. The filters are judged in one pass over the list, which also sums the policer
+    /// costs of the frames they pass: when the whole sum conforms (the usual case: after the first charge
+    /// every frame's GCRA base is the running total, so if the last frame conforms every earlier one does),
+    /// every such frame passes and the word is charged once; otherwise (the policer limits, or another
+    /// thread charged it in between) the policer is judged frame by frame in a pass of its own.
     @inlinable
     func egressVerdicts(_ batch: FrameBatch, list: UnsafeMutablePointer<UInt16>, _ n: Int, port: Int,
                         _ e: UnsafeMutablePointer<PortEntry>, _ cfg: ConfigView, nowNs: UInt64) {
@@ -756,10 +759,11 @@ public struct ForwardingEngine {
         let mask = UnsafeMutableRawPointer(e).advanced(by: MemoryLayout<PortEntry>.offset(of: \PortEntry.aclInMask)!)
             .assumingMemoryBound(to: FlowKey.self)
         let start = perByte > 0 ? w.load(ordering: .relaxed) : 0
-        var tat = start
         // Frames whose inbound ACL was judged at ingress (aclBoth) on a port without AllowedToReceive take
         // the short path; the rest (AllowedToReceive, flooded frames' ACL) are judged out of line.
         let judgedAtIngress = rxAllowCount == 0 && acl
+        var sum: UInt64 = 0     // policer cost of the frames the filters passed
+        var passed = 0
         var k = 0
         while k < n {
             let i = Int(list[k])
@@ -773,16 +777,20 @@ public struct ForwardingEngine {
                                  defaultDeny: defaultDeny)
             }
             if v == pass && perByte > 0 {
-                let cost = (batch.wireCost(i) &* perByte) >> 16
-                let next = (tat > nowNs ? tat : nowNs) &+ cost
-                if next &- nowNs > tolerance { v = policed } else { tat = next }
+                sum &+= (batch.wireCost(i) &* perByte) >> 16
+                passed &+= 1
             }
             verdicts[k] = v
             k &+= 1
         }
-        guard perByte > 0 && tat != start else { return }
-        if w.compareExchange(expected: start, desired: tat, ordering: .relaxed).exchanged { return }
-        // Another thread charged the policer meanwhile: judge the policer again over the frames the filters passed.
+        guard perByte > 0 && passed > 0 else { return }
+        // All of them conform: the last frame's GCRA test (base + the sum of the costs) is the strictest.
+        let end = (start > nowNs ? start : nowNs) &+ sum
+        if end &- nowNs <= tolerance {
+            if end == start || w.compareExchange(expected: start, desired: end, ordering: .relaxed).exchanged { return }
+        }
+        // The policer limits, or another thread charged it meanwhile: judge it frame by frame over the frames the
+        // filters passed (with the word as it is now), and charge it with one compare-and-swap.
         while true {
             let start = w.load(ordering: .relaxed)
             var tat = start
