@@ -851,7 +851,10 @@ public struct ForwardingEngine {
             let n = Int(tx.lengths[port])
             let list = tx.lists + port &* tx.batchCapacity
             let entry = cfg.ports + port
-            let policy = entry.pointee.policy
+            // PortPolicy.egressTag's tests as two per-list values: only a trunk tags, and not its untagged native
+            // VLAN (0x10000 when the native VLAN leaves tagged: no frame's VLAN).
+            let tagging = entry.pointee.policy.mode == .trunk
+            let untagged = entry.pointee.policy.nativeEgressTagged ? 0x10000 : UInt32(entry.pointee.policy.pvid)
             let checks = entry.pointee.egressChecks
             var sent: UInt64 = 0
             var bytes: UInt64 = 0
@@ -868,12 +871,13 @@ public struct ForwardingEngine {
                 }
                 let meta = batch.meta + i
                 let flags = meta.pointee.flags
-                let tag = policy.egressTag(vlan: meta.pointee.vlan, pcp: meta.pointee.pcp,
-                                           serviceTag: flags & FrameMeta.serviceTag != 0)
+                let vlan = meta.pointee.vlan
                 let carries = flags & FrameMeta.tagged != 0
-                if tag != 0 {
-                    let tpid = UInt16(truncatingIfNeeded: tag >> 16), tci = UInt16(truncatingIfNeeded: tag)
-                    if carries { batch.setTag(i, tpid: tpid, tci: tci) } else {
+                if tagging && UInt32(vlan) != untagged {
+                    // PortPolicy.egressTag
+                    let tpid = flags & FrameMeta.serviceTag != 0 ? EtherType.qinq : EtherType.vlan
+                    let tci = UInt16(truncatingIfNeeded: meta.pointee.pcp & 7) << 13 | vlan
+                    if carries { batch.setTag(i, tag: UInt32(tpid) << 16 | UInt32(tci)) } else {
                         batch.pushTag(i, tpid: tpid, tci: tci)
                         meta.pointee.flags |= FrameMeta.tagged
                     }

@@ -183,6 +183,12 @@ public extension FrameBatch {
         p.storeBytes(of: tci.bigEndian, toByteOffset: 14, as: UInt16.self)
     }
 
+    /// `setTag(_:tpid:tci:)` with the tag as one word (TPID << 16 | TCI): one store.
+    @inlinable @inline(__always)
+    func setTag(_ i: Int, tag: UInt32) {
+        data(i).storeBytes(of: tag.bigEndian, toByteOffset: 12, as: UInt32.self)
+    }
+
     /// Inserts a tag (TPID, TCI) after the MAC addresses, using the headroom.
     @inlinable @inline(__always)
     func pushTag(_ i: Int, tpid: UInt16, tci: UInt16) {
