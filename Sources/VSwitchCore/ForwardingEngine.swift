@@ -573,8 +573,8 @@ public struct ForwardingEngine {
     @inlinable @inline(__always)
     func allowListed(_ cfg: ConfigView, _ start: UInt32, _ count: UInt32, set: UnsafePointer<UInt64>, setMask: Int,
                      mac: UInt64, vlan: UInt16) -> Bool {
-        let exact = UInt64(vlan) << 48 | mac
         if count <= 8 {
+            let exact = UInt64(vlan) << 48 | mac
             let keys = cfg.allowKeys
             var k = Int(start)
             let end = k &+ Int(count)
@@ -585,7 +585,9 @@ public struct ForwardingEngine {
             }
             return false
         }
-        return ConfigView.allowSetContains(set, mask: setMask, mac) || ConfigView.allowSetContains(set, mask: setMask, exact)
+        // The (VLAN, MAC) form only when the MAC alone is not listed: not computed on the usual path.
+        return ConfigView.allowSetContains(set, mask: setMask, mac)
+            || ConfigView.allowSetContains(set, mask: setMask, UInt64(vlan) << 48 | mac)
     }
 
     @inlinable @inline(__always)
