@@ -203,6 +203,8 @@ struct IngressPolicy {
     @usableFromInline let aclOutStart: UInt32, aclOutCount: UInt32, outboundDefaultDeny: Bool
     /// ACLVerdictCache.tag(generation:ingress:output:) without the output port.
     @usableFromInline let bothTagBase: UInt64
+    /// The port's row of ConfigView.aclUnions (PortEntry.aclUnionRow).
+    @usableFromInline let aclUnionRow: UnsafeRawPointer
     @usableFromInline let txNsPerByteQ16: UInt64, txToleranceNs: UInt64
     @usableFromInline let txPolicer: UnsafeAtomic<UInt64>
 
@@ -218,6 +220,7 @@ struct IngressPolicy {
         acl = aclOutCount > 0 || outboundDefaultDeny
         needsKey = dhcpGuard || routerGuard || acl
         bothTagBase = ACLVerdictCache.tag(generation: cfg.generation, ingress: port, output: 0)
+        aclUnionRow = UnsafeRawPointer(cfg.aclUnions + Int(e.pointee.aclUnionRow))
         txNsPerByteQ16 = e.pointee.txNsPerByteQ16; txToleranceNs = e.pointee.txToleranceNs
         txPolicer = cfg.runtime.word(port: port, PortRuntime.txPolicer)
     }
@@ -651,28 +654,28 @@ public struct ForwardingEngine {
     /// Outbound ACL of `ingress` and inbound ACL of unicast output port `out` in one cache probe:
     /// bit 0 = outbound allow, bit 1 = inbound allow. Each verdict depends only on its own direction's
     /// fields, a subset of the union the entry is keyed on, so sharing the entry changes no verdict.
+    /// `unionRow`: the ingress port's row of ConfigView.aclUnions; the output port's column completes the address
+    /// of the union of the two masks (one place, not two masks ORed per frame).
     @inlinable @inline(__always)
     func aclBoth(_ cfg: ConfigView, ingress: Int, _ ie: UnsafeMutablePointer<PortEntry>, out: Int,
-                 _ oe: UnsafeMutablePointer<PortEntry>, _ key: UnsafeMutablePointer<FlowKey>, tagBase: UInt64,
+                 _ oe: UnsafeMutablePointer<PortEntry>, _ key: UnsafeMutablePointer<FlowKey>, tagBase: UInt64, unionRow: UnsafeRawPointer,
                  cache: UnsafeMutablePointer<ACLVerdictCache.Entry>) -> UInt8 {
-        let outMask = UnsafeRawPointer(ie) + MemoryLayout<PortEntry>.offset(of: \PortEntry.aclOutMask)!
-        let inMask = UnsafeRawPointer(oe) + MemoryLayout<PortEntry>.offset(of: \PortEntry.aclInMask)!
-        let words = ACLVerdictCache.Words(UnsafeRawPointer(key), outMask, inMask)
+        let union = unionRow + Int(oe.pointee.aclUnionColumn)
+        let words = ACLVerdictCache.Words(UnsafeRawPointer(key), union)
         let tag = tagBase | UInt64(truncatingIfNeeded: out & 0xFFF)   // ACLVerdictCache.tag(generation:ingress:output:)
         let slot = cache + words.index(tag)
         let slotKey = UnsafeMutableRawPointer(slot) + MemoryLayout<ACLVerdictCache.Entry>.offset(of: \ACLVerdictCache.Entry.key)!
         if slot.pointee.tag == tag && words.equals(slotKey) { return slot.pointee.verdict }
-        return aclBothMiss(cfg, ie, oe, key, slot: slot, tag: tag)
+        return aclBothMiss(cfg, ie, oe, key, union: union, slot: slot, tag: tag)
     }
 
     /// aclBoth's cache miss: both rule walks, then the entry is filled. Out of line: keeping the rare
     /// path out of the per-frame code lets the hit path inline into the caller.
     @inlinable @inline(never)
     func aclBothMiss(_ cfg: ConfigView, _ ie: UnsafeMutablePointer<PortEntry>, _ oe: UnsafeMutablePointer<PortEntry>,
-                     _ key: UnsafeMutablePointer<FlowKey>, slot: UnsafeMutablePointer<ACLVerdictCache.Entry>, tag: UInt64) -> UInt8 {
-        let words = ACLVerdictCache.Words(UnsafeRawPointer(key),
-                                          UnsafeRawPointer(ie) + MemoryLayout<PortEntry>.offset(of: \PortEntry.aclOutMask)!,
-                                          UnsafeRawPointer(oe) + MemoryLayout<PortEntry>.offset(of: \PortEntry.aclInMask)!)
+                     _ key: UnsafeMutablePointer<FlowKey>, union: UnsafeRawPointer, slot: UnsafeMutablePointer<ACLVerdictCache.Entry>,
+                     tag: UInt64) -> UInt8 {
+        let words = ACLVerdictCache.Words(UnsafeRawPointer(key), union)
         let slotKey = UnsafeMutableRawPointer(slot) + MemoryLayout<ACLVerdictCache.Entry>.offset(of: \ACLVerdictCache.Entry.key)!
         let outbound = evaluate(cfg, ie.pointee.aclOutStart, ie.pointee.aclOutCount, key, outbound: true,
                                 defaultDeny: ie.pointee.policy.outboundDefaultDeny)
@@ -717,7 +720,7 @@ public struct ForwardingEngine {
                 // A known-unicast frame whose output port filters inbound: both verdicts in one probe,
                 // the inbound one carried to that port's egress check in the frame's flags.
                 if out >= 0 && out < cfg.portSlots && out != port, case let oe = cfg.ports + out, oe.pointee.inboundACLProbe {
-                    let v = aclBoth(cfg, ingress: port, e, out: out, oe, k, tagBase: p.bothTagBase, cache: cache)
+                    let v = aclBoth(cfg, ingress: port, e, out: out, oe, k, tagBase: p.bothTagBase, unionRow: p.aclUnionRow, cache: cache)
                     if v & 1 == 0 { return .aclDeny }
                     batch.meta[i].flags |= FrameMeta.inboundACLChecked | (v & 2 == 0 ? FrameMeta.inboundACLDenied : 0)
                 } else if !aclAllows(cfg, port: port, p.aclOutStart, p.aclOutCount,

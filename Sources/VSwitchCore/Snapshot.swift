@@ -57,6 +57,9 @@ public struct PortEntry {
     public var aclInFields: ACLMatchRule.Fields = [], aclOutFields: ACLMatchRule.Fields = []
     /// The same as word masks over a FlowKey (FlowKey.mask(for:)): the cache key is `key & mask`, word by word.
     public var aclInMask = FlowKey(), aclOutMask = FlowKey()
+    /// Where the union of this port's outbound mask (row) with an output port's inbound mask (column) sits in
+    /// ConfigView.aclUnions, as byte offsets: the key mask of a both-directions verdict-cache entry in one place.
+    public var aclUnionRow: UInt32 = 0, aclUnionColumn: UInt32 = 0
     /// Policers and storm control as GCRA parameters: cost in ns (per byte in Q16 for policers), tolerance in ns.
     public var txNsPerByteQ16: UInt64 = 0, txToleranceNs: UInt64 = 0
     public var rxNsPerByteQ16: UInt64 = 0, rxToleranceNs: UInt64 = 0
@@ -107,6 +110,16 @@ public struct ConfigView {
     public nonisolated(unsafe) static let noAllowSets: UnsafeMutablePointer<UInt64> = {
         let p = UnsafeMutablePointer<UInt64>.allocate(capacity: 2); p.initialize(repeating: ConfigView.allowSetEmpty, count: 2); return p
     }()
+    /// Unions of an outbound and an inbound ACL mask (FlowKey word masks, 64 bytes each), one per pair of
+    /// distinct masks among the ports (PortEntry.aclUnionRow / aclUnionColumn). Class 0 of each direction is the
+    /// all-ones mask, for the ports past the first 31 distinct masks: a wider mask keys the cache on more fields,
+    /// which never changes a verdict (each verdict depends on its own direction's fields only).
+    public var aclUnions: UnsafeMutableRawPointer = ConfigView.noACLUnions
+    public nonisolated(unsafe) static let noACLUnions: UnsafeMutableRawPointer = {
+        let p = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 16); p.initializeMemory(as: UInt8.self, repeating: 0xFF, count: 64); return p
+    }()
+    static let aclMaskClasses = 32
+
     /// Never a key: keys are a MAC (48 bits) with a VLAN (12 bits) above it.
     public static let allowSetEmpty: UInt64 = .max
     /// ACL rules of all ports (per port and direction, by decreasing weight).
@@ -445,6 +458,30 @@ public final class ConfigSnapshot: @unchecked Sendable {
         let allowSets = UnsafeMutablePointer<UInt64>.allocate(capacity: max(2, sets.count))
         allowSets.initialize(repeating: ConfigView.allowSetEmpty, count: max(2, sets.count))
         allowSets.update(from: sets, count: sets.count)
+        // Distinct ACL masks per direction (class 0: all ones) and the table of their unions.
+        func maskWords(_ k: FlowKey) -> [UInt64] { withUnsafeBytes(of: k) { b in (0..<8).map { b.load(fromByteOffset: $0 * 8, as: UInt64.self) } } }
+        let allOnes = [UInt64](repeating: .max, count: 8)
+        var outMasks = [allOnes], inMasks = [allOnes]
+        func classOf(_ m: [UInt64], _ classes: inout [[UInt64]]) -> Int {
+            if let c = classes.firstIndex(of: m) { return c }
+            guard classes.count < ConfigView.aclMaskClasses else { return 0 }
+            classes.append(m)
+            return classes.count - 1
+        }
+        var maskClass: [Int: (out: Int, in: Int)] = [:]
+        for sp in specs {
+            maskClass[sp.index] = (classOf(maskWords(ports[sp.index].aclOutMask), &outMasks), classOf(maskWords(ports[sp.index].aclInMask), &inMasks))
+        }
+        let aclUnions = UnsafeMutableRawPointer.allocate(byteCount: outMasks.count * inMasks.count * 64, alignment: 64)
+        for (o, om) in outMasks.enumerated() {
+            for (i, im) in inMasks.enumerated() {
+                for w in 0..<8 { aclUnions.storeBytes(of: om[w] | im[w], toByteOffset: (o * inMasks.count + i) * 64 + w * 8, as: UInt64.self) }
+            }
+        }
+        for (p, c) in maskClass {
+            ports[p].aclUnionRow = UInt32(c.out * inMasks.count * 64)
+            ports[p].aclUnionColumn = UInt32(c.in * 64)
+        }
         let aclRules = UnsafeMutablePointer<ACLMatchRule>.allocate(capacity: max(1, rules.count))
         aclRules.initialize(from: rules, count: rules.count)
         ruleCount = rules.count
@@ -456,6 +493,7 @@ public final class ConfigSnapshot: @unchecked Sendable {
                                        allowHashMask: hashSlots - 1, aclRules: aclRules,
                                        runtime: runtime.shared, macTable: macTable))
         view.pointee.allowSets = allowSets
+        view.pointee.aclUnions = aclUnions
         // Mirror sessions: destination ports per session index, CSR.
         let sessions = Int(specs.map(\.mirrorDestination).max() ?? 0)
         if sessions > 0 {
@@ -494,6 +532,7 @@ public final class ConfigSnapshot: @unchecked Sendable {
         view.pointee.allowKeys.deallocate()
         view.pointee.allowHash.deallocate()
         view.pointee.allowSets.deallocate()
+        view.pointee.aclUnions.deallocate()
         view.pointee.aclRules.deinitialize(count: ruleCount)
         view.pointee.aclRules.deallocate()
         if view.pointee.mirrorSessions > 0 { view.pointee.mirrorStart.deallocate(); view.pointee.mirrorPorts.deallocate() }

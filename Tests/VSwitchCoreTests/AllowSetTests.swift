@@ -58,3 +58,44 @@ final class AllowSetTests: XCTestCase {
         }
     }
 }
+
+/// ConfigView.aclUnions: the mask a both-directions verdict-cache entry is keyed on must cover both ports'
+/// masks (a wider one only costs cache hits). Ports past the 31st distinct mask of a direction share the
+/// all-ones class.
+final class ACLUnionMaskTests: XCTestCase {
+    func testUnionOfEveryPortPairCoversBothMasks() {
+        var rng = SystemRandomNumberGenerator()
+        let table = MACTable(limit: 1024)
+        defer { table.deallocate() }
+        let portCount = 90
+        let specs = (0..<portCount).map { p -> PortSpec in
+            var c = CompiledPort(policy: .access(10))
+            for outbound in [false, true] where p % 7 != 3 {
+                var r = ACLMatchRule()
+                r.fields = ACLMatchRule.Fields(rawValue: UInt32.random(in: 1..<(1 << 13), using: &rng))
+                if outbound { c.outboundACL = [r] } else { c.inboundACL = [r] }
+            }
+            return PortSpec(index: p, compiled: c)
+        }
+        let snap = ConfigSnapshot(generation: 1, ports: specs, macTable: table)
+        withExtendedLifetime(snap) {
+            let view = snap.view.pointee
+            func words(_ k: FlowKey) -> [UInt64] { withUnsafeBytes(of: k) { b in (0..<8).map { b.load(fromByteOffset: $0 * 8, as: UInt64.self) } } }
+            var sharedAllOnes = 0
+            for a in 0..<portCount {
+                let outMask = words(view.ports[a].aclOutMask)
+                if view.ports[a].aclUnionRow == 0 { sharedAllOnes += 1 }
+                for b in 0..<portCount {
+                    let inMask = words(view.ports[b].aclInMask)
+                    let u = UnsafeRawPointer(view.aclUnions + Int(view.ports[a].aclUnionRow) + Int(view.ports[b].aclUnionColumn))
+                    for w in 0..<8 {
+                        let uw = u.load(fromByteOffset: w * 8, as: UInt64.self)
+                        XCTAssertEqual(uw & outMask[w], outMask[w])
+                        XCTAssertEqual(uw & inMask[w], inMask[w])
+                    }
+                }
+            }
+            XCTAssertGreaterThan(sharedAllOnes, 0, "more distinct masks than classes: some ports use the all-ones class")
+        }
+    }
+}
