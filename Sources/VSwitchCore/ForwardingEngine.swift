@@ -371,8 +371,9 @@ public struct ForwardingEngine {
             if length < 14 { drop(batch, i, ingress, .malformed); continue }
             let et = batch.be16(i, at: 12)
             var tagged = false          // carries a tag with a VID (not just a priority tag)
-            var hasTag = false          // carries the port's tag (possibly priority-only)
-            var serviceTag = tunnel     // the frame travels in a Dot1Q-tunnel VLAN
+            // FrameMeta.tagged: carries the port's tag (possibly priority-only); FrameMeta.serviceTag: travels in
+            // an 802.1ad or Dot1Q-tunnel VLAN. One byte, not two flags: one value fewer alive across the frame.
+            var tagFlags = tunnel ? FrameMeta.serviceTag : 0
             var vid: UInt16 = 0
             var pcp = defaultPriority
             var headerLen = 14
@@ -390,12 +391,11 @@ public struct ForwardingEngine {
                 } else if et == EtherType.vlan || mode == .trunk {
                     // Access ports take 802.1Q tags; trunks take 802.1Q and 802.1ad (service) tags.
                     let tci = batch.be16(i, at: 14)
-                    hasTag = true
                     headerLen = 18
                     vid = tci & 0x0FFF
                     tagged = vid != 0
                     pcp = UInt8(truncatingIfNeeded: tci >> 13)
-                    serviceTag = et == EtherType.qinq
+                    tagFlags = FrameMeta.tagged | (et == EtherType.qinq ? FrameMeta.serviceTag : 0)
                     if vid == 0xFFF { drop(batch, i, ingress, .malformed); continue }
                 }
             }
@@ -422,7 +422,7 @@ public struct ForwardingEngine {
                 vlan = pvid
             }
             // 3. Priority.
-            if hasTag && checkPriority && allowedPriorityMask & (1 &<< pcp) == 0 {
+            if tagFlags & FrameMeta.tagged != 0 && checkPriority && allowedPriorityMask & (1 &<< pcp) == 0 {
                 if dropPriorityViolations { drop(batch, i, ingress, .priorityNotAllowed); continue }
                 pcp = defaultPriority
             }
@@ -435,7 +435,7 @@ public struct ForwardingEngine {
             if dst & 0x0100_0000_0000 == 0 { out = table.lookup(vlan: vlan, mac: dst) }
             meta.pointee.flags = (meta.pointee.flags & (FrameMeta.flowKeyValid | FrameMeta.offload
                                                         | FrameMeta.inboundACLChecked | FrameMeta.inboundACLDenied))
-                | (hasTag ? FrameMeta.tagged : 0) | (serviceTag ? FrameMeta.serviceTag : 0)
+                | tagFlags
             meta.pointee.vlan = vlan
             meta.pointee.pcp = pcp
             stage[i] = StageSlot(src: src, dst: dst, out: Int32(truncatingIfNeeded: out), l3: l3)
