@@ -120,7 +120,7 @@ public struct ConfigView {
     }()
     static let aclMaskClasses = 32
 
-    /// Never a key: keys are a MAC (48 bits) with a VLAN (12 bits) above it.
+    /// An empty slot of an allow set: no frame's key (a MAC, 48 bits, with a VLAN below 4096 above it).
     public static let allowSetEmpty: UInt64 = .max
     /// ACL rules of all ports (per port and direction, by decreasing weight).
     public let aclRules: UnsafeMutablePointer<ACLMatchRule>
@@ -446,7 +446,9 @@ public final class ConfigSnapshot: @unchecked Sendable {
                 while home < count * 4 { home <<= 1 }
                 let base = sets.count
                 sets += [UInt64](repeating: ConfigView.allowSetEmpty, count: home + count + 1)
-                for k in start..<(start + count) {
+                // A key of all ones (VLAN 0xFFFF, MAC ff:ff:ff:ff:ff:ff) would read as an empty slot; no frame can
+                // match it (a frame's VLAN is below 4096), so it is left out.
+                for k in start..<(start + count) where allow[k] != ConfigView.allowSetEmpty {
                     var h = base + ConfigView.allowSetSlot(allow[k], mask: home - 1)
                     while sets[h] != ConfigView.allowSetEmpty && sets[h] != allow[k] { h += 1 }
                     sets[h] = allow[k]
