@@ -18,6 +18,7 @@
 
 import CVSwitchShim
 import Foundation
+import VSwitchPolicy
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -48,17 +49,7 @@ public struct CPUList: Equatable, Sendable, CustomStringConvertible {
         self.init(cpus: out)
     }
 
-    public var description: String {
-        var parts: [String] = []
-        var i = 0
-        while i < cpus.count {
-            var j = i
-            while j + 1 < cpus.count, cpus[j + 1] == cpus[j] + 1 { j += 1 }
-            parts.append(i == j ? "\(cpus[i])" : "\(cpus[i])-\(cpus[j])")
-            i = j + 1
-        }
-        return parts.joined(separator: ",")
-    }
+    public var description: String { describeRuns(cpus, separator: ",") }
 
     /// The CPUs this process may run on: the calling thread's affinity, read by the control thread at start
     /// before it confines itself (a cpuset cgroup or `taskset` narrows it).

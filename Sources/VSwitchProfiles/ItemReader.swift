@@ -325,17 +325,7 @@ struct ItemReader {
     }
 
     /// `10, 20-22, 30` for a sorted list of VIDs.
-    static func describe(_ vids: [UInt16]) -> String {
-        var runs: [String] = []
-        var i = 0
-        while i < vids.count {
-            var j = i
-            while j + 1 < vids.count, vids[j + 1] == vids[j] + 1 { j += 1 }
-            runs.append(i == j ? "\(vids[i])" : "\(vids[i])-\(vids[j])")
-            i = j + 1
-        }
-        return runs.joined(separator: ", ")
-    }
+    static func describe(_ vids: [UInt16]) -> String { describeRuns(vids, separator: ", ") }
 
     // MARK: priorities
 

@@ -89,13 +89,8 @@ public enum ProfileWriter {
         }
         // Trunk list: runs of 3+ as ranges, the rest as single entries.
         var singles: [UInt16] = [], ranges: [(UInt16, UInt16)] = []
-        let vids = p.trunkedVLANs.sorted()
-        var i = 0
-        while i < vids.count {
-            var j = i
-            while j + 1 < vids.count, vids[j + 1] == vids[j] + 1 { j += 1 }
-            if j - i >= 2 { ranges.append((vids[i], vids[j])) } else { singles.append(contentsOf: vids[i...j]) }
-            i = j + 1
+        for run in consecutiveRuns(p.trunkedVLANs.sorted()) {
+            if run.count >= 3 { ranges.append((run.lowerBound, run.upperBound)) } else { singles.append(contentsOf: run) }
         }
         for v in singles { element("TrunkedVLANList", String(v)) }
         for (lo, hi) in ranges { lines.append("<vsx:TrunkedVLANRange First=\"\(lo)\" Last=\"\(hi)\"/>") }
