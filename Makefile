@@ -77,6 +77,7 @@ bench-quick: bench-build
 bench-smoke: build
 	rm -rf $(SMOKE_DIR)
 	.build/release/vswitch-bench compare --quick --output $(SMOKE_DIR)
+	.build/release/vswitch-bench capture-replay --sizes 64 --rounds 1 --seconds 0.5 --format json > $(SMOKE_DIR)/capture-replay.json
 	bash bench/check-output.sh $(SMOKE_DIR)
 
 clean:

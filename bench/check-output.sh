@@ -31,6 +31,18 @@ vs = next(s for s in r["switches"] if s["name"] == "vswitch-1t")
 assert not vs.get("error"), f"vswitch-1t failed: {vs['error']}"
 print(f"bench-smoke: results.json OK ({len(names)} switches, {len(r['ratios'])} ratios)")
 PY
+# `vswitch-bench capture-replay` (issue 4's capture cost with the load made inside the switch), when run.
+if [ -e "$dir/capture-replay.json" ]; then
+  /usr/bin/python3 - "$dir/capture-replay.json" <<'PY' || fail=1
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["points"], "capture-replay.json: no A/B rounds"
+for p in r["points"]:
+    assert p["without_pps"] > 0 and p["with_pps"] > 0, f"capture-replay: nothing forwarded: {p}"
+    assert p["with_copies"] > 0, f"capture-replay: the capture took no copy: {p}"
+print(f"bench-smoke: capture-replay.json OK (rate ratio medians {r['rate_ratio_median']})")
+PY
+fi
 # Nothing the benchmark created is left behind.
 if ip netns list | grep -q '^vsb-'; then echo "bench-smoke: namespaces left: $(ip netns list | grep '^vsb-')"; fail=1; fi
 if ip -o link show | grep -q ': vsb-'; then echo "bench-smoke: links left"; fail=1; fi
