@@ -157,9 +157,6 @@ struct CaptureReplay: ParsableCommand {
                                     size, round, a.pps, b.pps, ratio, a.fwdNs, b.fwdNs, b.writerNs, b.drops, b.copies + b.drops,
                                     100 * b.drops / max(b.copies + b.drops, 1)))
             }
-            func median(_ xs: [Double]) -> Double {
-                let v = xs.sorted(); return v.isEmpty ? 0 : v.count % 2 == 1 ? v[v.count / 2] : (v[v.count / 2 - 1] + v[v.count / 2]) / 2
-            }
             report.rate_ratio_median["\(size)"] = median(ratios)
             report.forwarding_cpu_ratio_median["\(size)"] = median(report.points.filter { $0.size == size }.map {
                 $0.without_forwarding_cpu_ns_per_frame > 0 ? $0.with_forwarding_cpu_ns_per_frame / $0.without_forwarding_cpu_ns_per_frame : 0 })

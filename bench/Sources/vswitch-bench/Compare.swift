@@ -356,7 +356,6 @@ func computeRatios(_ r: inout Report) {
         }
         if let c = cap, !c.capture_ab.isEmpty {
             // The same-daemon A/B: medians of the rounds.
-            func median(_ xs: [Double]) -> Double { let v = xs.sorted(); return v.isEmpty ? 0 : v.count % 2 == 1 ? v[v.count / 2] : (v[v.count / 2 - 1] + v[v.count / 2]) / 2 }
             for measure in ["flat_out_forwarded_pps", "flat_out_forwarding_thread_cpu_ns_per_frame", "cpu_ns_per_frame", "forwarding_thread_cpu_ns_per_frame"] {
                 let sizes = Set(c.capture_ab.filter { $0.measure == measure }.map(\.size))
                 for size in sizes.sorted() {
@@ -412,6 +411,12 @@ func computeRatios(_ r: inout Report) {
 }
 
 // MARK: - Rendering
+
+/// The median (0 for none): the A/B rounds' summary figure.
+func median(_ xs: [Double]) -> Double {
+    let v = xs.sorted()
+    return v.isEmpty ? 0 : v.count % 2 == 1 ? v[v.count / 2] : (v[v.count / 2 - 1] + v[v.count / 2]) / 2
+}
 
 func fmtPps(_ v: Double?) -> String { guard let v else { return "-" }; return v >= 1e6 ? String(format: "%.2fM", v / 1e6) : String(format: "%.0fk", v / 1e3) }
 func fmtNs(_ v: Double?) -> String { guard let v else { return "-" }; return String(format: "%.0f", v) }
