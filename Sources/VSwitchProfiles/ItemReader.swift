@@ -48,9 +48,12 @@ struct ItemReader {
     /// child and no string building (issue 3: ~40 children per profile, 1,000 profiles per reload).
     static let epasdKinds: [String: (key: String, isArray: Bool)] = Dictionary(uniqueKeysWithValues:
         epasdScalars.map { ($0, ("epasd:" + $0, false)) } + epasdArrays.map { ($0, ("epasd:" + $0, true)) })
-    static let vsxKinds: [String: (key: String, isArray: Bool)] = Dictionary(uniqueKeysWithValues:
-        vsxScalars.map { ($0, ("vsx:" + $0, false)) } + vsxArrays.map { ($0, ("vsx:" + $0, true)) })
-    static let vsxAttributeSets: [String: Set<String>] = vsxAttributes.mapValues { Set($0) }
+    /// The same for vsx, with the element's attributes (`vsxAttributes`, none when absent): still one hash per
+    /// child. The attributes of vsx:Acl are checked with `ACLReader.slot(of:)`, those of the others by a
+    /// comparison with each allowed name (one or two).
+    static let vsxKinds: [String: (key: String, isArray: Bool, attributes: [String])] = Dictionary(uniqueKeysWithValues:
+        vsxScalars.map { ($0, ("vsx:" + $0, false, vsxAttributes[$0] ?? [])) }
+        + vsxArrays.map { ($0, ("vsx:" + $0, true, vsxAttributes[$0] ?? [])) })
 
     let item: XMLElement
     let label: String
@@ -137,10 +140,14 @@ struct ItemReader {
                             what: "a VSwitch extension")
                     continue
                 }
-                (key, isArray) = kind
+                (key, isArray) = (kind.key, kind.isArray)
                 if c.isNil { error(c, "a vsx element cannot be NULL (xsi:nil); omit it to get the default") }
-                ProfileReader.checkAttributes(c, allowed: Self.vsxAttributes[c.name] ?? [], allowedSet: Self.vsxAttributeSets[c.name],
-                                              out: &out, profile: label)
+                if key == "vsx:Acl" {
+                    ProfileReader.checkAttributes(c, allowed: kind.attributes, isAllowed: { ACLReader.slot(of: $0) != nil },
+                                                  out: &out, profile: label)
+                } else {
+                    ProfileReader.checkAttributes(c, allowed: kind.attributes, out: &out, profile: label)
+                }
             case ProfileNamespace.ovf?:
                 error(c, "not allowed inside ovf:Item; it holds epasd:* properties and vsx:* extensions")
                 continue

@@ -448,6 +448,8 @@ private struct TreeBuilder {
     var nextIndex = 0
     var depthError: XMLDiagnostic?
     private var strings = StringInterner()
+    /// Text bytes of the elements being built (see `build`).
+    private var textBytes: [UInt8] = []
 
     let reuse: ((XMLSubtreeCandidate) -> Int?)?
     let placeholders: XMLPlaceholders?
@@ -535,7 +537,19 @@ private struct TreeBuilder {
             }
         }
 
+        // Arrays sized before they are filled (growing them by doubling cost a malloc and a copy per step:
+        // 6 attributes on a vsx:Acl, ~26 children in an ovf:Item, issue 3).
         var attributes: [XMLAttribute] = []
+        var attributeCount = 0, elementCount = 0, textCount = 0
+        var a0 = node.pointee.properties
+        while let a = a0 { attributeCount += 1; a0 = a.pointee.next }
+        var c0 = node.pointee.children
+        while let c = c0 {
+            if c.pointee.type == XML_ELEMENT_NODE { elementCount += 1 }
+            else if c.pointee.type == XML_TEXT_NODE || c.pointee.type == XML_CDATA_SECTION_NODE { textCount += 1 }
+            c0 = c.pointee.next
+        }
+        attributes.reserveCapacity(attributeCount)
         var attr = node.pointee.properties
         while let a = attr {
             let aname = a.pointee.name.map { strings.string($0) } ?? ""
@@ -565,7 +579,12 @@ private struct TreeBuilder {
         }
 
         var children: [XMLElement] = []
+        children.reserveCapacity(elementCount)
         var text = ""
+        // Several text nodes (the whitespace between child elements): their bytes gathered, one String made.
+        // `textBytes` is a stack shared with the nested builds: this element's bytes are those past `mark`
+        // (a child appends after them and truncates back to its own mark when done).
+        let mark = textBytes.count
         var child = node.pointee.children
         while let c = child {
             switch c.pointee.type {
@@ -574,7 +593,11 @@ private struct TreeBuilder {
                 if depthError != nil { return nil }
             case XML_TEXT_NODE, XML_CDATA_SECTION_NODE:
                 if let content = c.pointee.content {
-                    if text.isEmpty { text = String(cString: content) } else { text += String(cString: content) }
+                    if textCount == 1 {
+                        text = String(cString: content)
+                    } else {
+                        textBytes.append(contentsOf: UnsafeBufferPointer(start: content, count: Int(xmlStrlen(content))))
+                    }
                 }
             case XML_PI_NODE where depth == 1 && isPlaceholder(c):
                 // Stands for an element the caller left out (XMLPlaceholders): no element index of its own.
@@ -585,6 +608,10 @@ private struct TreeBuilder {
                 break
             }
             child = c.pointee.next
+        }
+        if textCount > 1 {
+            text = String(decoding: textBytes[mark...], as: UTF8.self)
+            textBytes.removeSubrange(mark...)
         }
         return XMLElement(name: name, namespaceURI: uri, prefix: prefix, attributes: attributes, children: children,
                           text: text, line: position.line, column: position.column,

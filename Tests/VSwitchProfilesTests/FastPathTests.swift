@@ -101,6 +101,24 @@ final class FastPathTests: XCTestCase {
         }
     }
 
+    func testUnsigned() {
+        let texts = ["", "0", "00", "7", "4094", "4095", "65535", "18446744073709551615", "18446744073709551616",
+                     "000000000000000000000000018446744073709551615", "99999999999999999999", "+1", "-1", " 1", "1 ",
+                     "0x10", "١٢", "１２", "12a", "1_000"]
+        for t in texts {
+            let want: UInt64? = !t.isEmpty && t.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) ? UInt64(t) : nil
+            XCTAssertEqual(ValueSyntax.unsigned(t), want, t)
+        }
+    }
+
+    func testACLAttributeSlots() {
+        for (k, name) in ACLReader.attributeNames.enumerated() { XCTAssertEqual(ACLReader.slot(of: name), k, name) }
+        for name in ["", "name", "NAME", "Names", "Nam", "Weight ", "VLANId", "LocalMACAddres", "RemoteMACAddresS",
+                     "ICMPtype", "Session", "First", "Last", "xsi:nil", "nil", "LocalIPAddresss"] {
+            XCTAssertNil(ACLReader.slot(of: name), name)
+        }
+    }
+
     func testIPPrefix() {
         for a in addresses {
             let got = IPPrefix(a), want = Self.refIPPrefix(a)
