@@ -101,6 +101,9 @@ public struct XMLParseResult: Sendable {
     public var validationIssues: [XMLValidationIssue]
     /// Non-fatal findings of the XML parser itself (libxml2 warnings).
     public var warnings: [XMLDiagnostic]
+    /// Whether the document was validated while it was parsed, without a libxml2 DOM (StreamingParser.swift);
+    /// otherwise it went through the DOM path. The result is the same either way.
+    public var validatedWhileParsing = false
 }
 
 public enum XMLParser {
@@ -117,6 +120,14 @@ public enum XMLParser {
                              schema: XMLSchema? = nil,
                              reuse: ((XMLSubtreeCandidate) -> Int?)? = nil,
                              placeholders: XMLPlaceholders? = nil) throws(XMLError) -> XMLParseResult {
+        try parse(bytes: bytes, fileName: fileName, limits: limits, schema: schema, reuse: reuse,
+                  placeholders: placeholders, streaming: true)
+    }
+
+    /// `parse`, with the streaming path (StreamingParser.swift) tried first, or not at all (tests compare the two).
+    static func parse(bytes: [UInt8], fileName: String, limits: XMLLimits, schema: XMLSchema?,
+                      reuse: ((XMLSubtreeCandidate) -> Int?)?, placeholders: XMLPlaceholders?,
+                      streaming: Bool) throws(XMLError) -> XMLParseResult {
         func fail(_ message: String, line: Int = 1, column: Int = 1) -> XMLError {
             XMLError([XMLDiagnostic(file: fileName, line: line, column: column, message: message)])
         }
@@ -130,8 +141,12 @@ public enum XMLParser {
         }
         return try LibXML2.lock.withLock { () throws(XMLError) -> XMLParseResult in
             try LibXML2.withIsolatedGlobals { () throws(XMLError) -> XMLParseResult in
-                try parseLocked(bytes: bytes, fileName: fileName, limits: limits, schema: schema, reuse: reuse,
-                                placeholders: placeholders)
+                if streaming, let result = parseStreaming(bytes: bytes, fileName: fileName, limits: limits, schema: schema,
+                                                          reuse: reuse, placeholders: placeholders) {
+                    return result
+                }
+                return try parseLocked(bytes: bytes, fileName: fileName, limits: limits, schema: schema, reuse: reuse,
+                                       placeholders: placeholders)
             }
         }
     }
@@ -424,7 +439,7 @@ private func attributeName(in message: String) -> String? {
 /// same few addresses recur for every element: converting each once (and sharing one String storage,
 /// which also makes later comparisons of equal names cheap) saves an allocation and a UTF-8 check per
 /// name (issue 3: 1,000 profiles are ~70,000 elements). Direct-mapped; a collision just converts again.
-private struct StringInterner {
+struct StringInterner {
     private var keys = [UnsafeRawPointer?](repeating: nil, count: 256)
     private var values = [String](repeating: "", count: 256)
 
