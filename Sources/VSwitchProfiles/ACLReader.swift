@@ -49,14 +49,22 @@ struct ACLReader {
     }
 
     mutating func read(_ elements: [XMLElement], profile: PortProfile) -> [ACLRule] {
-        var rules: [(rule: ACLRule, match: ACLMatch, element: XMLElement)] = []
+        // Three parallel arrays rather than one of tuples: the rules are returned as they are, not copied
+        // out of tuples (each copy retains a rule's strings, issue 3).
+        var rules: [ACLRule] = [], matches: [ACLMatch] = [], ruleElements: [XMLElement] = []
         rules.reserveCapacity(elements.count)
+        matches.reserveCapacity(elements.count)
+        ruleElements.reserveCapacity(elements.count)
         for e in elements {
-            if let r = readRule(e) { rules.append(r) }
+            if let (rule, match) = readRule(e) {
+                rules.append(rule)
+                matches.append(match)
+                ruleElements.append(e)
+            }
         }
-        checkWeights(rules)
-        checkShadowing(rules)
-        return rules.map(\.rule)
+        checkWeights(rules, ruleElements)
+        checkShadowing(rules, matches, ruleElements)
+        return rules
     }
 
     /// Indices (in `attributeNames`) of the attributes a rule reads.
@@ -84,7 +92,7 @@ struct ACLReader {
         }
     }
 
-    private mutating func readRule(_ e: XMLElement) -> (ACLRule, ACLMatch, XMLElement)? {
+    private mutating func readRule(_ e: XMLElement) -> (ACLRule, ACLMatch)? {
         var ok = true
         // Where each attribute of `attributeNames` is in `e.attributes` (-1: absent), found in one pass: the
         // first unprefixed attribute of that name, as `e.attribute(name)` would find it. (Eighteen lookups by
@@ -246,7 +254,7 @@ struct ACLReader {
         rule.icmpCode = icmp(Slot.icmpCode)
         m.icmpType = rule.icmpType
         m.icmpCode = rule.icmpCode
-        return ok ? (rule, m, e) : nil
+        return ok ? (rule, m) : nil
     }
 
     /// The number of a protocol name, compared case-insensitively (TCP, udp, ICMPv6, …).
@@ -254,11 +262,20 @@ struct ACLReader {
         // ASCII text: compare the bytes folded to lower case (no Unicode case mapping turns non-ASCII
         // text into these ASCII names, so anything else takes the general comparison).
         if text.utf8.allSatisfy({ $0 < 0x80 }) {
-            let lower = text.utf8.map { $0 >= 65 && $0 <= 90 ? $0 | 0x20 : $0 }
-            switch lower.count {
-            case 3: if lower.elementsEqual("tcp".utf8) { return 6 }; if lower.elementsEqual("udp".utf8) { return 17 }
-            case 4: if lower.elementsEqual("icmp".utf8) { return 1 }
-            case 6: if lower.elementsEqual("icmpv6".utf8) { return 58 }
+            // (Compared in place, each byte folded: no lower-case copy.)
+            func equalFolded(_ name: StaticString) -> Bool {
+                let p = name.utf8Start
+                var k = 0
+                for c in text.utf8 {
+                    if (c >= 65 && c <= 90 ? c | 0x20 : c) != p[k] { return false }
+                    k += 1
+                }
+                return true
+            }
+            switch text.utf8.count {
+            case 3: if equalFolded("tcp") { return 6 }; if equalFolded("udp") { return 17 }
+            case 4: if equalFolded("icmp") { return 1 }
+            case 6: if equalFolded("icmpv6") { return 58 }
             default: break
             }
             return nil
@@ -281,19 +298,17 @@ struct ACLReader {
         var weight: Int
     }
 
-    private mutating func checkWeights(_ rules: [(rule: ACLRule, match: ACLMatch, element: XMLElement)]) {
+    private mutating func checkWeights(_ rules: [ACLRule], _ elements: [XMLElement]) {
         // Key (direction, weight) → index of the rule that took it.
         var used: [DirectionWeight: Int] = [:]
         used.reserveCapacity(rules.count * 2)
-        let weights = rules.map(\.rule.weight)
-        let directions = rules.map(\.rule.direction)
         for k in rules.indices {
-            let direction = directions[k], weight = weights[k]
+            let direction = rules[k].direction, weight = rules[k].weight
             for d in Self.directions(direction) {
                 let key = DirectionWeight(inbound: d == .inbound, weight: weight)
                 if let other = used[key] {
-                    let e = rules[k].element
-                    fail(e, e.attribute("Weight"), "Weight \(weight) in direction \(d.rawValue) is already used by ACL '\(rules[other].rule.name)' (line \(rules[other].element.line)); weights order the rules of a direction and must be unique")
+                    let e = elements[k]
+                    fail(e, e.attribute("Weight"), "Weight \(weight) in direction \(d.rawValue) is already used by ACL '\(rules[other].name)' (line \(elements[other].line)); weights order the rules of a direction and must be unique")
                     break
                 }
                 used[key] = k
@@ -302,15 +317,12 @@ struct ACLReader {
     }
 
     /// A rule that a higher-weight rule of the same direction fully covers can never match: warn.
-    private mutating func checkShadowing(_ rules: [(rule: ACLRule, match: ACLMatch, element: XMLElement)]) {
+    private mutating func checkShadowing(_ rules: [ACLRule], _ matches: [ACLMatch], _ elements: [XMLElement]) {
         var warned = Set<Int>()
         // On indices (the same filter and sort as on the rules themselves: the sort's decisions depend
         // only on the comparisons, so the order is the same), without copying rules.
-        // Weights, directions and matches pulled out once: reading them through the array of tuples
-        // copied whole tuples (a rule's strings retained and released) at every comparison.
-        let weights = rules.map(\.rule.weight)
-        let directions = rules.map(\.rule.direction)
-        let matches = rules.map(\.match)
+        let weights = rules.map(\.weight)
+        let directions = rules.map(\.direction)
         for d in [ACLDirection.inbound, .outbound] {
             let ordered = rules.indices.filter { directions[$0] == d || directions[$0] == .both }
                 .sorted { weights[$0] > weights[$1] }
@@ -320,9 +332,9 @@ struct ACLReader {
                 guard let earlier = ordered[..<j].first(where: {
                     weights[$0] > laterWeight && matches[$0].covers(matches[later])
                 }) else { continue }
-                guard warned.insert(rules[later].element.index).inserted else { continue }
-                out.warning(rules[later].element, profile: label,
-                            "ACL '\(rules[later].rule.name)' can never match in direction \(d.rawValue): ACL '\(rules[earlier].rule.name)' (weight \(rules[earlier].rule.weight), line \(rules[earlier].element.line)) matches everything it matches and is evaluated first")
+                guard warned.insert(elements[later].index).inserted else { continue }
+                out.warning(elements[later], profile: label,
+                            "ACL '\(rules[later].name)' can never match in direction \(d.rawValue): ACL '\(rules[earlier].name)' (weight \(rules[earlier].weight), line \(elements[earlier].line)) matches everything it matches and is evaluated first")
             }
         }
     }
