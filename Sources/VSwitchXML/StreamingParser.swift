@@ -293,10 +293,13 @@ extension XMLParser {
             let doc: xmlDocPtr? = buf.baseAddress!.withMemoryRebound(to: CChar.self, capacity: buf.count) { p in
                 fileName.withCString { name in xmlCtxtReadMemory(ctxt, p, Int32(buf.count), name, nil, options) }
             }
-            if let doc { xmlFreeDoc(doc); return nil }
+            // (Read before unplugging, which clears the validation context's state.)
+            let valid = validation.map { xmlSchemaIsValid($0) == 1 } ?? true
+            // Unplugged first, whatever happened: the context's handler is then ours again (freed with it).
             if let plug { xmlSchemaSAXUnplug(plug) }
+            if let doc { xmlFreeDoc(doc); return nil }
             guard builder.complete, ctxt.pointee.wellFormed != 0, ctxt.pointee.nsWellFormed != 0,
-                  validation.map({ xmlSchemaIsValid($0) == 1 }) ?? true, builder.findings == 0,
+                  valid, builder.findings == 0,
                   let root = builder.root else { return nil }
             let document = XMLDocument(fileName: fileName, root: root, bytes: bytes,
                                        startOffsets: locator.tags.map(\.offset), endOffsets: locator.ends.map { Int($0) },

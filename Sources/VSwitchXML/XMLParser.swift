@@ -2,16 +2,20 @@
 //
 // Design
 // - One entry point, `XMLParser.parse`, turns bytes into a plain Swift element tree
-//   (`XMLDocument` / `XMLElement`): libxml2's DOM is copied out and freed before the call
-//   returns, so no C pointer escapes this module and callers never touch libxml2.
+//   (`XMLDocument` / `XMLElement`): no C pointer escapes this module and callers never touch
+//   libxml2. Two paths give the same tree: first the streaming one (StreamingParser.swift: the
+//   tree built from libxml2's SAX events, the XSD validator plugged into the same stream, no
+//   DOM), taken only for documents with no finding at all; any finding, and the few constructs
+//   the two paths could treat differently, go to the DOM path (libxml2's DOM copied out and
+//   freed, `xmlSchemaValidateDoc`), which words every diagnostic as below.
 // - Hostile input is bounded: documents larger than `XMLLimits.maxBytes` (4 MiB) or nested
 //   deeper than `maxDepth` (64) are refused; the parser runs with XML_PARSE_NONET, without
 //   DTD loading (no XML_PARSE_DTDLOAD / DTDATTR / DTDVALID) and without entity
 //   substitution (no XML_PARSE_NOENT); a document with a DOCTYPE is refused outright — a
 //   SAX hook stops the parser as soon as `<!DOCTYPE` is seen, before any entity
 //   declaration is read. Only UTF-8 (or ASCII-compatible) documents are accepted.
-// - Every finding is an `XMLDiagnostic` with file, line and column. libxml2's DOM has no
-//   columns, so `SourceLocator` rescans the bytes to place every start tag and attribute.
+// - Every finding is an `XMLDiagnostic` with file, line and column. libxml2's DOM (and SAX) has
+//   no columns, so `SourceLocator` rescans the bytes to place every start tag and attribute.
 // - XSD validation (`XMLSchema`) compiles schemas from in-memory strings; `xs:import`
 //   and `xs:include` are served from the same set of strings by a temporary external
 //   entity loader that refuses everything else (no file or network access at all).
@@ -112,7 +116,8 @@ public enum XMLParser {
     ///
     /// `reuse` lets a caller that already holds the reading of some subtrees skip building them again
     /// (issue 3: reloading a document where few profiles changed). It is asked about each child of the
-    /// root, only when the document has no XSD finding and every start tag was located; when
+    /// root, and its answers are used only when the document has no XSD finding and every start tag
+    /// was located (the streaming path asks while it parses, before it knows; it must be a pure function); when
     /// it returns a token, the element is built without attributes, text or children (its `reused` is
     /// the token, its `index` / `subtreeEnd` are those of the full tree). Parsing and XSD validation
     /// always cover the whole document.
