@@ -299,19 +299,27 @@ struct ACLReader {
     }
 
     private mutating func checkWeights(_ rules: [ACLRule], _ elements: [XMLElement]) {
-        // Key (direction, weight) → index of the rule that took it.
+        // Key (direction, weight) → index of the rule that took it. A profile's few rules are looked up in a
+        // list (no hashing); many (a hostile document) in a dictionary.
         var used: [DirectionWeight: Int] = [:]
-        used.reserveCapacity(rules.count * 2)
+        var list: [(key: DirectionWeight, rule: Int)] = []
+        let small = rules.count <= 64
+        if small { list.reserveCapacity(rules.count * 2) } else { used.reserveCapacity(rules.count * 2) }
+        func taken(_ key: DirectionWeight) -> Int? {
+            if !small { return used[key] }
+            for entry in list where entry.key == key { return entry.rule }
+            return nil
+        }
         for k in rules.indices {
             let direction = rules[k].direction, weight = rules[k].weight
             for d in Self.directions(direction) {
                 let key = DirectionWeight(inbound: d == .inbound, weight: weight)
-                if let other = used[key] {
+                if let other = taken(key) {
                     let e = elements[k]
                     fail(e, e.attribute("Weight"), "Weight \(weight) in direction \(d.rawValue) is already used by ACL '\(rules[other].name)' (line \(elements[other].line)); weights order the rules of a direction and must be unique")
                     break
                 }
-                used[key] = k
+                if small { list.append((key, k)) } else { used[key] = k }
             }
         }
     }

@@ -111,6 +111,25 @@ final class FastPathTests: XCTestCase {
         }
     }
 
+    func testPrefixContains() {
+        let texts = ["10.0.0.0/8", "10.0.0.0/9", "10.128.0.0/9", "10.1.2.3", "10.1.2.3/32", "10.1.2.0/24", "0.0.0.0/0",
+                     "10.0.0.1/8", "192.168.1.0/24", "192.168.1.128/25", "192.168.1.0/23", "::/0", "2001:db8::/32",
+                     "2001:db8::1", "2001:db8::/33", "2001:db8:8000::/33", "2001:db8::1/128", "::ffff:10.0.0.1/100"]
+        let prefixes = texts.compactMap(IPPrefix.init)
+        XCTAssertEqual(prefixes.count, texts.count)
+        for a in prefixes {
+            for b in prefixes {
+                var want = false
+                if a.family == b.family, b.effectivePrefixLength >= a.effectivePrefixLength {
+                    var o = b
+                    o.prefixLength = a.effectivePrefixLength
+                    want = o.masked == a.masked
+                }
+                XCTAssertEqual(a.contains(b), want, "\(a) contains \(b)")
+            }
+        }
+    }
+
     func testACLAttributeSlots() {
         for (k, name) in ACLReader.attributeNames.enumerated() { XCTAssertEqual(ACLReader.slot(of: name), k, name) }
         for name in ["", "name", "NAME", "Names", "Nam", "Weight ", "VLANId", "LocalMACAddres", "RemoteMACAddresS",
