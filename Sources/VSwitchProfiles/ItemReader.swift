@@ -234,8 +234,9 @@ struct ItemReader {
             errorAtItem("missing epasd:InstanceID (mandatory in EPASD); write <OrgID>:<LocalID>, e.g. example.org:web-tier")
             return nil
         }
-        let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
-        if parts.count != 2 || parts[0].isEmpty || parts[1].isEmpty {
+        // <OrgID>:<LocalID>, both non-empty (split at the first colon, without building the parts).
+        let colon = text.firstIndex(of: ":")
+        if colon == nil || colon == text.startIndex || text.index(after: colon!) == text.endIndex {
             error(e, "InstanceID '\(text)' is not <OrgID>:<LocalID> (an organisation name, a colon, a local ID), e.g. example.org:web-tier")
         }
         return text
@@ -411,9 +412,13 @@ struct ItemReader {
 
     // MARK: bandwidth
 
+    /// The four bandwidth values, in the order they are checked; and what a unit may be (built once, not per profile).
+    private static let bandwidthKeys = ["epasd:Limit", "epasd:Reservation", "epasd:ReceiveBandwidthLimit", "epasd:ReceiveBandwidthReservation"]
+    private static let validUnits = "use one of: " + ValueSyntax.bandwidthUnits.map { "'\($0.canonical)'" }.joined(separator: ", ")
+
     private mutating func readBandwidth(into p: inout PortProfile) {
-        let keys = ["epasd:Limit", "epasd:Reservation", "epasd:ReceiveBandwidthLimit", "epasd:ReceiveBandwidthReservation"]
-        let valid = "use one of: " + ValueSyntax.bandwidthUnits.map { "'\($0.canonical)'" }.joined(separator: ", ")
+        let keys = Self.bandwidthKeys
+        let valid = Self.validUnits
         var multiplier: UInt64?
         if let (text, e) = value("epasd:AllocationUnits") {
             if let u = ValueSyntax.bandwidthUnit(text) {
@@ -423,12 +428,13 @@ struct ItemReader {
                 error(e, "unknown AllocationUnits '\(text)'; \(valid)")
             }
         }
-        let present = keys.filter { value($0) != nil }
-        if let first = present.first, scalars["epasd:AllocationUnits"].map({ $0.isNil }) ?? true {
+        let first = keys.first { value($0) != nil }
+        if let first, scalars["epasd:AllocationUnits"].map({ $0.isNil }) ?? true {
             error(scalars[first], "a bandwidth property needs epasd:AllocationUnits; \(valid)")
         }
-        var bits: [String: UInt64] = [:]
-        for key in keys {
+        // Bits per second, by index in `keys` (none read when no value is present: the usual profile).
+        var bits: [UInt64?] = [nil, nil, nil, nil]
+        for (k, key) in keys.enumerated() where first != nil {
             guard let raw = uint(key, max: UInt64.max, what: "a bandwidth") else { continue }
             guard let m = multiplier else { continue }
             let (product, overflow) = raw.multipliedReportingOverflow(by: m)
@@ -436,16 +442,15 @@ struct ItemReader {
                 error(scalars[key], "\(raw) × \(p.allocationUnits ?? "") overflows 64 bits (max \(UInt64.max / m) in these units)")
                 continue
             }
-            bits[key] = product
+            bits[k] = product
         }
-        p.limit = bits["epasd:Limit"]
-        p.reservation = bits["epasd:Reservation"]
-        p.receiveBandwidthLimit = bits["epasd:ReceiveBandwidthLimit"]
-        p.receiveBandwidthReservation = bits["epasd:ReceiveBandwidthReservation"]
-        for (limitKey, reservationKey, direction) in [("epasd:Limit", "epasd:Reservation", "transmit"),
-                                                      ("epasd:ReceiveBandwidthLimit", "epasd:ReceiveBandwidthReservation", "receive")] {
-            if let l = bits[limitKey], let r = bits[reservationKey], l > 0, r > l {
-                error(scalars[reservationKey], "\(direction) reservation (\(r) bit/s) exceeds the \(direction) limit (\(l) bit/s); a reservation must be ≤ the limit (or set the limit to 0 = none)")
+        p.limit = bits[0]
+        p.reservation = bits[1]
+        p.receiveBandwidthLimit = bits[2]
+        p.receiveBandwidthReservation = bits[3]
+        for (limit, reservation, direction) in [(0, 1, "transmit"), (2, 3, "receive")] {
+            if let l = bits[limit], let r = bits[reservation], l > 0, r > l {
+                error(scalars[keys[reservation]], "\(direction) reservation (\(r) bit/s) exceeds the \(direction) limit (\(l) bit/s); a reservation must be ≤ the limit (or set the limit to 0 = none)")
             }
         }
         p.transmitBurstSize = burst("vsx:TransmitBurstSize")
