@@ -16,8 +16,10 @@
 //   the same `SourceLocator`, indices, reused subtrees and placeholders (`XMLParser.parse`).
 //   `StreamingParserTests` compares the two paths on every document of the test corpus.
 //
-// Threading: called with `LibXML2.lock` held and the globals isolated (`XMLParser.parse`); the
-// callbacks reach the builder through `StreamingBuilder.current`, which only that lock guards.
+// Threading: called with `LibXML2.lock` held and the globals isolated (`XMLParser.parse`). The
+// callbacks reach the builder through the parser context's `_private` (a struct behind a pointer:
+// no dynamic exclusivity checks per event, as a class's properties had, ~2 % of a reload); libxml2's
+// reports are counted in `StreamingBuilder.findings`, which only that lock guards.
 
 import CLibXML2
 #if canImport(Glibc)
@@ -28,9 +30,15 @@ import Musl
 import Darwin
 #endif
 
-final class StreamingBuilder {
-    /// The builder of the parse in progress (`LibXML2.lock` held).
-    nonisolated(unsafe) static var current: StreamingBuilder?
+struct StreamingBuilder {
+    /// libxml2 reports of any kind (parser, namespace, XSD) during the parse in progress (`LibXML2.lock` held).
+    nonisolated(unsafe) static var findings = 0
+
+    /// The builder of the parse whose context is `ctx` (SAX user data: the parser context, the plug passes it on).
+    @inline(__always) static func at(_ ctx: UnsafeMutableRawPointer?) -> UnsafeMutablePointer<StreamingBuilder>? {
+        guard let ctx, let p = ctx.assumingMemoryBound(to: xmlParserCtxt.self).pointee._private else { return nil }
+        return p.assumingMemoryBound(to: StreamingBuilder.self)
+    }
 
     struct Frame {
         var name: String
@@ -55,8 +63,6 @@ final class StreamingBuilder {
 
     /// Something only the DOM path handles (see the file header): the result is thrown away.
     private(set) var failed = false
-    /// libxml2 diagnostics of any kind (parser, namespace, XSD), counted by `countFinding`.
-    var findings = 0
     private var stack: [Frame] = []
     private(set) var root: XMLElement?
     private(set) var nextIndex = 0
@@ -80,13 +86,13 @@ final class StreamingBuilder {
     }
 
     /// Gives up: stop libxml2, the caller takes the DOM path.
-    func fail() {
+    mutating func fail() {
         if !failed { failed = true; xmlStopParser(parser) }
     }
 
     /// Whether the whole document was built, in step with the locator.
     var complete: Bool {
-        !failed && findings == 0 && root != nil && stack.isEmpty && skipDepth == 0 && nextIndex == locator.tags.count
+        !failed && Self.findings == 0 && root != nil && stack.isEmpty && skipDepth == 0 && nextIndex == locator.tags.count
     }
 
     private static let xmlPrefix: [CChar] = Array("xml".utf8CString)
@@ -118,7 +124,7 @@ final class StreamingBuilder {
         return i == end
     }
 
-    func startElement(localname: UnsafePointer<xmlChar>?, prefix: UnsafePointer<xmlChar>?, uri: UnsafePointer<xmlChar>?,
+    mutating func startElement(localname: UnsafePointer<xmlChar>?, prefix: UnsafePointer<xmlChar>?, uri: UnsafePointer<xmlChar>?,
                       namespaceCount: Int, namespaces: UnsafeMutablePointer<UnsafePointer<xmlChar>?>?,
                       attributeCount: Int, attributes: UnsafeMutablePointer<UnsafePointer<xmlChar>?>?) {
         if failed { return }
@@ -192,7 +198,7 @@ final class StreamingBuilder {
                            textMark: textBytes.count, index: index, position: position))
     }
 
-    func endElement() {
+    mutating func endElement() {
         if failed { return }
         if skipDepth > 0 { skipDepth -= 1; return }
         guard let f = stack.popLast() else { fail(); return }
@@ -207,13 +213,13 @@ final class StreamingBuilder {
         if stack.isEmpty { root = e } else { stack[stack.count - 1].children.append(e) }
     }
 
-    func characters(_ p: UnsafePointer<xmlChar>?, _ count: Int) {
+    mutating func characters(_ p: UnsafePointer<xmlChar>?, _ count: Int) {
         if failed || skipDepth > 0 || stack.isEmpty { return }
         guard let p, count > 0 else { return }
         textBytes.append(contentsOf: UnsafeBufferPointer(start: p, count: count))
     }
 
-    func processingInstruction(target: UnsafePointer<xmlChar>?) {
+    mutating func processingInstruction(target: UnsafePointer<xmlChar>?) {
         if failed || skipDepth > 0 { return }
         // Directly in the root's content, with the placeholder target: an element left out (XMLPlaceholders).
         guard stack.count == 1, let placeholders, let target, Self.equal(target, placeholderTarget) else { return }
@@ -228,21 +234,21 @@ final class StreamingBuilder {
     static func install(in sax: UnsafeMutablePointer<xmlSAXHandler>) {
         sax.pointee = xmlSAXHandler()
         sax.pointee.initialized = XML_SAX2_MAGIC
-        sax.pointee.startElementNs = { _, localname, prefix, uri, nbNamespaces, namespaces, nbAttributes, _, attributes in
-            StreamingBuilder.current?.startElement(localname: localname, prefix: prefix, uri: uri,
+        sax.pointee.startElementNs = { ctx, localname, prefix, uri, nbNamespaces, namespaces, nbAttributes, _, attributes in
+            StreamingBuilder.at(ctx)?.pointee.startElement(localname: localname, prefix: prefix, uri: uri,
                                                    namespaceCount: Int(nbNamespaces), namespaces: namespaces,
                                                    attributeCount: Int(nbAttributes), attributes: attributes)
         }
-        sax.pointee.endElementNs = { _, _, _, _ in StreamingBuilder.current?.endElement() }
-        let characters: charactersSAXFunc = { _, p, n in StreamingBuilder.current?.characters(p, Int(n)) }
+        sax.pointee.endElementNs = { ctx, _, _, _ in StreamingBuilder.at(ctx)?.pointee.endElement() }
+        let characters: charactersSAXFunc = { ctx, p, n in StreamingBuilder.at(ctx)?.pointee.characters(p, Int(n)) }
         sax.pointee.characters = characters
         // The same function for whitespace, as in libxml2's default handler: then the parser never asks
         // whether whitespace is ignorable.
         sax.pointee.ignorableWhitespace = characters
         sax.pointee.cdataBlock = characters
-        sax.pointee.processingInstruction = { _, target, _ in StreamingBuilder.current?.processingInstruction(target: target) }
+        sax.pointee.processingInstruction = { ctx, target, _ in StreamingBuilder.at(ctx)?.pointee.processingInstruction(target: target) }
         // A DOCTYPE: stop at once (the DOM path then refuses the document with its position).
-        sax.pointee.internalSubset = { _, _, _, _ in StreamingBuilder.current?.fail() }
+        sax.pointee.internalSubset = { ctx, _, _, _ in StreamingBuilder.at(ctx)?.pointee.fail() }
         sax.pointee.serror = countFinding
     }
 }
@@ -250,7 +256,7 @@ final class StreamingBuilder {
 /// Every libxml2 report (parser, namespace, XSD, and anything reaching the thread's handler) during a
 /// streaming parse: one is enough to hand the document to the DOM path.
 let countFinding: xmlStructuredErrorFunc = { _, _ in
-    StreamingBuilder.current?.findings += 1
+    StreamingBuilder.findings += 1
 }
 
 extension XMLParser {
@@ -286,10 +292,16 @@ extension XMLParser {
 
         let options = Int32(XML_PARSE_NONET.rawValue | XML_PARSE_NOCDATA.rawValue | XML_PARSE_COMPACT.rawValue)
         return bytes.withUnsafeBufferPointer { buf -> XMLParseResult? in
-            let builder = StreamingBuilder(bytes: buf, locator: locator, maxDepth: limits.maxDepth, reuse: reuse,
-                                           placeholders: placeholders, parser: ctxt)
-            StreamingBuilder.current = builder
-            defer { StreamingBuilder.current = nil }
+            let builder = UnsafeMutablePointer<StreamingBuilder>.allocate(capacity: 1)
+            builder.initialize(to: StreamingBuilder(bytes: buf, locator: locator, maxDepth: limits.maxDepth, reuse: reuse,
+                                                    placeholders: placeholders, parser: ctxt))
+            ctxt.pointee._private = UnsafeMutableRawPointer(builder)
+            StreamingBuilder.findings = 0
+            defer {
+                ctxt.pointee._private = nil
+                builder.deinitialize(count: 1)
+                builder.deallocate()
+            }
             let doc: xmlDocPtr? = buf.baseAddress!.withMemoryRebound(to: CChar.self, capacity: buf.count) { p in
                 fileName.withCString { name in xmlCtxtReadMemory(ctxt, p, Int32(buf.count), name, nil, options) }
             }
@@ -298,13 +310,13 @@ extension XMLParser {
             // Unplugged first, whatever happened: the context's handler is then ours again (freed with it).
             if let plug { xmlSchemaSAXUnplug(plug) }
             if let doc { xmlFreeDoc(doc); return nil }
-            guard builder.complete, ctxt.pointee.wellFormed != 0, ctxt.pointee.nsWellFormed != 0,
-                  valid, builder.findings == 0,
-                  let root = builder.root else { return nil }
+            guard builder.pointee.complete, ctxt.pointee.wellFormed != 0, ctxt.pointee.nsWellFormed != 0,
+                  valid, StreamingBuilder.findings == 0,
+                  let root = builder.pointee.root else { return nil }
             let document = XMLDocument(fileName: fileName, root: root, bytes: bytes,
                                        startOffsets: locator.tags.map(\.offset), endOffsets: locator.ends.map { Int($0) },
-                                       rootNamespaces: builder.rootNamespaces, hasIDs: false)
-            return XMLParseResult(document: document, placeholders: builder.placeholderCount, validationIssues: [],
+                                       rootNamespaces: builder.pointee.rootNamespaces, hasIDs: false)
+            return XMLParseResult(document: document, placeholders: builder.pointee.placeholderCount, validationIssues: [],
                                   warnings: [], validatedWhileParsing: true)
         }
     }
