@@ -121,6 +121,15 @@ struct ItemReader {
         for a in item.attributes where a.namespaceURI != xsiNamespace {
             out.warning(item, a, profile: label, "attribute ignored; ovf:Item needs none")
         }
+        // A run of one array's elements (the 16 vsx:Acl of a profile) is gathered and stored under its key
+        // once: one hash per run, not per element.
+        var runKey: String?
+        var run: [XMLElement] = []
+        func flushRun() {
+            if let k = runKey, !run.isEmpty { arrays[k, default: []].append(contentsOf: run) }
+            run.removeAll(keepingCapacity: true)
+        }
+        defer { flushRun() }
         for c in item.children {
             let isArray: Bool
             let key: String
@@ -165,7 +174,8 @@ struct ItemReader {
                 out.touch(c)
             }
             if isArray {
-                arrays[key, default: []].append(c)
+                if runKey != key { flushRun(); runKey = key }
+                run.append(c)
             } else if let first = scalars[key] {
                 error(c, "appears more than once (first at line \(first.line)); \(key) is not an array property")
             } else {

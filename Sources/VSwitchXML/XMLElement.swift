@@ -71,7 +71,8 @@ public final class XMLElement: Sendable {
     /// The attribute `name` in namespace `namespaceURI`.
     public func attribute(_ name: String, namespace namespaceURI: String) -> XMLAttribute? {
         if attributes.isEmpty { return nil }
-        for i in attributes.indices where attributes[i].name == name && attributes[i].namespaceURI == namespaceURI {
+        // (The namespace first: most attributes have none, and nil against a URI is decided at once.)
+        for i in attributes.indices where attributes[i].namespaceURI == namespaceURI && attributes[i].name == name {
             return attributes[i]
         }
         return nil
