@@ -109,6 +109,29 @@ struct SourceLocator {
             return true
         }
 
+        /// `advance()` up to `end` (≤ n), in one loop over the bytes with the position in locals.
+        @inline(__always) mutating func advance(to end: Int) {
+            var k = i, line = self.line, column = self.column
+            while k < end {
+                let c = b[k]
+                if c == 0x0A {
+                    line += 1; column = 1
+                } else if c == 0x0D {
+                    if k + 1 < n, b[k + 1] == 0x0A { /* the LF ends it */ } else { line += 1; column = 1 }
+                } else if c & 0xC0 != 0x80 {
+                    column += 1
+                }
+                k += 1
+            }
+            i = k; self.line = line; self.column = column
+        }
+
+        /// Offset of the next `byte` at or after `i` (memchr), `n` when there is none.
+        @inline(__always) func next(_ byte: UInt8) -> Int {
+            guard i < n, let base = b.baseAddress, let p = memchr(base + i, Int32(byte), n - i) else { return n }
+            return UnsafePointer<UInt8>(p.assumingMemoryBound(to: UInt8.self)) - base
+        }
+
         mutating func skip(until terminator: StaticString) {
             while i < n, !starts(terminator) { advance() }
             for _ in 0..<terminator.utf8CodeUnitCount where i < n { advance() }
@@ -143,8 +166,8 @@ struct SourceLocator {
             let lt = UInt8(ascii: "<"), gt = UInt8(ascii: ">"), slash = UInt8(ascii: "/"), bang = UInt8(ascii: "!")
             let eq = UInt8(ascii: "="), dq = UInt8(ascii: "\""), sq = UInt8(ascii: "'")
             while s.i < n {
-                // Text: only line and column matter until the next '<'.
-                guard b[s.i] == lt else { s.advance(); continue }
+                // Text: only line and column matter until the next '<' (found with memchr).
+                guard b[s.i] == lt else { s.advance(to: s.next(lt)); continue }
                 if s.starts("<!--") { s.skip(until: "-->"); continue }
                 if s.starts("<![CDATA[") { s.skip(until: "]]>"); continue }
                 if s.starts("<?") { s.skip(until: "?>"); continue }
@@ -190,7 +213,7 @@ struct SourceLocator {
                     if s.i < n, b[s.i] == dq || b[s.i] == sq {
                         let quote = b[s.i]
                         s.advance()
-                        while s.i < n, b[s.i] != quote { s.advance() }
+                        s.advance(to: s.next(quote))
                         if s.i < n { s.advance() }
                     }
                     attributes.append(AttributeLocation(nameStart: start, nameEnd: nameEnd, position: pos))

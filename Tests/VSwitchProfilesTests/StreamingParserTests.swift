@@ -122,6 +122,34 @@ final class StreamingParserTests: XCTestCase {
         }
     }
 
+    /// The locator's positions (found by its scan, which skips text and quoted values with memchr) against
+    /// `SourceLocator.position(ofOffset:)`, which walks every byte from the start.
+    func testLocatorPositionsMatchAByteWalk() throws {
+        var docs: [[UInt8]] = []
+        let e = FileManager.default.enumerator(atPath: Fixture.directory.path)
+        while let f = e?.nextObject() as? String {
+            guard f.hasSuffix(".xml") else { continue }
+            docs.append(Array(try Data(contentsOf: Fixture.directory.appendingPathComponent(f))))
+        }
+        for text in ["<r>\r\n <a b='x\r\ny'\r c=\"é\n€\">t\ré</a>\r\r<é\n  ü='1'/>𝄞<b\tx\n=\n'>'/></r>",
+                     "<?xml version=\"1.0\"?>\r\n<!-- <x> -->\n<r><![CDATA[<y a='1'>]]>\n<z/><?p <q>?></r>"] {
+            docs.append(Array(text.utf8))
+        }
+        var checked = 0
+        for bytes in docs {
+            let locator = SourceLocator(bytes)
+            for tag in locator.tags {
+                XCTAssertEqual(tag.position, SourceLocator.position(ofOffset: tag.offset, in: bytes))
+                for k in tag.attributes {
+                    let a = locator.attributes[k]
+                    XCTAssertEqual(a.position, SourceLocator.position(ofOffset: a.nameStart, in: bytes))
+                    checked += 1
+                }
+            }
+        }
+        XCTAssertGreaterThan(checked, 100)
+    }
+
     func testDepthLimitReuseAndPlaceholders() throws {
         let deep = Array(("<r>" + String(repeating: "<a>", count: 10) + String(repeating: "</a>", count: 10) + "</r>").utf8)
         XCTAssertFalse(check(deep, "deep", schema: nil, limits: XMLLimits(maxDepth: 5)))
