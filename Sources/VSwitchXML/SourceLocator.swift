@@ -126,6 +126,19 @@ struct SourceLocator {
             i = k; self.line = line; self.column = column
         }
 
+        /// `advance()` over a name: up to XML whitespace, '>' or `stop` (a name holds no line end, so only the
+        /// column moves).
+        @inline(__always) mutating func advanceName(stoppingAt stop: UInt8) {
+            var k = i, column = self.column
+            while k < n {
+                let c = b[k]
+                if c == 0x20 || c == 0x09 || c == 0x0A || c == 0x0D || c == UInt8(ascii: ">") || c == stop { break }
+                if c & 0xC0 != 0x80 { column += 1 }
+                k += 1
+            }
+            i = k; self.column = column
+        }
+
         /// Offset of the next `byte` at or after `i` (memchr), `n` when there is none.
         @inline(__always) func next(_ byte: UInt8) -> Int {
             guard i < n, let base = b.baseAddress, let p = memchr(base + i, Int32(byte), n - i) else { return n }
@@ -175,7 +188,8 @@ struct SourceLocator {
                     // End tag or a declaration (DOCTYPE is refused before we get here): skip to '>'.
                     let isEnd = b[s.i + 1] == slash
                     if isEnd { depth -= 1 }
-                    s.skip(until: ">")
+                    s.advance(to: s.next(gt))   // skip(until: ">"), the '>' found with memchr
+                    if s.i < n { s.advance() }
                     if isEnd, let k = open.popLast() { ends[Int(k)] = Int32(truncatingIfNeeded: s.i) }
                     continue
                 }
@@ -188,7 +202,7 @@ struct SourceLocator {
                 let me = Int32(truncatingIfNeeded: tags.count)
                 open.append(me)
                 s.advance()  // '<'
-                while s.i < n, !Scanner.isSpace(b[s.i]), b[s.i] != gt, b[s.i] != slash { s.advance() }
+                s.advanceName(stoppingAt: slash)
                 while s.i < n {
                     while s.i < n, Scanner.isSpace(b[s.i]) { s.advance() }
                     guard s.i < n else { break }
@@ -205,7 +219,7 @@ struct SourceLocator {
                     }
                     let pos = SourcePosition(line: s.line, column: s.column)
                     let start = s.i
-                    while s.i < n, !Scanner.isSpace(b[s.i]), b[s.i] != eq, b[s.i] != gt { s.advance() }
+                    s.advanceName(stoppingAt: eq)
                     let nameEnd = s.i
                     while s.i < n, Scanner.isSpace(b[s.i]) { s.advance() }
                     if s.i < n, b[s.i] == eq { s.advance() }
