@@ -259,6 +259,13 @@ let countFinding: xmlStructuredErrorFunc = { _, _ in
     StreamingBuilder.findings += 1
 }
 
+/// An XSD finding (the validator reports from inside a SAX callback): counted, and the parser stopped at
+/// once, since the DOM path will parse the document again (a refused document costs little more than before).
+let countFindingAndStop: xmlStructuredErrorFunc = { parser, _ in
+    StreamingBuilder.findings += 1
+    if let parser { xmlStopParser(parser.assumingMemoryBound(to: xmlParserCtxt.self)) }
+}
+
 extension XMLParser {
     /// The streaming path (see the file header): nil when the DOM path must answer. Lock held, globals isolated.
     static func parseStreaming(bytes: [UInt8], fileName: String, limits: XMLLimits, schema: XMLSchema?,
@@ -274,7 +281,7 @@ extension XMLParser {
         if let schema {
             guard let v = xmlSchemaNewValidCtxt(schema.schema) else { return nil }
             validation = v
-            xmlSchemaSetValidStructuredErrors(v, countFinding, nil)
+            xmlSchemaSetValidStructuredErrors(v, countFindingAndStop, UnsafeMutableRawPointer(ctxt))
             guard let p = withUnsafeMutablePointer(to: &ctxt.pointee.sax, { saxPointer in
                 withUnsafeMutablePointer(to: &ctxt.pointee.userData) { xmlSchemaSAXPlug(v, saxPointer, $0) }
             }) else { return nil }
