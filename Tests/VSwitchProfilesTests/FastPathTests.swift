@@ -130,6 +130,23 @@ final class FastPathTests: XCTestCase {
         }
     }
 
+    func testKeyMapAgainstDictionary() {
+        let keys = Array(ItemReader.epasdKinds.values.map(\.key)) + ItemReader.vsxKinds.values.map(\.key)
+            + ["", "x", "epasd:", "vsx:", "epasd:PortVIDs", "é", "epasd:Pört"] + (0..<200).map { "k\($0)" }
+        var map = KeyMap<Int>(), reference: [String: Int] = [:]
+        var rng = SystemRandomNumberGenerator()
+        for step in 0..<5000 {
+            let key = keys.randomElement(using: &rng)!
+            switch Int.random(in: 0..<10, using: &rng) {
+            case 0: map[key] = nil; reference[key] = nil
+            case 1...4: map[key] = step; reference[key] = step
+            case 5: map[key, default: 0] += 1; reference[key, default: 0] += 1
+            default: XCTAssertEqual(map[key], reference[key], key)
+            }
+        }
+        for key in keys { XCTAssertEqual(map[key], reference[key], key) }
+    }
+
     func testACLAttributeSlots() {
         for (k, name) in ACLReader.attributeNames.enumerated() { XCTAssertEqual(ACLReader.slot(of: name), k, name) }
         for name in ["", "name", "NAME", "Names", "Nam", "Weight ", "VLANId", "LocalMACAddres", "RemoteMACAddresS",
