@@ -111,6 +111,8 @@ final class StreamingParserTests: XCTestCase {
             ("latin-1", "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><r \u{e9}=\"\u{e9}\">\u{e9}</r>", true),
             ("prolog", "<?xml version=\"1.0\"?>\n<!-- c -->\n<?p q?>\n<r/>\n<!-- after -->\n<?p2?>\n", true),
             ("utf-8", "<r é=\"ü\">€𝄞<x\n  a = 'v'\n/></r>", true),
+            ("byte order mark", "\u{FEFF}<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n<r a=\"x\r\ny\">\r\n t\r\n</r>", true),
+            ("character references in text", "<r>&lt;&gt;&apos;&quot;&#10;&#x9;x</r>", true),
         ]
         for (name, text, expectStreamed) in docs {
             var bytes = Array(text.utf8)
