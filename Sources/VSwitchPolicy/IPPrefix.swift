@@ -115,9 +115,16 @@ public struct IPPrefix: Hashable, Sendable, CustomStringConvertible {
     /// Whether every address of `other` is inside `self`.
     public func contains(_ other: IPPrefix) -> Bool {
         guard family == other.family, other.effectivePrefixLength >= effectivePrefixLength else { return false }
-        var o = other
-        o.prefixLength = effectivePrefixLength
-        return o.masked == masked
+        // Both masked to this prefix's length and compared, byte by byte in place (no arrays built: the ACL
+        // shadowing check calls this for every pair of rules, issue 3).
+        guard bytes.count == other.bytes.count else { return false }
+        let len = effectivePrefixLength
+        for i in 0..<bytes.count {
+            let bitsHere = max(0, min(8, len - i * 8))
+            let mask: UInt8 = bitsHere == 0 ? 0 : UInt8(truncatingIfNeeded: 0xFF << (8 - bitsHere))
+            if bytes[i] & mask != other.bytes[i] & mask { return false }
+        }
+        return true
     }
 
     /// The address part in canonical text form (inet_ntop).

@@ -49,121 +49,165 @@ struct ACLReader {
     }
 
     mutating func read(_ elements: [XMLElement], profile: PortProfile) -> [ACLRule] {
-        var rules: [(rule: ACLRule, match: ACLMatch, element: XMLElement)] = []
+        // Three parallel arrays rather than one of tuples: the rules are returned as they are, not copied
+        // out of tuples (each copy retains a rule's strings, issue 3).
+        var rules: [ACLRule] = [], matches: [ACLMatch] = [], ruleElements: [XMLElement] = []
         rules.reserveCapacity(elements.count)
+        matches.reserveCapacity(elements.count)
+        ruleElements.reserveCapacity(elements.count)
         for e in elements {
-            if let r = readRule(e) { rules.append(r) }
+            if let (rule, match) = readRule(e) {
+                rules.append(rule)
+                matches.append(match)
+                ruleElements.append(e)
+            }
         }
-        checkWeights(rules)
-        checkShadowing(rules)
-        return rules.map(\.rule)
+        checkWeights(rules, ruleElements)
+        checkShadowing(rules, matches, ruleElements)
+        return rules
     }
 
-    private mutating func readRule(_ e: XMLElement) -> (ACLRule, ACLMatch, XMLElement)? {
-        var ok = true
-        func attr(_ name: String) -> (String, XMLAttribute)? {
-            e.attribute(name).map { (XMLElement.trim($0.value), $0) }
+    /// Indices (in `attributeNames`) of the attributes a rule reads.
+    private enum Slot {
+        static let name = 0, direction = 1, action = 2, weight = 3, localMAC = 4, remoteMAC = 5, etherType = 6,
+                   vlanID = 7, priority = 8, localIP = 9, remoteIP = 10, proto = 11, localPort = 12, remotePort = 13,
+                   icmpType = 14, icmpCode = 15
+    }
+
+    /// The index of `name` in `attributeNames`, nil for any other name: by length, then one or a few string
+    /// comparisons (no hashing; `FastPathTests` checks it against `attributeNames`).
+    static func slot(of name: String) -> Int? {
+        switch name.utf8.count {
+        case 4: return name == "Name" ? Slot.name : nil
+        case 6: return name == "Action" ? Slot.action : name == "Weight" ? Slot.weight : name == "VLANID" ? Slot.vlanID : nil
+        case 8:
+            return name == "Priority" ? Slot.priority : name == "Protocol" ? Slot.proto
+                : name == "ICMPType" ? Slot.icmpType : name == "ICMPCode" ? Slot.icmpCode : nil
+        case 9: return name == "Direction" ? Slot.direction : name == "EtherType" ? Slot.etherType : name == "LocalPort" ? Slot.localPort : nil
+        case 10: return name == "RemotePort" ? Slot.remotePort : nil
+        case 14: return name == "LocalIPAddress" ? Slot.localIP : nil
+        case 15: return name == "LocalMACAddress" ? Slot.localMAC : name == "RemoteIPAddress" ? Slot.remoteIP : nil
+        case 16: return name == "RemoteMACAddress" ? Slot.remoteMAC : nil
+        default: return nil
         }
-        func required(_ name: String, _ valid: String) -> (String, XMLAttribute)? {
-            guard let a = attr(name) else {
+    }
+
+    private mutating func readRule(_ e: XMLElement) -> (ACLRule, ACLMatch)? {
+        var ok = true
+        // Where each attribute of `attributeNames` is in `e.attributes` (-1: absent), found in one pass: the
+        // first unprefixed attribute of that name, as `e.attribute(name)` would find it. (Eighteen lookups by
+        // name, each a scan comparing strings and a copy of the attribute, were most of a rule's read, issue 3.)
+        var at = SIMD16<Int32>(repeating: -1)
+        for i in e.attributes.indices where e.attributes[i].namespaceURI == nil {
+            if let k = Self.slot(of: e.attributes[i].name), at[k] < 0 { at[k] = Int32(truncatingIfNeeded: i) }
+        }
+        /// The attribute in slot `k` (present).
+        func attribute(_ k: Int) -> XMLAttribute { e.attributes[Int(at[k])] }
+        /// The trimmed value of the attribute in slot `k`, nil when absent.
+        func text(_ k: Int) -> String? { at[k] < 0 ? nil : XMLElement.trim(e.attributes[Int(at[k])].value) }
+        func required(_ k: Int, _ valid: String) -> String? {
+            guard let t = text(k) else {
+                let name = Self.attributeNames[k]
                 out.missingAttribute(e, name, profile: label, "vsx:Acl needs \(name) (\(valid))")
                 ok = false
                 return nil
             }
-            return a
+            return t
         }
 
-        let name = required("Name", "a name for the rule")?.0 ?? ""
-        if let (_, a) = attr("Name"), name.isEmpty { fail(e, a, "Name is empty"); ok = false }
+        let name = required(Slot.name, "a name for the rule") ?? ""
+        if at[Slot.name] >= 0, name.isEmpty { fail(e, attribute(Slot.name), "Name is empty"); ok = false }
         var direction = ACLDirection.both
-        if let (text, a) = required("Direction", "Inbound, Outbound or Both") {
+        if let text = required(Slot.direction, "Inbound, Outbound or Both") {
             if let d = ACLDirection(rawValue: text) { direction = d }
-            else { fail(e, a, "'\(text)' is not a Direction; use Inbound (towards the virtual system), Outbound (from it) or Both"); ok = false }
+            else { fail(e, attribute(Slot.direction), "'\(text)' is not a Direction; use Inbound (towards the virtual system), Outbound (from it) or Both"); ok = false }
         }
         var action = ACLAction.deny
-        if let (text, a) = required("Action", "Allow or Deny") {
+        if let text = required(Slot.action, "Allow or Deny") {
             if let x = ACLAction(rawValue: text) { action = x }
-            else { fail(e, a, "'\(text)' is not an Action; use Allow or Deny"); ok = false }
+            else { fail(e, attribute(Slot.action), "'\(text)' is not an Action; use Allow or Deny"); ok = false }
         }
         var weight = 0
-        if let (text, a) = required("Weight", "an integer 0..4294967295; higher is evaluated first") {
+        if let text = required(Slot.weight, "an integer 0..4294967295; higher is evaluated first") {
             if let w = ValueSyntax.unsigned(text), w <= UInt64(UInt32.max) { weight = Int(w) }
-            else { fail(e, a, "'\(text)' is not a Weight; expected an integer 0..4294967295 (higher is evaluated first)"); ok = false }
+            else { fail(e, attribute(Slot.weight), "'\(text)' is not a Weight; expected an integer 0..4294967295 (higher is evaluated first)"); ok = false }
         }
         var rule = ACLRule(name: name, direction: direction, action: action, weight: weight)
         var m = ACLMatch()
 
         // Local then Remote, each field set directly (key-path writes through an array of pairs cost an
         // allocation and a generic projection per rule, issue 3).
-        func mac(_ key: String) -> MACAddress? {
-            guard let (text, a) = attr(key) else { return nil }
+        func mac(_ k: Int) -> MACAddress? {
+            guard let text = text(k) else { return nil }
             if let mac = MACAddress(text) { return mac }
-            fail(e, a, "'\(text)' is not a MAC address; write aa:bb:cc:dd:ee:ff, aa-bb-cc-dd-ee-ff or aabbccddeeff"); ok = false
+            fail(e, attribute(k), "'\(text)' is not a MAC address; write aa:bb:cc:dd:ee:ff, aa-bb-cc-dd-ee-ff or aabbccddeeff"); ok = false
             return nil
         }
-        rule.localMAC = mac("LocalMACAddress")
-        rule.remoteMAC = mac("RemoteMACAddress")
+        rule.localMAC = mac(Slot.localMAC)
+        rule.remoteMAC = mac(Slot.remoteMAC)
         m.localMAC = rule.localMAC
         m.remoteMAC = rule.remoteMAC
 
-        if let (text, a) = attr("EtherType") {
+        if let text = text(Slot.etherType) {
             var v: UInt64?
             if text.hasPrefix("0x") || text.hasPrefix("0X") { v = UInt64(text.dropFirst(2), radix: 16) }
             else { v = ValueSyntax.unsigned(text) }
             if let v, v >= 0x0600, v <= 0xFFFF { rule.etherType = UInt16(v) }
-            else { fail(e, a, "'\(text)' is not an EtherType; expected 0x0600..0xFFFF (e.g. 0x0800 IPv4, 0x86DD IPv6, 0x0806 ARP); values below 0x0600 are frame lengths"); ok = false }
+            else { fail(e, attribute(Slot.etherType), "'\(text)' is not an EtherType; expected 0x0600..0xFFFF (e.g. 0x0800 IPv4, 0x86DD IPv6, 0x0806 ARP); values below 0x0600 are frame lengths"); ok = false }
         }
         m.etherType = rule.etherType
-        if let (text, a) = attr("VLANID") {
+        if let text = text(Slot.vlanID) {
             if let v = ValueSyntax.unsigned(text), (1...4094).contains(v) { rule.vlanID = UInt16(v) }
-            else { fail(e, a, "'\(text)' is not a VLAN ID; expected 1..4094"); ok = false }
+            else { fail(e, attribute(Slot.vlanID), "'\(text)' is not a VLAN ID; expected 1..4094"); ok = false }
         }
         m.vlan = rule.vlanID
-        if let (text, a) = attr("Priority") {
+        if let text = text(Slot.priority) {
             if let v = ValueSyntax.unsigned(text), v <= 7 { rule.priority = UInt8(v) }
-            else { fail(e, a, "'\(text)' is not an 802.1p priority; expected 0..7"); ok = false }
+            else { fail(e, attribute(Slot.priority), "'\(text)' is not an 802.1p priority; expected 0..7"); ok = false }
         }
         m.priority = rule.priority
 
-        var families: [(IPPrefix.Family, XMLAttribute)] = []
-        func ip(_ key: String, local: Bool) {
-            guard let (text, a) = attr(key) else { return }
+        // The families of the addresses given (local first), with the slot of the attribute.
+        var families: [(IPPrefix.Family, Int)] = []
+        func ip(_ k: Int, local: Bool) {
+            guard let text = text(k) else { return }
             if local { rule.localIP = text } else { rule.remoteIP = text }
             if ValueSyntax.isAny(text) { return }
             guard let prefix = IPPrefix(text) else {
-                fail(e, a, "'\(text)' is not an IP address; expected IPv4 or IPv6 address[/prefix] (prefix ≤ 32 or ≤ 128) or ANY")
+                fail(e, attribute(k), "'\(text)' is not an IP address; expected IPv4 or IPv6 address[/prefix] (prefix ≤ 32 or ≤ 128) or ANY")
                 ok = false
                 return
             }
             if prefix.hasHostBits {
-                fail(e, a, "'\(text)' has bits set beyond the /\(prefix.effectivePrefixLength) mask; did you mean \(prefix.networkText)?")
+                fail(e, attribute(k), "'\(text)' has bits set beyond the /\(prefix.effectivePrefixLength) mask; did you mean \(prefix.networkText)?")
                 ok = false
             }
             if local { m.localIP = prefix } else { m.remoteIP = prefix }
-            families.append((prefix.family, a))
+            families.append((prefix.family, k))
         }
-        ip("LocalIPAddress", local: true)
-        ip("RemoteIPAddress", local: false)
+        ip(Slot.localIP, local: true)
+        ip(Slot.remoteIP, local: false)
         if families.count == 2, families[0].0 != families[1].0 {
-            fail(e, families[1].1, "LocalIPAddress is IPv\(families[0].0.rawValue) but RemoteIPAddress is IPv\(families[1].0.rawValue); both must be the same family (or ANY)")
+            fail(e, attribute(families[1].1), "LocalIPAddress is IPv\(families[0].0.rawValue) but RemoteIPAddress is IPv\(families[1].0.rawValue); both must be the same family (or ANY)")
             ok = false
         }
 
-        if let (text, a) = attr("Protocol") {
+        if let text = text(Slot.proto) {
             rule.proto = text
             if let n = Self.protocolNumber(text) {
                 m.proto = n
             } else if let n = ValueSyntax.unsigned(text), n <= 255 {
                 m.proto = UInt8(n)
             } else {
-                fail(e, a, "'\(text)' is not a Protocol; use TCP, UDP, ICMP, ICMPv6 or an IP protocol number 0..255")
+                fail(e, attribute(Slot.proto), "'\(text)' is not a Protocol; use TCP, UDP, ICMP, ICMPv6 or an IP protocol number 0..255")
                 ok = false
             }
         }
 
         // Families implied by EtherType and Protocol must agree with the addresses.
         let family = families.first?.0
-        if let et = rule.etherType, let a = e.attribute("EtherType") {
+        if let et = rule.etherType, at[Slot.etherType] >= 0 {
+            let a = attribute(Slot.etherType)
             if et == 0x0800, family == .ipv6 { fail(e, a, "EtherType 0x0800 (IPv4) with an IPv6 address; use 0x86DD or IPv4 addresses"); ok = false }
             if et == 0x86DD, family == .ipv4 { fail(e, a, "EtherType 0x86DD (IPv6) with an IPv4 address; use 0x0800 or IPv6 addresses"); ok = false }
             if et != 0x0800, et != 0x86DD, family != nil || m.proto != nil {
@@ -171,43 +215,46 @@ struct ACLReader {
                 ok = false
             }
         }
-        if let p = m.proto, let a = e.attribute("Protocol") {
-            if p == 1, family == .ipv6 || rule.etherType == 0x86DD { fail(e, a, "ICMP is IPv4's; for IPv6 use Protocol ICMPv6 (58)"); ok = false }
-            if p == 58, family == .ipv4 || rule.etherType == 0x0800 { fail(e, a, "ICMPv6 is IPv6's; for IPv4 use Protocol ICMP (1)"); ok = false }
+        if let p = m.proto, at[Slot.proto] >= 0 {
+            if p == 1, family == .ipv6 || rule.etherType == 0x86DD { fail(e, attribute(Slot.proto), "ICMP is IPv4's; for IPv6 use Protocol ICMPv6 (58)"); ok = false }
+            if p == 58, family == .ipv4 || rule.etherType == 0x0800 { fail(e, attribute(Slot.proto), "ICMPv6 is IPv6's; for IPv4 use Protocol ICMP (1)"); ok = false }
         }
 
-        func port(_ key: String, local: Bool) {
-            guard let (text, a) = attr(key) else { return }
+        func port(_ k: Int, local: Bool) {
+            guard let text = text(k) else { return }
             if local { rule.localPort = text } else { rule.remotePort = text }
             guard let r = ValueSyntax.portRange(text) else {
-                fail(e, a, "'\(text)' is not a port or port range; expected N or lo-hi with 0 ≤ lo ≤ hi ≤ 65535")
+                fail(e, attribute(k), "'\(text)' is not a port or port range; expected N or lo-hi with 0 ≤ lo ≤ hi ≤ 65535")
                 ok = false
                 return
             }
             if local { m.localPort = r } else { m.remotePort = r }
             if m.proto != 6, m.proto != 17 {
-                fail(e, a, "ports only apply to TCP or UDP; add Protocol=\"TCP\" or Protocol=\"UDP\"")
+                fail(e, attribute(k), "ports only apply to TCP or UDP; add Protocol=\"TCP\" or Protocol=\"UDP\"")
                 ok = false
             }
         }
-        port("LocalPort", local: true)
-        port("RemotePort", local: false)
-        for (key, path) in [("ICMPType", \ACLRule.icmpType), ("ICMPCode", \ACLRule.icmpCode)] {
-            guard let (text, a) = attr(key) else { continue }
+        port(Slot.localPort, local: true)
+        port(Slot.remotePort, local: false)
+        func icmp(_ k: Int) -> UInt8? {
+            guard let text = text(k) else { return nil }
+            let key = Self.attributeNames[k]
             guard let v = ValueSyntax.unsigned(text), v <= 255 else {
-                fail(e, a, "'\(text)' is not an ICMP \(key == "ICMPType" ? "type" : "code"); expected 0..255")
+                fail(e, attribute(k), "'\(text)' is not an ICMP \(k == Slot.icmpType ? "type" : "code"); expected 0..255")
                 ok = false
-                continue
+                return nil
             }
-            rule[keyPath: path] = UInt8(v)
             if m.proto != 1, m.proto != 58 {
-                fail(e, a, "\(key) only applies to ICMP or ICMPv6; add Protocol=\"ICMP\" or Protocol=\"ICMPv6\"")
+                fail(e, attribute(k), "\(key) only applies to ICMP or ICMPv6; add Protocol=\"ICMP\" or Protocol=\"ICMPv6\"")
                 ok = false
             }
+            return UInt8(v)
         }
+        rule.icmpType = icmp(Slot.icmpType)
+        rule.icmpCode = icmp(Slot.icmpCode)
         m.icmpType = rule.icmpType
         m.icmpCode = rule.icmpCode
-        return ok ? (rule, m, e) : nil
+        return ok ? (rule, m) : nil
     }
 
     /// The number of a protocol name, compared case-insensitively (TCP, udp, ICMPv6, …).
@@ -215,11 +262,20 @@ struct ACLReader {
         // ASCII text: compare the bytes folded to lower case (no Unicode case mapping turns non-ASCII
         // text into these ASCII names, so anything else takes the general comparison).
         if text.utf8.allSatisfy({ $0 < 0x80 }) {
-            let lower = text.utf8.map { $0 >= 65 && $0 <= 90 ? $0 | 0x20 : $0 }
-            switch lower.count {
-            case 3: if lower.elementsEqual("tcp".utf8) { return 6 }; if lower.elementsEqual("udp".utf8) { return 17 }
-            case 4: if lower.elementsEqual("icmp".utf8) { return 1 }
-            case 6: if lower.elementsEqual("icmpv6".utf8) { return 58 }
+            // (Compared in place, each byte folded: no lower-case copy.)
+            func equalFolded(_ name: StaticString) -> Bool {
+                let p = name.utf8Start
+                var k = 0
+                for c in text.utf8 {
+                    if (c >= 65 && c <= 90 ? c | 0x20 : c) != p[k] { return false }
+                    k += 1
+                }
+                return true
+            }
+            switch text.utf8.count {
+            case 3: if equalFolded("tcp") { return 6 }; if equalFolded("udp") { return 17 }
+            case 4: if equalFolded("icmp") { return 1 }
+            case 6: if equalFolded("icmpv6") { return 58 }
             default: break
             }
             return nil
@@ -242,36 +298,39 @@ struct ACLReader {
         var weight: Int
     }
 
-    private mutating func checkWeights(_ rules: [(rule: ACLRule, match: ACLMatch, element: XMLElement)]) {
-        // Key (direction, weight) → index of the rule that took it.
+    private mutating func checkWeights(_ rules: [ACLRule], _ elements: [XMLElement]) {
+        // Key (direction, weight) → index of the rule that took it. A profile's few rules are looked up in a
+        // list (no hashing); many (a hostile document) in a dictionary.
         var used: [DirectionWeight: Int] = [:]
-        used.reserveCapacity(rules.count * 2)
-        let weights = rules.map(\.rule.weight)
-        let directions = rules.map(\.rule.direction)
+        var list: [(key: DirectionWeight, rule: Int)] = []
+        let small = rules.count <= 64
+        if small { list.reserveCapacity(rules.count * 2) } else { used.reserveCapacity(rules.count * 2) }
+        func taken(_ key: DirectionWeight) -> Int? {
+            if !small { return used[key] }
+            for entry in list where entry.key == key { return entry.rule }
+            return nil
+        }
         for k in rules.indices {
-            let direction = directions[k], weight = weights[k]
+            let direction = rules[k].direction, weight = rules[k].weight
             for d in Self.directions(direction) {
                 let key = DirectionWeight(inbound: d == .inbound, weight: weight)
-                if let other = used[key] {
-                    let e = rules[k].element
-                    fail(e, e.attribute("Weight"), "Weight \(weight) in direction \(d.rawValue) is already used by ACL '\(rules[other].rule.name)' (line \(rules[other].element.line)); weights order the rules of a direction and must be unique")
+                if let other = taken(key) {
+                    let e = elements[k]
+                    fail(e, e.attribute("Weight"), "Weight \(weight) in direction \(d.rawValue) is already used by ACL '\(rules[other].name)' (line \(elements[other].line)); weights order the rules of a direction and must be unique")
                     break
                 }
-                used[key] = k
+                if small { list.append((key, k)) } else { used[key] = k }
             }
         }
     }
 
     /// A rule that a higher-weight rule of the same direction fully covers can never match: warn.
-    private mutating func checkShadowing(_ rules: [(rule: ACLRule, match: ACLMatch, element: XMLElement)]) {
+    private mutating func checkShadowing(_ rules: [ACLRule], _ matches: [ACLMatch], _ elements: [XMLElement]) {
         var warned = Set<Int>()
         // On indices (the same filter and sort as on the rules themselves: the sort's decisions depend
         // only on the comparisons, so the order is the same), without copying rules.
-        // Weights, directions and matches pulled out once: reading them through the array of tuples
-        // copied whole tuples (a rule's strings retained and released) at every comparison.
-        let weights = rules.map(\.rule.weight)
-        let directions = rules.map(\.rule.direction)
-        let matches = rules.map(\.match)
+        let weights = rules.map(\.weight)
+        let directions = rules.map(\.direction)
         for d in [ACLDirection.inbound, .outbound] {
             let ordered = rules.indices.filter { directions[$0] == d || directions[$0] == .both }
                 .sorted { weights[$0] > weights[$1] }
@@ -281,9 +340,9 @@ struct ACLReader {
                 guard let earlier = ordered[..<j].first(where: {
                     weights[$0] > laterWeight && matches[$0].covers(matches[later])
                 }) else { continue }
-                guard warned.insert(rules[later].element.index).inserted else { continue }
-                out.warning(rules[later].element, profile: label,
-                            "ACL '\(rules[later].rule.name)' can never match in direction \(d.rawValue): ACL '\(rules[earlier].rule.name)' (weight \(rules[earlier].rule.weight), line \(rules[earlier].element.line)) matches everything it matches and is evaluated first")
+                guard warned.insert(elements[later].index).inserted else { continue }
+                out.warning(elements[later], profile: label,
+                            "ACL '\(rules[later].name)' can never match in direction \(d.rawValue): ACL '\(rules[earlier].name)' (weight \(rules[earlier].weight), line \(elements[earlier].line)) matches everything it matches and is evaluated first")
             }
         }
     }

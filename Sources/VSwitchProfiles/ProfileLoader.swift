@@ -470,13 +470,28 @@ public final class ProfileReadCache: @unchecked Sendable {
         }
     }
 
-    /// A fast 64-bit hash of a byte range (8 bytes per step; only used to find candidates, which are then
-    /// compared byte for byte).
+    /// A fast 64-bit hash of a byte range (four independent 8-byte lanes per step, so the multiplications
+    /// overlap; only used to find candidates, which are then compared byte for byte).
     static func hash(_ a: [UInt8], _ r: Range<Int>) -> UInt64 {
         a.withUnsafeBufferPointer { p in
             let base = UnsafeRawPointer(p.baseAddress! + r.lowerBound)
             var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(r.count)
             var i = 0
+            if r.count >= 64 {
+                var l0 = h, l1 = h ^ 0xC2B2_AE3D_27D4_EB4F, l2 = h ^ 0x1656_67B1_9E37_79F9, l3 = h ^ 0x85EB_CA77_C2B2_AE63
+                @inline(__always) func step(_ x: UInt64, _ v: UInt64) -> UInt64 {
+                    let y = (x ^ v) &* 0x100_0000_01B3 &+ 0x2545_F491_4F6C_DD1D
+                    return y ^ (y >> 29)
+                }
+                while i + 32 <= r.count {
+                    l0 = step(l0, base.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+                    l1 = step(l1, base.loadUnaligned(fromByteOffset: i + 8, as: UInt64.self))
+                    l2 = step(l2, base.loadUnaligned(fromByteOffset: i + 16, as: UInt64.self))
+                    l3 = step(l3, base.loadUnaligned(fromByteOffset: i + 24, as: UInt64.self))
+                    i += 32
+                }
+                h = step(step(step(l0, l1), l2), l3)
+            }
             while i + 8 <= r.count {
                 h = (h ^ base.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0x100_0000_01B3 &+ 0x2545_F491_4F6C_DD1D
                 h ^= h >> 29

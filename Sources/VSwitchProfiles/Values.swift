@@ -121,9 +121,21 @@ enum ValueSyntax {
     }
 
     /// A decimal unsigned integer (digits only, no sign), or nil. Leading zeros are accepted.
+    /// (Over the UTF-8 bytes in one pass; nil on overflow, as `UInt64(s)`.)
     static func unsigned(_ s: String) -> UInt64? {
-        guard !s.isEmpty, s.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return nil }
-        return UInt64(s)
+        var u = s
+        return u.withUTF8 { b -> UInt64? in
+            guard !b.isEmpty else { return nil }
+            var v: UInt64 = 0
+            for c in b {
+                guard c >= 48, c <= 57 else { return nil }
+                let (times10, o1) = v.multipliedReportingOverflow(by: 10)
+                let (sum, o2) = times10.addingReportingOverflow(UInt64(c &- 48))
+                if o1 || o2 { return nil }
+                v = sum
+            }
+            return v
+        }
     }
 
     /// DMTF programmatic units for bandwidth → bits per second per unit. Whitespace-insensitive.

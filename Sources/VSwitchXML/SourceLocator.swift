@@ -109,6 +109,42 @@ struct SourceLocator {
             return true
         }
 
+        /// `advance()` up to `end` (≤ n), in one loop over the bytes with the position in locals.
+        @inline(__always) mutating func advance(to end: Int) {
+            var k = i, line = self.line, column = self.column
+            while k < end {
+                let c = b[k]
+                if c == 0x0A {
+                    line += 1; column = 1
+                } else if c == 0x0D {
+                    if k + 1 < n, b[k + 1] == 0x0A { /* the LF ends it */ } else { line += 1; column = 1 }
+                } else if c & 0xC0 != 0x80 {
+                    column += 1
+                }
+                k += 1
+            }
+            i = k; self.line = line; self.column = column
+        }
+
+        /// `advance()` over a name: up to XML whitespace, '>' or `stop` (a name holds no line end, so only the
+        /// column moves).
+        @inline(__always) mutating func advanceName(stoppingAt stop: UInt8) {
+            var k = i, column = self.column
+            while k < n {
+                let c = b[k]
+                if c == 0x20 || c == 0x09 || c == 0x0A || c == 0x0D || c == UInt8(ascii: ">") || c == stop { break }
+                if c & 0xC0 != 0x80 { column += 1 }
+                k += 1
+            }
+            i = k; self.column = column
+        }
+
+        /// Offset of the next `byte` at or after `i` (memchr), `n` when there is none.
+        @inline(__always) func next(_ byte: UInt8) -> Int {
+            guard i < n, let base = b.baseAddress, let p = memchr(base + i, Int32(byte), n - i) else { return n }
+            return UnsafePointer<UInt8>(p.assumingMemoryBound(to: UInt8.self)) - base
+        }
+
         mutating func skip(until terminator: StaticString) {
             while i < n, !starts(terminator) { advance() }
             for _ in 0..<terminator.utf8CodeUnitCount where i < n { advance() }
@@ -143,8 +179,8 @@ struct SourceLocator {
             let lt = UInt8(ascii: "<"), gt = UInt8(ascii: ">"), slash = UInt8(ascii: "/"), bang = UInt8(ascii: "!")
             let eq = UInt8(ascii: "="), dq = UInt8(ascii: "\""), sq = UInt8(ascii: "'")
             while s.i < n {
-                // Text: only line and column matter until the next '<'.
-                guard b[s.i] == lt else { s.advance(); continue }
+                // Text: only line and column matter until the next '<' (found with memchr).
+                guard b[s.i] == lt else { s.advance(to: s.next(lt)); continue }
                 if s.starts("<!--") { s.skip(until: "-->"); continue }
                 if s.starts("<![CDATA[") { s.skip(until: "]]>"); continue }
                 if s.starts("<?") { s.skip(until: "?>"); continue }
@@ -152,7 +188,8 @@ struct SourceLocator {
                     // End tag or a declaration (DOCTYPE is refused before we get here): skip to '>'.
                     let isEnd = b[s.i + 1] == slash
                     if isEnd { depth -= 1 }
-                    s.skip(until: ">")
+                    s.advance(to: s.next(gt))   // skip(until: ">"), the '>' found with memchr
+                    if s.i < n { s.advance() }
                     if isEnd, let k = open.popLast() { ends[Int(k)] = Int32(truncatingIfNeeded: s.i) }
                     continue
                 }
@@ -165,7 +202,7 @@ struct SourceLocator {
                 let me = Int32(truncatingIfNeeded: tags.count)
                 open.append(me)
                 s.advance()  // '<'
-                while s.i < n, !Scanner.isSpace(b[s.i]), b[s.i] != gt, b[s.i] != slash { s.advance() }
+                s.advanceName(stoppingAt: slash)
                 while s.i < n {
                     while s.i < n, Scanner.isSpace(b[s.i]) { s.advance() }
                     guard s.i < n else { break }
@@ -182,7 +219,7 @@ struct SourceLocator {
                     }
                     let pos = SourcePosition(line: s.line, column: s.column)
                     let start = s.i
-                    while s.i < n, !Scanner.isSpace(b[s.i]), b[s.i] != eq, b[s.i] != gt { s.advance() }
+                    s.advanceName(stoppingAt: eq)
                     let nameEnd = s.i
                     while s.i < n, Scanner.isSpace(b[s.i]) { s.advance() }
                     if s.i < n, b[s.i] == eq { s.advance() }
@@ -190,7 +227,7 @@ struct SourceLocator {
                     if s.i < n, b[s.i] == dq || b[s.i] == sq {
                         let quote = b[s.i]
                         s.advance()
-                        while s.i < n, b[s.i] != quote { s.advance() }
+                        s.advance(to: s.next(quote))
                         if s.i < n { s.advance() }
                     }
                     attributes.append(AttributeLocation(nameStart: start, nameEnd: nameEnd, position: pos))

@@ -71,7 +71,8 @@ public final class XMLElement: Sendable {
     /// The attribute `name` in namespace `namespaceURI`.
     public func attribute(_ name: String, namespace namespaceURI: String) -> XMLAttribute? {
         if attributes.isEmpty { return nil }
-        for i in attributes.indices where attributes[i].name == name && attributes[i].namespaceURI == namespaceURI {
+        // (The namespace first: most attributes have none, and nil against a URI is decided at once.)
+        for i in attributes.indices where attributes[i].namespaceURI == namespaceURI && attributes[i].name == name {
             return attributes[i]
         }
         return nil
@@ -92,6 +93,8 @@ public final class XMLElement: Sendable {
     public static func trim(_ s: String) -> String {
         let u = s.utf8
         let ws: (UInt8) -> Bool = { $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }
+        // The usual case first: nothing to remove (two bytes looked at).
+        if let f = u.first, let l = u.last, !ws(f), !ws(l) { return s }
         guard let first = u.firstIndex(where: { !ws($0) }) else { return "" }
         if first == u.startIndex, let l = u.last, !ws(l) { return s }
         let last = u.lastIndex(where: { !ws($0) })!

@@ -2,16 +2,20 @@
 //
 // Design
 // - One entry point, `XMLParser.parse`, turns bytes into a plain Swift element tree
-//   (`XMLDocument` / `XMLElement`): libxml2's DOM is copied out and freed before the call
-//   returns, so no C pointer escapes this module and callers never touch libxml2.
+//   (`XMLDocument` / `XMLElement`): no C pointer escapes this module and callers never touch
+//   libxml2. Two paths give the same tree: first the streaming one (StreamingParser.swift: the
+//   tree built from libxml2's SAX events, the XSD validator plugged into the same stream, no
+//   DOM), taken only for documents with no finding at all; any finding, and the few constructs
+//   the two paths could treat differently, go to the DOM path (libxml2's DOM copied out and
+//   freed, `xmlSchemaValidateDoc`), which words every diagnostic as below.
 // - Hostile input is bounded: documents larger than `XMLLimits.maxBytes` (4 MiB) or nested
 //   deeper than `maxDepth` (64) are refused; the parser runs with XML_PARSE_NONET, without
 //   DTD loading (no XML_PARSE_DTDLOAD / DTDATTR / DTDVALID) and without entity
 //   substitution (no XML_PARSE_NOENT); a document with a DOCTYPE is refused outright — a
 //   SAX hook stops the parser as soon as `<!DOCTYPE` is seen, before any entity
 //   declaration is read. Only UTF-8 (or ASCII-compatible) documents are accepted.
-// - Every finding is an `XMLDiagnostic` with file, line and column. libxml2's DOM has no
-//   columns, so `SourceLocator` rescans the bytes to place every start tag and attribute.
+// - Every finding is an `XMLDiagnostic` with file, line and column. libxml2's DOM (and SAX) has
+//   no columns, so `SourceLocator` rescans the bytes to place every start tag and attribute.
 // - XSD validation (`XMLSchema`) compiles schemas from in-memory strings; `xs:import`
 //   and `xs:include` are served from the same set of strings by a temporary external
 //   entity loader that refuses everything else (no file or network access at all).
@@ -101,6 +105,9 @@ public struct XMLParseResult: Sendable {
     public var validationIssues: [XMLValidationIssue]
     /// Non-fatal findings of the XML parser itself (libxml2 warnings).
     public var warnings: [XMLDiagnostic]
+    /// Whether the document was validated while it was parsed, without a libxml2 DOM (StreamingParser.swift);
+    /// otherwise it went through the DOM path. The result is the same either way.
+    public var validatedWhileParsing = false
 }
 
 public enum XMLParser {
@@ -109,7 +116,8 @@ public enum XMLParser {
     ///
     /// `reuse` lets a caller that already holds the reading of some subtrees skip building them again
     /// (issue 3: reloading a document where few profiles changed). It is asked about each child of the
-    /// root, only when the document has no XSD finding and every start tag was located; when
+    /// root, and its answers are used only when the document has no XSD finding and every start tag
+    /// was located (the streaming path asks while it parses, before it knows; it must be a pure function); when
     /// it returns a token, the element is built without attributes, text or children (its `reused` is
     /// the token, its `index` / `subtreeEnd` are those of the full tree). Parsing and XSD validation
     /// always cover the whole document.
@@ -117,6 +125,14 @@ public enum XMLParser {
                              schema: XMLSchema? = nil,
                              reuse: ((XMLSubtreeCandidate) -> Int?)? = nil,
                              placeholders: XMLPlaceholders? = nil) throws(XMLError) -> XMLParseResult {
+        try parse(bytes: bytes, fileName: fileName, limits: limits, schema: schema, reuse: reuse,
+                  placeholders: placeholders, streaming: true)
+    }
+
+    /// `parse`, with the streaming path (StreamingParser.swift) tried first, or not at all (tests compare the two).
+    static func parse(bytes: [UInt8], fileName: String, limits: XMLLimits, schema: XMLSchema?,
+                      reuse: ((XMLSubtreeCandidate) -> Int?)?, placeholders: XMLPlaceholders?,
+                      streaming: Bool) throws(XMLError) -> XMLParseResult {
         func fail(_ message: String, line: Int = 1, column: Int = 1) -> XMLError {
             XMLError([XMLDiagnostic(file: fileName, line: line, column: column, message: message)])
         }
@@ -130,8 +146,12 @@ public enum XMLParser {
         }
         return try LibXML2.lock.withLock { () throws(XMLError) -> XMLParseResult in
             try LibXML2.withIsolatedGlobals { () throws(XMLError) -> XMLParseResult in
-                try parseLocked(bytes: bytes, fileName: fileName, limits: limits, schema: schema, reuse: reuse,
-                                placeholders: placeholders)
+                if streaming, let result = parseStreaming(bytes: bytes, fileName: fileName, limits: limits, schema: schema,
+                                                          reuse: reuse, placeholders: placeholders) {
+                    return result
+                }
+                return try parseLocked(bytes: bytes, fileName: fileName, limits: limits, schema: schema, reuse: reuse,
+                                       placeholders: placeholders)
             }
         }
     }
@@ -424,7 +444,7 @@ private func attributeName(in message: String) -> String? {
 /// same few addresses recur for every element: converting each once (and sharing one String storage,
 /// which also makes later comparisons of equal names cheap) saves an allocation and a UTF-8 check per
 /// name (issue 3: 1,000 profiles are ~70,000 elements). Direct-mapped; a collision just converts again.
-private struct StringInterner {
+struct StringInterner {
     private var keys = [UnsafeRawPointer?](repeating: nil, count: 256)
     private var values = [String](repeating: "", count: 256)
 
@@ -448,6 +468,8 @@ private struct TreeBuilder {
     var nextIndex = 0
     var depthError: XMLDiagnostic?
     private var strings = StringInterner()
+    /// Text bytes of the elements being built (see `build`).
+    private var textBytes: [UInt8] = []
 
     let reuse: ((XMLSubtreeCandidate) -> Int?)?
     let placeholders: XMLPlaceholders?
@@ -535,7 +557,19 @@ private struct TreeBuilder {
             }
         }
 
+        // Arrays sized before they are filled (growing them by doubling cost a malloc and a copy per step:
+        // 6 attributes on a vsx:Acl, ~26 children in an ovf:Item, issue 3).
         var attributes: [XMLAttribute] = []
+        var attributeCount = 0, elementCount = 0, textCount = 0
+        var a0 = node.pointee.properties
+        while let a = a0 { attributeCount += 1; a0 = a.pointee.next }
+        var c0 = node.pointee.children
+        while let c = c0 {
+            if c.pointee.type == XML_ELEMENT_NODE { elementCount += 1 }
+            else if c.pointee.type == XML_TEXT_NODE || c.pointee.type == XML_CDATA_SECTION_NODE { textCount += 1 }
+            c0 = c.pointee.next
+        }
+        attributes.reserveCapacity(attributeCount)
         var attr = node.pointee.properties
         while let a = attr {
             let aname = a.pointee.name.map { strings.string($0) } ?? ""
@@ -565,7 +599,12 @@ private struct TreeBuilder {
         }
 
         var children: [XMLElement] = []
+        children.reserveCapacity(elementCount)
         var text = ""
+        // Several text nodes (the whitespace between child elements): their bytes gathered, one String made.
+        // `textBytes` is a stack shared with the nested builds: this element's bytes are those past `mark`
+        // (a child appends after them and truncates back to its own mark when done).
+        let mark = textBytes.count
         var child = node.pointee.children
         while let c = child {
             switch c.pointee.type {
@@ -574,7 +613,11 @@ private struct TreeBuilder {
                 if depthError != nil { return nil }
             case XML_TEXT_NODE, XML_CDATA_SECTION_NODE:
                 if let content = c.pointee.content {
-                    if text.isEmpty { text = String(cString: content) } else { text += String(cString: content) }
+                    if textCount == 1 {
+                        text = String(cString: content)
+                    } else {
+                        textBytes.append(contentsOf: UnsafeBufferPointer(start: content, count: Int(xmlStrlen(content))))
+                    }
                 }
             case XML_PI_NODE where depth == 1 && isPlaceholder(c):
                 // Stands for an element the caller left out (XMLPlaceholders): no element index of its own.
@@ -585,6 +628,10 @@ private struct TreeBuilder {
                 break
             }
             child = c.pointee.next
+        }
+        if textCount > 1 {
+            text = String(decoding: textBytes[mark...], as: UTF8.self)
+            textBytes.removeSubrange(mark...)
         }
         return XMLElement(name: name, namespaceURI: uri, prefix: prefix, attributes: attributes, children: children,
                           text: text, line: position.line, column: position.column,

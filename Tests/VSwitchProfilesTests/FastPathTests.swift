@@ -101,6 +101,60 @@ final class FastPathTests: XCTestCase {
         }
     }
 
+    func testUnsigned() {
+        let texts = ["", "0", "00", "7", "4094", "4095", "65535", "18446744073709551615", "18446744073709551616",
+                     "000000000000000000000000018446744073709551615", "99999999999999999999", "+1", "-1", " 1", "1 ",
+                     "0x10", "١٢", "１２", "12a", "1_000"]
+        for t in texts {
+            let want: UInt64? = !t.isEmpty && t.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) ? UInt64(t) : nil
+            XCTAssertEqual(ValueSyntax.unsigned(t), want, t)
+        }
+    }
+
+    func testPrefixContains() {
+        let texts = ["10.0.0.0/8", "10.0.0.0/9", "10.128.0.0/9", "10.1.2.3", "10.1.2.3/32", "10.1.2.0/24", "0.0.0.0/0",
+                     "10.0.0.1/8", "192.168.1.0/24", "192.168.1.128/25", "192.168.1.0/23", "::/0", "2001:db8::/32",
+                     "2001:db8::1", "2001:db8::/33", "2001:db8:8000::/33", "2001:db8::1/128", "::ffff:10.0.0.1/100"]
+        let prefixes = texts.compactMap(IPPrefix.init)
+        XCTAssertEqual(prefixes.count, texts.count)
+        for a in prefixes {
+            for b in prefixes {
+                var want = false
+                if a.family == b.family, b.effectivePrefixLength >= a.effectivePrefixLength {
+                    var o = b
+                    o.prefixLength = a.effectivePrefixLength
+                    want = o.masked == a.masked
+                }
+                XCTAssertEqual(a.contains(b), want, "\(a) contains \(b)")
+            }
+        }
+    }
+
+    func testKeyMapAgainstDictionary() {
+        let keys = Array(ItemReader.epasdKinds.values.map(\.key)) + ItemReader.vsxKinds.values.map(\.key)
+            + ["", "x", "epasd:", "vsx:", "epasd:PortVIDs", "é", "epasd:Pört"] + (0..<200).map { "k\($0)" }
+        var map = KeyMap<Int>(), reference: [String: Int] = [:]
+        var rng = SystemRandomNumberGenerator()
+        for step in 0..<5000 {
+            let key = keys.randomElement(using: &rng)!
+            switch Int.random(in: 0..<10, using: &rng) {
+            case 0: map[key] = nil; reference[key] = nil
+            case 1...4: map[key] = step; reference[key] = step
+            case 5: map[key, default: 0] += 1; reference[key, default: 0] += 1
+            default: XCTAssertEqual(map[key], reference[key], key)
+            }
+        }
+        for key in keys { XCTAssertEqual(map[key], reference[key], key) }
+    }
+
+    func testACLAttributeSlots() {
+        for (k, name) in ACLReader.attributeNames.enumerated() { XCTAssertEqual(ACLReader.slot(of: name), k, name) }
+        for name in ["", "name", "NAME", "Names", "Nam", "Weight ", "VLANId", "LocalMACAddres", "RemoteMACAddresS",
+                     "ICMPtype", "Session", "First", "Last", "xsi:nil", "nil", "LocalIPAddresss"] {
+            XCTAssertNil(ACLReader.slot(of: name), name)
+        }
+    }
+
     func testIPPrefix() {
         for a in addresses {
             let got = IPPrefix(a), want = Self.refIPPrefix(a)

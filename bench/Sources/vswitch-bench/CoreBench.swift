@@ -434,6 +434,7 @@ struct ReloadBenchResult: Codable {
     /// reload costs when it does not compete for a core (this 2-core machine runs the forwarding thread beside it).
     var parse_cpu_ms_p50: Double
     var build_cpu_ms_p50: Double
+    var build_cpu_ms_p99: Double
     var mpps_during_reloads: Double
 }
 
@@ -559,6 +560,7 @@ enum ReloadBench {
                                  compile_ms_p50: p50(compiles), snapshot_ms_p50: p50(snapshots),
                                  document_bytes: documents[0].count,
                                  parse_cpu_ms_p50: xml ? p50(parseCPU) : 0, build_cpu_ms_p50: p50(buildCPU),
+                                 build_cpu_ms_p99: p99(buildCPU),
                                  mpps_during_reloads: Double(frames) / (Double(t1 - t0) / 1e9 + 0.2) / 1e6)
     }
 }

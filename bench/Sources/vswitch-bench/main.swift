@@ -81,9 +81,9 @@ struct Reload: ParsableCommand {
             enc.outputFormatting = [.sortedKeys]
             print(String(decoding: try enc.encode(r), as: UTF8.self))
         } else {
-            print(String(format: "reload  mode=%@ ports=%d profiles=%d changed=%d cache=%@ reloads=%d threads=%d document=%d bytes: reload p50 %.1f ms (parse %.1f, compile %.1f, snapshot %.1f, publish %.1f of which grace period %.3f, max %.3f), p99 %.1f ms, max %.1f ms; CPU per reload p50 %.1f ms (parse %.1f); %llu frames in, %llu delivered, %llu dropped, %llu lost (%.1f Mpps during reloads)",
+            print(String(format: "reload  mode=%@ ports=%d profiles=%d changed=%d cache=%@ reloads=%d threads=%d document=%d bytes: reload p50 %.1f ms (parse %.1f, compile %.1f, snapshot %.1f, publish %.1f of which grace period %.3f, max %.3f), p99 %.1f ms, max %.1f ms; CPU per reload p50 %.1f ms (parse %.1f), p99 %.1f ms; %llu frames in, %llu delivered, %llu dropped, %llu lost (%.1f Mpps during reloads)",
                          r.mode, r.ports, r.profiles, r.changed, r.cache ? "on" : "off", r.reloads, r.threads, r.document_bytes, r.reload_ms_p50, r.parse_ms_p50, r.compile_ms_p50, r.snapshot_ms_p50,
-                         r.publish_ms_p50, r.grace_ms_p50, r.grace_ms_max, r.reload_ms_p99, r.reload_ms_max, r.build_cpu_ms_p50, r.parse_cpu_ms_p50, r.frames, r.delivered, r.dropped, r.lost, r.mpps_during_reloads))
+                         r.publish_ms_p50, r.grace_ms_p50, r.grace_ms_max, r.reload_ms_p99, r.reload_ms_max, r.build_cpu_ms_p50, r.parse_cpu_ms_p50, r.build_cpu_ms_p99, r.frames, r.delivered, r.dropped, r.lost, r.mpps_during_reloads))
         }
     }
 }

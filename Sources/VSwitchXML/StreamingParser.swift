@@ -1,0 +1,332 @@
+// Validation while parsing (issue 3: a cold load of a 2.5 MB profile document). The XSD validator is
+// plugged into libxml2's SAX stream (`xmlSchemaSAXPlug`) and the element tree is built from the same
+// events: no libxml2 DOM is built, walked or freed (its DOM, `xmlSchemaValidateDoc` on it and
+// `xmlFreeDoc` were ~65 ms of a 1,000-profile document here, the stream ~35 ms).
+//
+// It only ever gives the answer the DOM path (`XMLParser.parseLocked`) would give, or none:
+// - used only for documents without any finding at all — a libxml2 error or warning of any kind, an
+//   XSD finding, a DOCTYPE, the depth limit, start tags the locator did not match one for one — and
+//   without the few things the two paths treat differently: an attribute value with a reference
+//   (`&…;`, which libxml2 hands to SAX still encoded), an attribute in the `xml` namespace (`xml:id`
+//   registers an ID in a DOM only), `xsi:type` (a type of the document's choosing could be ID/IDREF,
+//   which libxml2 checks on a DOM only). Anything else returns nil and the caller takes the DOM path,
+//   whose diagnostics (file, line, column, element, message) are therefore unchanged. (An XSD finding
+//   stops the stream at once: a refused document costs the stream up to its first finding on top of
+//   the DOM path — at worst, a finding in the last of 1,000 profiles, one more parse.)
+// - the tree is the DOM path's: the same names, namespaces, attributes (values as libxml2 normalised
+//   them), text (every text and CDATA chunk directly inside the element, concatenated), positions from
+//   the same `SourceLocator`, indices, reused subtrees and placeholders (`XMLParser.parse`).
+//   `StreamingParserTests` compares the two paths on every document of the test corpus.
+//
+// Threading: called with `LibXML2.lock` held and the globals isolated (`XMLParser.parse`). The
+// callbacks reach the builder through the parser context's `_private` (a struct behind a pointer:
+// no dynamic exclusivity checks per event, as a class's properties had, ~2 % of a reload); libxml2's
+// reports are counted in `StreamingBuilder.findings`, which only that lock guards.
+
+import CLibXML2
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+struct StreamingBuilder {
+    /// libxml2 reports of any kind (parser, namespace, XSD) during the parse in progress (`LibXML2.lock` held).
+    nonisolated(unsafe) static var findings = 0
+
+    /// The builder of the parse whose context is `ctx` (SAX user data: the parser context, the plug passes it on).
+    @inline(__always) static func at(_ ctx: UnsafeMutableRawPointer?) -> UnsafeMutablePointer<StreamingBuilder>? {
+        guard let ctx, let p = ctx.assumingMemoryBound(to: xmlParserCtxt.self).pointee._private else { return nil }
+        return p.assumingMemoryBound(to: StreamingBuilder.self)
+    }
+
+    struct Frame {
+        var name: String
+        var namespaceURI: String?
+        var prefix: String?
+        var attributes: [XMLAttribute]
+        var children: [XMLElement]
+        /// Where this element's text starts in `textBytes` (nested elements append after it and truncate
+        /// back when they end).
+        var textMark: Int
+        var index: Int
+        var position: SourcePosition
+    }
+
+    let bytes: UnsafeBufferPointer<UInt8>
+    let locator: SourceLocator
+    let maxDepth: Int
+    let reuse: ((XMLSubtreeCandidate) -> Int?)?
+    let placeholders: XMLPlaceholders?
+    private let placeholderTarget: [CChar]
+    let parser: xmlParserCtxtPtr
+
+    /// Something only the DOM path handles (see the file header): the result is thrown away.
+    private(set) var failed = false
+    private var stack: [Frame] = []
+    private(set) var root: XMLElement?
+    private(set) var nextIndex = 0
+    /// > 0 inside a subtree the `reuse` hook took: its events are skipped (nesting counted).
+    private var skipDepth = 0
+    private var textBytes: [UInt8] = []
+    private var strings = StringInterner()
+    private(set) var placeholderCount = 0
+    private(set) var rootNamespaces: [XMLNamespaceDeclaration] = []
+
+    init(bytes: UnsafeBufferPointer<UInt8>, locator: SourceLocator, maxDepth: Int, reuse: ((XMLSubtreeCandidate) -> Int?)?,
+         placeholders: XMLPlaceholders?, parser: xmlParserCtxtPtr) {
+        self.bytes = bytes
+        self.locator = locator
+        self.maxDepth = maxDepth
+        self.reuse = reuse
+        self.placeholders = placeholders
+        self.placeholderTarget = placeholders.map { Array($0.target.utf8CString) } ?? []
+        self.parser = parser
+        stack.reserveCapacity(16)
+    }
+
+    /// Gives up: stop libxml2, the caller takes the DOM path.
+    mutating func fail() {
+        if !failed { failed = true; xmlStopParser(parser) }
+    }
+
+    /// Whether the whole document was built, in step with the locator.
+    var complete: Bool {
+        !failed && Self.findings == 0 && root != nil && stack.isEmpty && skipDepth == 0 && nextIndex == locator.tags.count
+    }
+
+    private static let xmlPrefix: [CChar] = Array("xml".utf8CString)
+    private static let xsiURI: [CChar] = Array(xsiNamespace.utf8CString)
+    private static let typeName: [CChar] = Array("type".utf8CString)
+
+    @inline(__always) private static func equal(_ p: UnsafePointer<xmlChar>, _ s: [CChar]) -> Bool {
+        s.withUnsafeBufferPointer { strcmp(UnsafeRawPointer(p).assumingMemoryBound(to: CChar.self), $0.baseAddress!) == 0 }
+    }
+
+    /// Whether the bytes `bytes[start..<end]` are `prefix:name` (or `name` without a prefix).
+    private func qualifiedNameMatches(_ start: Int, _ end: Int, prefix: UnsafePointer<xmlChar>?, name: UnsafePointer<xmlChar>) -> Bool {
+        let b = bytes
+        var i = start
+        if let prefix {
+            var p = prefix
+            while p.pointee != 0 {
+                guard i < end, b[i] == p.pointee else { return false }
+                i += 1; p += 1
+            }
+            guard i < end, b[i] == UInt8(ascii: ":") else { return false }
+            i += 1
+        }
+        var q = name
+        while q.pointee != 0 {
+            guard i < end, b[i] == q.pointee else { return false }
+            i += 1; q += 1
+        }
+        return i == end
+    }
+
+    mutating func startElement(localname: UnsafePointer<xmlChar>?, prefix: UnsafePointer<xmlChar>?, uri: UnsafePointer<xmlChar>?,
+                      namespaceCount: Int, namespaces: UnsafeMutablePointer<UnsafePointer<xmlChar>?>?,
+                      attributeCount: Int, attributes: UnsafeMutablePointer<UnsafePointer<xmlChar>?>?) {
+        if failed { return }
+        if skipDepth > 0 { skipDepth += 1; return }
+        let depth = stack.count + 1
+        let index = nextIndex
+        guard depth <= maxDepth, index < locator.tags.count, let localname else { fail(); return }
+        nextIndex += 1
+        let tag = locator.tags[index]
+        let position = tag.position
+        let name = strings.string(localname)
+        let namespaceURI = uri.map { strings.string($0) }
+        // (The DOM's element prefix is that of the namespace its URI was found with: the one written.)
+        let prefixString = uri == nil ? nil : prefix.map { strings.string($0) }
+
+        if depth == 1, let namespaces {
+            // As xmlSAX2StartElementNs turns them into the root's nsDef (xmlNewNs refuses the prefix xml).
+            for k in 0..<namespaceCount {
+                let p = namespaces[2 * k], u = namespaces[2 * k + 1]
+                if let p, Self.equal(p, Self.xmlPrefix) { continue }
+                rootNamespaces.append(XMLNamespaceDeclaration(prefix: p.map { String(cString: $0) },
+                                                              uri: u.map { String(cString: $0) } ?? ""))
+            }
+        }
+
+        if let reuse, depth == 2, locator.depths[index] == 2, locator.ends[index] > tag.offset {
+            let end = locator.subtreeEnd(of: index)
+            if end <= locator.tags.count {
+                let source = tag.offset..<Int(locator.ends[index])
+                let rootSource = locator.tags[0].offset..<(locator.tags.count > 1 ? locator.tags[1].offset : bytes.count)
+                let candidate = XMLSubtreeCandidate(depth: depth, name: name, namespaceURI: namespaceURI, source: source,
+                                                    rootSource: rootSource)
+                if let token = reuse(candidate) {
+                    nextIndex = end
+                    stack[stack.count - 1].children.append(
+                        XMLElement(name: name, namespaceURI: namespaceURI, prefix: prefixString, line: position.line,
+                                   column: position.column, index: index, subtreeEnd: end, reused: token))
+                    skipDepth = 1
+                    return
+                }
+            }
+        }
+
+        var list: [XMLAttribute] = []
+        if attributeCount > 0, let attributes {
+            list.reserveCapacity(attributeCount)
+            for k in 0..<attributeCount {
+                let a = attributes + 5 * k
+                guard let aname = a[0], let value = a[3], let valueEnd = a[4] else { fail(); return }
+                let aprefix = a[1], auri = a[2]
+                if let aprefix, Self.equal(aprefix, Self.xmlPrefix) { fail(); return }
+                if let auri, Self.equal(auri, Self.xsiURI), Self.equal(aname, Self.typeName) { fail(); return }
+                let count = value.distance(to: valueEnd)
+                guard count >= 0 else { fail(); return }
+                let v = UnsafeBufferPointer(start: value, count: count)
+                if v.contains(UInt8(ascii: "&")) { fail(); return }
+                var apos = position
+                for j in tag.attributes {
+                    let l = locator.attributes[j]
+                    if qualifiedNameMatches(l.nameStart, l.nameEnd, prefix: aprefix, name: aname) {
+                        apos = l.position
+                        break
+                    }
+                }
+                list.append(XMLAttribute(name: strings.string(aname), namespaceURI: auri.map { strings.string($0) },
+                                         prefix: auri == nil ? nil : aprefix.map { strings.string($0) },
+                                         value: String(decoding: v, as: UTF8.self), line: apos.line, column: apos.column))
+            }
+        }
+        stack.append(Frame(name: name, namespaceURI: namespaceURI, prefix: prefixString, attributes: list, children: [],
+                           textMark: textBytes.count, index: index, position: position))
+    }
+
+    mutating func endElement() {
+        if failed { return }
+        if skipDepth > 0 { skipDepth -= 1; return }
+        guard let f = stack.popLast() else { fail(); return }
+        var text = ""
+        if textBytes.count > f.textMark {
+            text = String(decoding: textBytes[f.textMark...], as: UTF8.self)
+            textBytes.removeSubrange(f.textMark...)
+        }
+        let e = XMLElement(name: f.name, namespaceURI: f.namespaceURI, prefix: f.prefix, attributes: f.attributes,
+                           children: f.children, text: text, line: f.position.line, column: f.position.column,
+                           index: f.index, subtreeEnd: nextIndex)
+        if stack.isEmpty { root = e } else { stack[stack.count - 1].children.append(e) }
+    }
+
+    mutating func characters(_ p: UnsafePointer<xmlChar>?, _ count: Int) {
+        if failed || skipDepth > 0 || stack.isEmpty { return }
+        guard let p, count > 0 else { return }
+        textBytes.append(contentsOf: UnsafeBufferPointer(start: p, count: count))
+    }
+
+    mutating func processingInstruction(target: UnsafePointer<xmlChar>?) {
+        if failed || skipDepth > 0 { return }
+        // Directly in the root's content, with the placeholder target: an element left out (XMLPlaceholders).
+        guard stack.count == 1, let placeholders, let target, Self.equal(target, placeholderTarget) else { return }
+        stack[0].children.append(XMLElement(name: placeholders.name, namespaceURI: placeholders.namespaceURI,
+                                            index: nextIndex, subtreeEnd: nextIndex, reused: placeholderCount))
+        placeholderCount += 1
+    }
+
+    // MARK: the SAX handler
+
+    /// A SAX handler that builds nothing but our tree (no DOM).
+    static func install(in sax: UnsafeMutablePointer<xmlSAXHandler>) {
+        sax.pointee = xmlSAXHandler()
+        sax.pointee.initialized = XML_SAX2_MAGIC
+        sax.pointee.startElementNs = { ctx, localname, prefix, uri, nbNamespaces, namespaces, nbAttributes, _, attributes in
+            StreamingBuilder.at(ctx)?.pointee.startElement(localname: localname, prefix: prefix, uri: uri,
+                                                   namespaceCount: Int(nbNamespaces), namespaces: namespaces,
+                                                   attributeCount: Int(nbAttributes), attributes: attributes)
+        }
+        sax.pointee.endElementNs = { ctx, _, _, _ in StreamingBuilder.at(ctx)?.pointee.endElement() }
+        let characters: charactersSAXFunc = { ctx, p, n in StreamingBuilder.at(ctx)?.pointee.characters(p, Int(n)) }
+        sax.pointee.characters = characters
+        // The same function for whitespace, as in libxml2's default handler: then the parser never asks
+        // whether whitespace is ignorable.
+        sax.pointee.ignorableWhitespace = characters
+        sax.pointee.cdataBlock = characters
+        sax.pointee.processingInstruction = { ctx, target, _ in StreamingBuilder.at(ctx)?.pointee.processingInstruction(target: target) }
+        // A DOCTYPE: stop at once (the DOM path then refuses the document with its position).
+        sax.pointee.internalSubset = { ctx, _, _, _ in StreamingBuilder.at(ctx)?.pointee.fail() }
+        sax.pointee.serror = countFinding
+    }
+}
+
+/// Every libxml2 report (parser, namespace, XSD, and anything reaching the thread's handler) during a
+/// streaming parse: one is enough to hand the document to the DOM path.
+let countFinding: xmlStructuredErrorFunc = { _, _ in
+    StreamingBuilder.findings += 1
+}
+
+/// An XSD finding (the validator reports from inside a SAX callback): counted, and the parser stopped at
+/// once, since the DOM path will parse the document again (a refused document costs little more than before).
+let countFindingAndStop: xmlStructuredErrorFunc = { parser, _ in
+    StreamingBuilder.findings += 1
+    if let parser { xmlStopParser(parser.assumingMemoryBound(to: xmlParserCtxt.self)) }
+}
+
+extension XMLParser {
+    /// The streaming path (see the file header): nil when the DOM path must answer. Lock held, globals isolated.
+    static func parseStreaming(bytes: [UInt8], fileName: String, limits: XMLLimits, schema: XMLSchema?,
+                               reuse: ((XMLSubtreeCandidate) -> Int?)?, placeholders: XMLPlaceholders?) -> XMLParseResult? {
+        let locator = SourceLocator(bytes)
+        guard !locator.tags.isEmpty, let ctxt = xmlNewParserCtxt() else { return nil }
+        defer { xmlFreeParserCtxt(ctxt) }
+        guard let sax = ctxt.pointee.sax else { return nil }
+        StreamingBuilder.install(in: sax)
+        var validation: xmlSchemaValidCtxtPtr?
+        var plug: xmlSchemaSAXPlugPtr?
+        defer { if let validation { xmlSchemaFreeValidCtxt(validation) } }
+        if let schema {
+            guard let v = xmlSchemaNewValidCtxt(schema.schema) else { return nil }
+            validation = v
+            xmlSchemaSetValidStructuredErrors(v, countFindingAndStop, UnsafeMutableRawPointer(ctxt))
+            guard let p = withUnsafeMutablePointer(to: &ctxt.pointee.sax, { saxPointer in
+                withUnsafeMutablePointer(to: &ctxt.pointee.userData) { xmlSchemaSAXPlug(v, saxPointer, $0) }
+            }) else { return nil }
+            plug = p
+            // The plug's handler forwards to ours; parser errors go to its serror: ours too.
+            ctxt.pointee.sax.pointee.serror = countFinding
+        }
+        let saved = __xmlStructuredError().pointee
+        let savedContext = __xmlStructuredErrorContext().pointee
+        xmlSetStructuredErrorFunc(nil, countFinding)
+        defer {
+            __xmlStructuredError().pointee = saved
+            __xmlStructuredErrorContext().pointee = savedContext
+        }
+
+        let options = Int32(XML_PARSE_NONET.rawValue | XML_PARSE_NOCDATA.rawValue | XML_PARSE_COMPACT.rawValue)
+        return bytes.withUnsafeBufferPointer { buf -> XMLParseResult? in
+            let builder = UnsafeMutablePointer<StreamingBuilder>.allocate(capacity: 1)
+            builder.initialize(to: StreamingBuilder(bytes: buf, locator: locator, maxDepth: limits.maxDepth, reuse: reuse,
+                                                    placeholders: placeholders, parser: ctxt))
+            ctxt.pointee._private = UnsafeMutableRawPointer(builder)
+            StreamingBuilder.findings = 0
+            defer {
+                ctxt.pointee._private = nil
+                builder.deinitialize(count: 1)
+                builder.deallocate()
+            }
+            let doc: xmlDocPtr? = buf.baseAddress!.withMemoryRebound(to: CChar.self, capacity: buf.count) { p in
+                fileName.withCString { name in xmlCtxtReadMemory(ctxt, p, Int32(buf.count), name, nil, options) }
+            }
+            // (Read before unplugging, which clears the validation context's state.)
+            let valid = validation.map { xmlSchemaIsValid($0) == 1 } ?? true
+            // Unplugged first, whatever happened: the context's handler is then ours again (freed with it).
+            if let plug { xmlSchemaSAXUnplug(plug) }
+            if let doc { xmlFreeDoc(doc); return nil }
+            guard builder.pointee.complete, ctxt.pointee.wellFormed != 0, ctxt.pointee.nsWellFormed != 0,
+                  valid, StreamingBuilder.findings == 0,
+                  let root = builder.pointee.root else { return nil }
+            let document = XMLDocument(fileName: fileName, root: root, bytes: bytes,
+                                       startOffsets: locator.tags.map(\.offset), endOffsets: locator.ends.map { Int($0) },
+                                       rootNamespaces: builder.pointee.rootNamespaces, hasIDs: false)
+            return XMLParseResult(document: document, placeholders: builder.pointee.placeholderCount, validationIssues: [],
+                                  warnings: [], validatedWhileParsing: true)
+        }
+    }
+}
