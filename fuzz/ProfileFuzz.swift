@@ -10,10 +10,14 @@
 //   - a topology that loads names only profiles it has, and every port's profile compiles at its MTU;
 //   - a profile document loaded through a ProfileReadCache (another document's, then its own) gives
 //     exactly a cold load's profiles, warnings or diagnostics, by the partial path or the full one
-//     (issue 3); and the cache it leaves loads the base document as a cold load does.
+//     (issue 3); and the cache it leaves loads the base document as a cold load does;
+//   - differential: XMLParser's streaming path (validation while parsing, StreamingParser.swift) gives
+//     exactly what its DOM path gives — tree, positions, findings, errors — with the profile schema, the
+//     topology schema and none (when the streaming path declines, both are the DOM path: equal anyway).
+@_spi(Differential) import VSwitchProfiles
+@_spi(Differential) import VSwitchTopology
+@_spi(Differential) import VSwitchXML
 import VSwitchPolicy
-import VSwitchProfiles
-import VSwitchTopology
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -137,10 +141,28 @@ func fuzzTopology(_ bytes: [UInt8]) {
     }
 }
 
+let differentialSchemas: [(String, XMLSchema?)] = {
+    var s: [(String, XMLSchema?)] = [("none", nil)]
+    if case .success(let p) = ProfileSchema.compiled { s.append(("profiles", p)) }
+    if case .success(let t) = TopologySchema.compiled { s.append(("topology", t)) }
+    return s
+}()
+
+func fuzzStreamingAgainstDOM(_ bytes: [UInt8]) {
+    for (name, schema) in differentialSchemas {
+        let fast = XMLParser.describeParse(bytes: bytes, fileName: "fuzz.xml", schema: schema, streaming: true)
+        let dom = XMLParser.describeParse(bytes: bytes, fileName: "fuzz.xml", schema: schema, streaming: false)
+        if fast.description != dom.description {
+            fatalError("the streaming parse differs from the DOM parse (schema \(name))\n--- streaming ---\n\(fast.description)\n--- DOM ---\n\(dom.description)")
+        }
+    }
+}
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let bytes = size == 0 ? [] : Array(UnsafeBufferPointer(start: data, count: size))
     fuzzProfiles(bytes)
     fuzzTopology(bytes)
+    fuzzStreamingAgainstDOM(bytes)
     return 0
 }

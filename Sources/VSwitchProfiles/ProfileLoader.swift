@@ -517,7 +517,7 @@ public enum ProfileSchema {
     public static let mainDocument = "port-profiles.xsd"
 
     /// Compiled on first use (thread-safe lazy static).
-    static let compiled: Result<XMLSchema, XMLError> = {
+    @_spi(Differential) public static let compiled: Result<XMLSchema, XMLError> = {
         do throws(XMLError) {
             return .success(try XMLSchema(main: mainDocument, documents: documents, prefixes: ProfileNamespace.prefixes))
         } catch {

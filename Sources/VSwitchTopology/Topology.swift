@@ -203,8 +203,8 @@ public enum TopologyLoader {
     }
 }
 
-enum TopologySchema {
-    static let compiled: Result<XMLSchema, XMLError> = {
+@_spi(Differential) public enum TopologySchema {
+    public static let compiled: Result<XMLSchema, XMLError> = {
         do throws(XMLError) {
             return .success(try XMLSchema(main: "topology.xsd", documents: ["topology.xsd": EmbeddedTopologySchema.topology],
                                           prefixes: [TopologyLoader.namespace: ""]))

@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 import VSwitchXML
 import VSwitchPolicy
-@testable import VSwitchProfiles
+@_spi(Differential) @testable import VSwitchProfiles
 
 /// ProfileReadCache (issue 3): a reload reads again only the profiles whose text changed, and gives
 /// exactly what a cold load gives — the same profiles, the same warnings, the same errors.

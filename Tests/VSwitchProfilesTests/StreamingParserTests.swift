@@ -1,52 +1,18 @@
 import Foundation
 import XCTest
-@testable import VSwitchXML
-@testable import VSwitchProfiles
-@testable import VSwitchTopology
+@_spi(Differential) @testable import VSwitchXML
+@_spi(Differential) @testable import VSwitchProfiles
+@_spi(Differential) @testable import VSwitchTopology
 
 /// Validation while parsing (Sources/VSwitchXML/StreamingParser.swift) against the DOM path it short-cuts:
 /// for every document of the test corpus and a set of tricky ones, with each schema and without, the two
 /// give the same result in full (tree, positions, offsets, namespaces, findings, errors).
 final class StreamingParserTests: XCTestCase {
-    /// Everything a parse gives, as text.
-    static func describe(_ e: XMLElement, into s: inout String) {
-        s += "<\(e.prefix ?? "-"):\(e.name) ns=\(e.namespaceURI ?? "-") at \(e.line):\(e.column) #\(e.index)..\(e.subtreeEnd) reused=\(e.reused.map(String.init) ?? "-")"
-        for a in e.attributes {
-            s += " [\(a.prefix ?? "-"):\(a.name) ns=\(a.namespaceURI ?? "-") at \(a.line):\(a.column) = \(a.value.debugDescription)]"
-        }
-        s += " text=\(e.text.debugDescription)\n"
-        for c in e.children { describe(c, into: &s) }
-        s += "</\(e.name)>\n"
-    }
-
-    static func describe(_ r: Result<XMLParseResult, XMLError>) -> String {
-        switch r {
-        case .failure(let error):
-            return "error: " + error.diagnostics.map { "\($0) element=\($0.element ?? "-") attribute=\($0.attribute ?? "-")" }.joined(separator: "\n")
-        case .success(let p):
-            var s = ""
-            describe(p.document.root, into: &s)
-            s += "start \(p.document.startOffsets)\nend \(p.document.endOffsets)\n"
-            s += "namespaces \(p.document.rootNamespaces.map { "\($0.prefix ?? "-")=\($0.uri)" })\n"
-            s += "ids \(p.document.hasIDs) placeholders \(p.placeholders) bytes \(p.document.bytes.count)\n"
-            for i in p.validationIssues {
-                s += "issue \(i.diagnostic) element=\(i.diagnostic.element ?? "-") attribute=\(i.diagnostic.attribute ?? "-") index=\(i.elementIndex.map(String.init) ?? "-")\n"
-            }
-            for w in p.warnings { s += "warning \(w)\n" }
-            return s
-        }
-    }
-
     static func parse(_ bytes: [UInt8], schema: XMLSchema?, streaming: Bool, limits: XMLLimits = XMLLimits(),
                       reuse: ((XMLSubtreeCandidate) -> Int?)? = nil,
                       placeholders: XMLPlaceholders? = nil) -> (String, Bool) {
-        do throws(XMLError) {
-            let r = try XMLParser.parse(bytes: bytes, fileName: "t.xml", limits: limits, schema: schema, reuse: reuse,
-                                        placeholders: placeholders, streaming: streaming)
-            return (describe(.success(r)), r.validatedWhileParsing)
-        } catch {
-            return (describe(.failure(error)), false)
-        }
+        XMLParser.describeParse(bytes: bytes, fileName: "t.xml", limits: limits, schema: schema, reuse: reuse,
+                                placeholders: placeholders, streaming: streaming)
     }
 
     /// Compares the two paths; returns whether the streaming path answered.

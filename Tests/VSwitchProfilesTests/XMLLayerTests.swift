@@ -1,7 +1,7 @@
 import XCTest
 import VSwitchXML
-@testable import VSwitchProfiles
-@testable import VSwitchTopology
+@_spi(Differential) @testable import VSwitchProfiles
+@_spi(Differential) @testable import VSwitchTopology
 
 final class XMLLayerTests: XCTestCase {
     func testElementAndAttributePositions() throws {
