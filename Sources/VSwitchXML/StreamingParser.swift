@@ -105,25 +105,8 @@ struct StreamingBuilder {
         s.withUnsafeBufferPointer { strcmp(UnsafeRawPointer(p).assumingMemoryBound(to: CChar.self), $0.baseAddress!) == 0 }
     }
 
-    /// Whether the bytes `bytes[start..<end]` are `prefix:name` (or `name` without a prefix).
     private func qualifiedNameMatches(_ start: Int, _ end: Int, prefix: UnsafePointer<xmlChar>?, name: UnsafePointer<xmlChar>) -> Bool {
-        let b = bytes
-        var i = start
-        if let prefix {
-            var p = prefix
-            while p.pointee != 0 {
-                guard i < end, b[i] == p.pointee else { return false }
-                i += 1; p += 1
-            }
-            guard i < end, b[i] == UInt8(ascii: ":") else { return false }
-            i += 1
-        }
-        var q = name
-        while q.pointee != 0 {
-            guard i < end, b[i] == q.pointee else { return false }
-            i += 1; q += 1
-        }
-        return i == end
+        bytesSpellQualifiedName(bytes, start, end, prefix: prefix, name: name)
     }
 
     mutating func startElement(localname: UnsafePointer<xmlChar>?, prefix: UnsafePointer<xmlChar>?, uri: UnsafePointer<xmlChar>?,

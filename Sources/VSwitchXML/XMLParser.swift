@@ -496,26 +496,8 @@ private struct TreeBuilder {
     }
 
 
-    /// Whether the bytes `bytes[start..<end]` are `prefix:name` (or `name` without a prefix).
     private func qualifiedNameMatches(_ start: Int, _ end: Int, prefix: UnsafePointer<xmlChar>?, name: UnsafePointer<xmlChar>) -> Bool {
-        state.bytes.withUnsafeBufferPointer { b in
-            var i = start
-            if let prefix {
-                var p = prefix
-                while p.pointee != 0 {
-                    guard i < end, b[i] == p.pointee else { return false }
-                    i += 1; p += 1
-                }
-                guard i < end, b[i] == UInt8(ascii: ":") else { return false }
-                i += 1
-            }
-            var q = name
-            while q.pointee != 0 {
-                guard i < end, b[i] == q.pointee else { return false }
-                i += 1; q += 1
-            }
-            return i == end
-        }
+        state.bytes.withUnsafeBufferPointer { bytesSpellQualifiedName($0, start, end, prefix: prefix, name: name) }
     }
 
     mutating func build(_ node: xmlNodePtr, depth: Int) -> XMLElement? {
@@ -650,4 +632,26 @@ private struct TreeBuilder {
         }
         return s
     }
+}
+
+/// Whether `b[start..<end]` spells `prefix:name` (or `name` without a prefix): an attribute's name as written
+/// against libxml2's parts of it (both tree builders, to pair located attributes with libxml2's).
+func bytesSpellQualifiedName(_ b: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int, prefix: UnsafePointer<xmlChar>?,
+                             name: UnsafePointer<xmlChar>) -> Bool {
+    var i = start
+    if let prefix {
+        var p = prefix
+        while p.pointee != 0 {
+            guard i < end, b[i] == p.pointee else { return false }
+            i += 1; p += 1
+        }
+        guard i < end, b[i] == UInt8(ascii: ":") else { return false }
+        i += 1
+    }
+    var q = name
+    while q.pointee != 0 {
+        guard i < end, b[i] == q.pointee else { return false }
+        i += 1; q += 1
+    }
+    return i == end
 }
