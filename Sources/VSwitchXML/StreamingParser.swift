@@ -47,7 +47,10 @@ struct StreamingBuilder {
         var namespaceURI: String?
         var prefix: String?
         var attributes: [XMLAttribute]
-        var children: [XMLElement]
+        /// Where this element's children start in `children` (as for the text: an element's children are
+        /// gathered there and copied into one array of the exact size when it ends — appending to a growing
+        /// array per element reallocated it ~6 times for an ovf:Item's 28 children, issue 3).
+        var childMark: Int
         /// Where this element's text starts in `textBytes` (nested elements append after it and truncate
         /// back when they end).
         var textMark: Int
@@ -71,13 +74,16 @@ struct StreamingBuilder {
     /// > 0 inside a subtree the `reuse` hook took: its events are skipped (nesting counted).
     private var skipDepth = 0
     private var textBytes: [UInt8] = []
-    private var strings = StringInterner()
+    /// The children of the open elements, each element's after its parent's (see `Frame.childMark`).
+    private var children: [XMLElement] = []
+    private var strings: StringInterner
     private(set) var placeholderCount = 0
     private(set) var rootNamespaces: [XMLNamespaceDeclaration] = []
 
     init(bytes: UnsafeBufferPointer<UInt8>, locator: SourceLocator, maxDepth: Int, reuse: ((XMLSubtreeCandidate) -> Int?)?,
-         placeholders: XMLPlaceholders?, parser: xmlParserCtxtPtr) {
+         placeholders: XMLPlaceholders?, parser: xmlParserCtxtPtr, knownStrings: [String] = []) {
         self.bytes = bytes
+        self.strings = StringInterner(known: knownStrings)
         self.locator = locator
         self.maxDepth = maxDepth
         self.reuse = reuse
@@ -85,6 +91,7 @@ struct StreamingBuilder {
         self.placeholderTarget = placeholders.map { Array($0.target.utf8CString) } ?? []
         self.parser = parser
         stack.reserveCapacity(16)
+        children.reserveCapacity(64)
     }
 
     /// Gives up: stop libxml2, the caller takes the DOM path.
@@ -144,7 +151,7 @@ struct StreamingBuilder {
                                                     rootSource: rootSource)
                 if let token = reuse(candidate) {
                     nextIndex = end
-                    stack[stack.count - 1].children.append(
+                    children.append(
                         XMLElement(name: name, namespaceURI: namespaceURI, prefix: prefixString, line: position.line,
                                    column: position.column, index: index, subtreeEnd: end, reused: token))
                     skipDepth = 1
@@ -179,8 +186,8 @@ struct StreamingBuilder {
                                          value: String(decoding: v, as: UTF8.self), line: apos.line, column: apos.column))
             }
         }
-        stack.append(Frame(name: name, namespaceURI: namespaceURI, prefix: prefixString, attributes: list, children: [],
-                           textMark: textBytes.count, index: index, position: position))
+        stack.append(Frame(name: name, namespaceURI: namespaceURI, prefix: prefixString, attributes: list,
+                           childMark: children.count, textMark: textBytes.count, index: index, position: position))
     }
 
     mutating func endElement() {
@@ -192,10 +199,15 @@ struct StreamingBuilder {
             text = String(decoding: textBytes[f.textMark...], as: UTF8.self)
             textBytes.removeSubrange(f.textMark...)
         }
+        var own: [XMLElement] = []
+        if children.count > f.childMark {
+            own = Array(children[f.childMark...])
+            children.removeSubrange(f.childMark...)
+        }
         let e = XMLElement(name: f.name, namespaceURI: f.namespaceURI, prefix: f.prefix, attributes: f.attributes,
-                           children: f.children, text: text, line: f.position.line, column: f.position.column,
+                           children: own, text: text, line: f.position.line, column: f.position.column,
                            index: f.index, subtreeEnd: nextIndex)
-        if stack.isEmpty { root = e } else { stack[stack.count - 1].children.append(e) }
+        if stack.isEmpty { root = e } else { children.append(e) }
     }
 
     mutating func characters(_ p: UnsafePointer<xmlChar>?, _ count: Int) {
@@ -208,7 +220,8 @@ struct StreamingBuilder {
         if failed || skipDepth > 0 { return }
         // Directly in the root's content, with the placeholder target: an element left out (XMLPlaceholders).
         guard stack.count == 1, let placeholders, let target, Self.equal(target, placeholderTarget) else { return }
-        stack[0].children.append(XMLElement(name: placeholders.name, namespaceURI: placeholders.namespaceURI,
+        // (All of `children` is the root's: nothing else is open.)
+        children.append(XMLElement(name: placeholders.name, namespaceURI: placeholders.namespaceURI,
                                             index: nextIndex, subtreeEnd: nextIndex, reused: placeholderCount))
         placeholderCount += 1
     }
@@ -286,7 +299,8 @@ extension XMLParser {
         return bytes.withUnsafeBufferPointer { buf -> XMLParseResult? in
             let builder = UnsafeMutablePointer<StreamingBuilder>.allocate(capacity: 1)
             builder.initialize(to: StreamingBuilder(bytes: buf, locator: locator, maxDepth: limits.maxDepth, reuse: reuse,
-                                                    placeholders: placeholders, parser: ctxt))
+                                                    placeholders: placeholders, parser: ctxt,
+                                                    knownStrings: schema.map { Array($0.prefixes.keys) } ?? []))
             ctxt.pointee._private = UnsafeMutableRawPointer(builder)
             StreamingBuilder.findings = 0
             defer {
