@@ -55,12 +55,8 @@ struct ACLReader {
         rules.reserveCapacity(elements.count)
         matches.reserveCapacity(elements.count)
         ruleElements.reserveCapacity(elements.count)
-        for e in elements {
-            if let (rule, match) = readRule(e) {
-                rules.append(rule)
-                matches.append(match)
-                ruleElements.append(e)
-            }
+        for e in elements where readRule(e, into: &rules, &matches) {
+            ruleElements.append(e)
         }
         checkWeights(rules, ruleElements)
         checkShadowing(rules, matches, ruleElements)
@@ -92,7 +88,9 @@ struct ACLReader {
         }
     }
 
-    private mutating func readRule(_ e: XMLElement) -> (ACLRule, ACLMatch)? {
+    /// Reads one rule; appends it and its match when it is valid (no tuple returned: each copy of a rule
+    /// retains its strings, issue 3).
+    private mutating func readRule(_ e: XMLElement, into rules: inout [ACLRule], _ matches: inout [ACLMatch]) -> Bool {
         var ok = true
         // Where each attribute of `attributeNames` is in `e.attributes` (-1: absent), found in one pass: the
         // first unprefixed attribute of that name, as `e.attribute(name)` would find it. (Eighteen lookups by
@@ -254,7 +252,10 @@ struct ACLReader {
         rule.icmpCode = icmp(Slot.icmpCode)
         m.icmpType = rule.icmpType
         m.icmpCode = rule.icmpCode
-        return ok ? (rule, m) : nil
+        if !ok { return false }
+        rules.append(rule)
+        matches.append(m)
+        return true
     }
 
     /// The number of a protocol name, compared case-insensitively (TCP, udp, ICMPv6, …).
@@ -334,15 +335,22 @@ struct ACLReader {
         for d in [ACLDirection.inbound, .outbound] {
             let ordered = rules.indices.filter { directions[$0] == d || directions[$0] == .both }
                 .sorted { weights[$0] > weights[$1] }
-            for j in ordered.indices {
-                let later = ordered[j]
-                let laterWeight = weights[later]
-                guard let earlier = ordered[..<j].first(where: {
-                    weights[$0] > laterWeight && matches[$0].covers(matches[later])
-                }) else { continue }
-                guard warned.insert(elements[later].index).inserted else { continue }
-                out.warning(elements[later], profile: label,
-                            "ACL '\(rules[later].name)' can never match in direction \(d.rawValue): ACL '\(rules[earlier].name)' (weight \(rules[earlier].weight), line \(elements[earlier].line)) matches everything it matches and is evaluated first")
+            // (The matches compared in place: reading them out of the array in a closure copied each, two
+            // arrays retained per comparison, issue 3.)
+            matches.withUnsafeBufferPointer { m in
+                for j in ordered.indices {
+                    let later = ordered[j]
+                    let laterWeight = weights[later]
+                    var found: Int?
+                    for k in 0..<j {
+                        let c = ordered[k]
+                        if weights[c] > laterWeight && m[c].covers(m[later]) { found = c; break }
+                    }
+                    guard let earlier = found else { continue }
+                    guard warned.insert(elements[later].index).inserted else { continue }
+                    out.warning(elements[later], profile: label,
+                                "ACL '\(rules[later].name)' can never match in direction \(d.rawValue): ACL '\(rules[earlier].name)' (weight \(rules[earlier].weight), line \(elements[earlier].line)) matches everything it matches and is evaluated first")
+                }
             }
         }
     }

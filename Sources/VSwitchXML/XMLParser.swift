@@ -493,7 +493,7 @@ private struct TreeBuilder {
         self.reuse = reuse
         self.placeholders = placeholders
         self.placeholderTarget = placeholders.map { Array($0.target.utf8) + [0] } ?? []
-        self.strings = StringInterner(known: Array(state.prefixes.keys))
+        self.strings = StringInterner(known: Array(state.prefixes.keys) + [xsiNamespace])
     }
 
     /// Whether `node` (a PI) is a placeholder: its target is `placeholders.target`.
