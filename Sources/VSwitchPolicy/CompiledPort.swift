@@ -215,11 +215,14 @@ public extension PolicyCompiler {
         var c = CompiledPort(policy: policy)
         c.allowedTransmit = p.allowedToTransmit.map { UInt64($0.vlan ?? 0) << 48 | $0.mac.rawValue }.sorted()
         c.allowedReceive = p.allowedToReceive.map { UInt64($0.vlan ?? 0) << 48 | $0.mac.rawValue }.sorted()
-        let ordered = p.acls.sorted { $0.weight > $1.weight }
-        for r in ordered {
-            let m = compileRule(r)
-            if r.direction != .outbound { c.inboundACL.append(m) }
-            if r.direction != .inbound { c.outboundACL.append(m) }
+        // The rules' indices sorted, not the rules (each moved rule is a struct of strings: copies and
+        // retains, issue 3); the same comparisons, so the same order.
+        let acls = p.acls
+        let order = acls.indices.sorted { acls[$0].weight > acls[$1].weight }
+        for i in order {
+            let m = compileRule(acls[i])
+            if acls[i].direction != .outbound { c.inboundACL.append(m) }
+            if acls[i].direction != .inbound { c.outboundACL.append(m) }
         }
         return c
     }

@@ -5,6 +5,42 @@ import VSwitchXML
 import VSwitchPolicy
 import VSwitchPacket
 
+/// An IP prefix as two 64-bit words and its mask (no array, unlike `IPPrefix`): `ACLMatch` is then a plain
+/// value, copied without retains (the shadowing check compares every pair of a profile's rules, issue 3).
+struct IPKey: Equatable {
+    var family: IPPrefix.Family
+    /// The address (IPv4 in the low 32 bits of `lo`), as written (host bits kept).
+    var hi: UInt64, lo: UInt64
+    /// The prefix's mask over the same words.
+    var maskHi: UInt64, maskLo: UInt64
+    var length: Int
+
+    init(_ p: IPPrefix) {
+        family = p.family
+        length = p.effectivePrefixLength
+        hi = 0; lo = 0
+        if p.family == .ipv4 {
+            for b in p.bytes { lo = lo << 8 | UInt64(b) }
+            maskHi = 0
+            maskLo = length <= 0 ? 0 : (UInt64(0xFFFF_FFFF) << UInt64(32 - min(32, length))) & 0xFFFF_FFFF
+        } else {
+            for (i, b) in p.bytes.enumerated() {
+                if i < 8 { hi = hi << 8 | UInt64(b) } else { lo = lo << 8 | UInt64(b) }
+            }
+            maskHi = length <= 0 ? 0 : (length >= 64 ? ~0 : ~UInt64(0) << UInt64(64 - length))
+            maskLo = length <= 64 ? 0 : (length >= 128 ? ~0 : ~UInt64(0) << UInt64(128 - length))
+        }
+    }
+
+    /// `IPPrefix.contains`: the same family, `other` at least as long, equal under this prefix's mask.
+    func contains(_ other: IPKey) -> Bool {
+        family == other.family && other.length >= length && (hi ^ other.hi) & maskHi == 0 && (lo ^ other.lo) & maskLo == 0
+    }
+
+    /// `IPPrefix.hasHostBits`: bits set beyond the prefix.
+    var hasHostBits: Bool { (hi & ~maskHi) | (lo & ~maskLo) != 0 }
+}
+
 /// An ACL's match fields in comparable form (nil = wildcard).
 struct ACLMatch {
     var localMAC: MACAddress?
@@ -12,8 +48,8 @@ struct ACLMatch {
     var etherType: UInt16?
     var vlan: UInt16?
     var priority: UInt8?
-    var localIP: IPPrefix?
-    var remoteIP: IPPrefix?
+    var localIP: IPKey?
+    var remoteIP: IPKey?
     var proto: UInt8?
     var localPort: ClosedRange<UInt16>?
     var remotePort: ClosedRange<UInt16>?
@@ -23,7 +59,7 @@ struct ACLMatch {
     /// Whether every frame matched by `other` is matched by `self`.
     func covers(_ other: ACLMatch) -> Bool {
         func eq<T: Equatable>(_ a: T?, _ b: T?) -> Bool { a == nil || a == b }
-        func ip(_ a: IPPrefix?, _ b: IPPrefix?) -> Bool { a == nil || (b != nil && a!.contains(b!)) }
+        func ip(_ a: IPKey?, _ b: IPKey?) -> Bool { a == nil || (b != nil && a!.contains(b!)) }
         func range(_ a: ClosedRange<UInt16>?, _ b: ClosedRange<UInt16>?) -> Bool {
             a == nil || (b != nil && a!.lowerBound <= b!.lowerBound && b!.upperBound <= a!.upperBound)
         }
@@ -176,11 +212,12 @@ struct ACLReader {
                 ok = false
                 return
             }
-            if prefix.hasHostBits {
+            let key = IPKey(prefix)
+            if key.hasHostBits {
                 fail(e, attribute(k), "'\(text)' has bits set beyond the /\(prefix.effectivePrefixLength) mask; did you mean \(prefix.networkText)?")
                 ok = false
             }
-            if local { m.localIP = prefix } else { m.remoteIP = prefix }
+            if local { m.localIP = key } else { m.remoteIP = key }
             families.append((prefix.family, k))
         }
         ip(Slot.localIP, local: true)

@@ -118,6 +118,11 @@ final class FastPathTests: XCTestCase {
                      "2001:db8::1", "2001:db8::/33", "2001:db8:8000::/33", "2001:db8::1/128", "::ffff:10.0.0.1/100"]
         let prefixes = texts.compactMap(IPPrefix.init)
         XCTAssertEqual(prefixes.count, texts.count)
+        // ACLReader's IPKey gives the same answers as IPPrefix.
+        for a in prefixes {
+            XCTAssertEqual(IPKey(a).hasHostBits, a.hasHostBits, "\(a)")
+            for b in prefixes { XCTAssertEqual(IPKey(a).contains(IPKey(b)), a.contains(b), "\(a) contains \(b)") }
+        }
         for a in prefixes {
             for b in prefixes {
                 var want = false
