@@ -153,12 +153,12 @@ struct ACLReader {
         if at[Slot.name] >= 0, name.isEmpty { fail(e, attribute(Slot.name), "Name is empty"); ok = false }
         var direction = ACLDirection.both
         if let text = required(Slot.direction, "Inbound, Outbound or Both") {
-            if let d = ACLDirection(rawValue: text) { direction = d }
+            if let d = Self.direction(text) { direction = d }
             else { fail(e, attribute(Slot.direction), "'\(text)' is not a Direction; use Inbound (towards the virtual system), Outbound (from it) or Both"); ok = false }
         }
         var action = ACLAction.deny
         if let text = required(Slot.action, "Allow or Deny") {
-            if let x = ACLAction(rawValue: text) { action = x }
+            if let x = Self.action(text) { action = x }
             else { fail(e, attribute(Slot.action), "'\(text)' is not an Action; use Allow or Deny"); ok = false }
         }
         var weight = 0
@@ -293,6 +293,27 @@ struct ACLReader {
         rules.append(rule)
         matches.append(m)
         return true
+    }
+
+    /// `ACLDirection(rawValue:)`, the valid spellings compared first (one comparison, no string switch).
+    static func direction(_ text: String) -> ACLDirection? {
+        switch text.utf8.count {
+        case 7: if text == "Inbound" { return .inbound }
+        case 8: if text == "Outbound" { return .outbound }
+        case 4: if text == "Both" { return .both }
+        default: break
+        }
+        return ACLDirection(rawValue: text)
+    }
+
+    /// `ACLAction(rawValue:)`, the same way.
+    static func action(_ text: String) -> ACLAction? {
+        switch text.utf8.count {
+        case 5: if text == "Allow" { return .allow }
+        case 4: if text == "Deny" { return .deny }
+        default: break
+        }
+        return ACLAction(rawValue: text)
     }
 
     /// The number of a protocol name, compared case-insensitively (TCP, udp, ICMPv6, …).

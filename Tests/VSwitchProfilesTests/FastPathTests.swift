@@ -226,4 +226,12 @@ final class FastPathTests: XCTestCase {
             }
         }
     }
+    /// ACLReader's direction / action parsing against the enums' raw values.
+    func testDirectionAndAction() {
+        for t in ["Inbound", "Outbound", "Both", "Allow", "Deny", "inbound", "BOTH", "Both ", "", "Bot", "Inboun",
+                  "Outbounds", "Allow\u{301}", "Den\u{79}", "D\u{65}ny", "\u{212A}", "Alow", "Deny\0"] {
+            XCTAssertEqual(ACLReader.direction(t), ACLDirection(rawValue: t), t.debugDescription)
+            XCTAssertEqual(ACLReader.action(t), ACLAction(rawValue: t), t.debugDescription)
+        }
+    }
 }
