@@ -630,8 +630,7 @@ struct KeyMap<Value> {
 
     private mutating func grow() {
         let old = entries
-        // (16 to start: an Item's scalars and arrays are a dozen or so keys; 64 cleared ~2 KB twice per profile.)
-        entries = [Entry?](repeating: nil, count: max(16, old.count * 2))
+        entries = [Entry?](repeating: nil, count: max(64, old.count * 2))
         for case let e? in old { entries[find(e.key)] = e }
     }
 
