@@ -215,11 +215,23 @@ struct StreamingBuilder {
                 let aprefix = a[1], auri = a[2]
                 let v = UnsafeBufferPointer(start: value, count: value.distance(to: a[4].unsafelyUnwrapped))
                 var apos = position
-                for j in tag.attributes {
-                    let l = locator.attributes[j]
-                    if qualifiedNameMatches(l.nameStart, l.nameEnd, prefix: aprefix, name: aname) {
-                        apos = l.position
-                        break
+                // Its position: the located attribute spelling its qualified name. libxml2 reports them in
+                // document order, so the k-th is tried first (no namespace declaration before it: every
+                // vsx:Acl attribute then costs one comparison, not k + 1); else the first that matches —
+                // the same one, since in a document with no finding no two attributes of a tag are spelled
+                // alike (libxml2 refuses a repeated attribute).
+                let guess = tag.attributes.lowerBound + k
+                if guess < tag.attributes.upperBound,
+                   qualifiedNameMatches(locator.attributes[guess].nameStart, locator.attributes[guess].nameEnd,
+                                        prefix: aprefix, name: aname) {
+                    apos = locator.attributes[guess].position
+                } else {
+                    for j in tag.attributes {
+                        let l = locator.attributes[j]
+                        if qualifiedNameMatches(l.nameStart, l.nameEnd, prefix: aprefix, name: aname) {
+                            apos = l.position
+                            break
+                        }
                     }
                 }
                 list.append(XMLAttribute(name: strings.string(aname), namespaceURI: auri.map { strings.string($0) },
