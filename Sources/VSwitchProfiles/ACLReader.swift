@@ -201,8 +201,9 @@ struct ACLReader {
         }
         m.priority = rule.priority
 
-        // The families of the addresses given (local first), with the slot of the attribute.
-        var families: [(IPPrefix.Family, Int)] = []
+        // The families of the addresses given (local first), with the slot of the attribute (at most two: no
+        // array per rule).
+        var families: (first: (IPPrefix.Family, Int)?, second: (IPPrefix.Family, Int)?) = (nil, nil)
         func ip(_ k: Int, local: Bool) {
             guard let text = text(k) else { return }
             if local { rule.localIP = text } else { rule.remoteIP = text }
@@ -218,12 +219,12 @@ struct ACLReader {
                 ok = false
             }
             if local { m.localIP = key } else { m.remoteIP = key }
-            families.append((prefix.family, k))
+            if families.first == nil { families.first = (prefix.family, k) } else { families.second = (prefix.family, k) }
         }
         ip(Slot.localIP, local: true)
         ip(Slot.remoteIP, local: false)
-        if families.count == 2, families[0].0 != families[1].0 {
-            fail(e, attribute(families[1].1), "LocalIPAddress is IPv\(families[0].0.rawValue) but RemoteIPAddress is IPv\(families[1].0.rawValue); both must be the same family (or ANY)")
+        if let f0 = families.first, let f1 = families.second, f0.0 != f1.0 {
+            fail(e, attribute(f1.1), "LocalIPAddress is IPv\(f0.0.rawValue) but RemoteIPAddress is IPv\(f1.0.rawValue); both must be the same family (or ANY)")
             ok = false
         }
 
@@ -347,10 +348,6 @@ struct ACLReader {
         return "0x" + String(repeating: "0", count: max(0, 4 - h.count)) + h
     }
 
-    private static func directions(_ d: ACLDirection) -> [ACLDirection] {
-        d == .both ? [.inbound, .outbound] : [d]
-    }
-
     /// (Direction, Weight) must be unique; Both counts as Inbound and Outbound.
     private struct DirectionWeight: Hashable {
         var inbound: Bool
@@ -371,7 +368,10 @@ struct ACLReader {
         }
         for k in rules.indices {
             let direction = rules[k].direction, weight = rules[k].weight
-            for d in Self.directions(direction) {
+            // The rule's directions, Both as Inbound then Outbound (no array built per rule, issue 3).
+            let count = direction == .both ? 2 : 1
+            for n in 0..<count {
+                let d: ACLDirection = direction == .both ? (n == 0 ? .inbound : .outbound) : direction
                 let key = DirectionWeight(inbound: d == .inbound, weight: weight)
                 if let other = taken(key) {
                     let e = elements[k]
