@@ -215,11 +215,14 @@ public extension PolicyCompiler {
         var c = CompiledPort(policy: policy)
         c.allowedTransmit = p.allowedToTransmit.map { UInt64($0.vlan ?? 0) << 48 | $0.mac.rawValue }.sorted()
         c.allowedReceive = p.allowedToReceive.map { UInt64($0.vlan ?? 0) << 48 | $0.mac.rawValue }.sorted()
-        let ordered = p.acls.sorted { $0.weight > $1.weight }
-        for r in ordered {
-            let m = compileRule(r)
-            if r.direction != .outbound { c.inboundACL.append(m) }
-            if r.direction != .inbound { c.outboundACL.append(m) }
+        // The rules' indices sorted, not the rules (each moved rule is a struct of strings: copies and
+        // retains, issue 3); the same comparisons, so the same order.
+        let acls = p.acls
+        let order = acls.indices.sorted { acls[$0].weight > acls[$1].weight }
+        for i in order {
+            let m = compileRule(acls[i])
+            if acls[i].direction != .outbound { c.inboundACL.append(m) }
+            if acls[i].direction != .inbound { c.outboundACL.append(m) }
         }
         return c
     }
@@ -267,13 +270,13 @@ public extension PolicyCompiler {
         if let v = r.priority { m.fields.insert(.priority); m.priority = v }
         func address(_ text: String?) -> (hi: UInt64, lo: UInt64, mhi: UInt64, mlo: UInt64, version: UInt8)? {
             guard let text, !isAny(text), let ip = IPPrefix(text) else { return nil }
+            // The address's words, masked below (as `ip.masked` would, without building that array).
             var hi: UInt64 = 0, lo: UInt64 = 0
-            let b = ip.masked
             if ip.family == .ipv4 {
-                lo = b.reduce(0) { $0 << 8 | UInt64($1) }
+                lo = ip.bytes.reduce(0) { $0 << 8 | UInt64($1) }
             } else {
-                hi = b[0..<8].reduce(0) { $0 << 8 | UInt64($1) }
-                lo = b[8..<16].reduce(0) { $0 << 8 | UInt64($1) }
+                hi = ip.bytes[0..<8].reduce(0) { $0 << 8 | UInt64($1) }
+                lo = ip.bytes[8..<16].reduce(0) { $0 << 8 | UInt64($1) }
             }
             let bits = ip.effectivePrefixLength
             var mhi: UInt64 = 0, mlo: UInt64 = 0
@@ -283,7 +286,7 @@ public extension PolicyCompiler {
                 mhi = bits == 0 ? 0 : (bits >= 64 ? ~0 : ~UInt64(0) << UInt64(64 - bits))
                 mlo = bits <= 64 ? 0 : (bits == 128 ? ~0 : ~UInt64(0) << UInt64(128 - bits))
             }
-            return (hi, lo, mhi, mlo, ip.family == .ipv4 ? 4 : 6)
+            return (hi & mhi, lo & mlo, mhi, mlo, ip.family == .ipv4 ? 4 : 6)
         }
         if let a = address(r.localIP) {
             m.fields.formUnion([.localIP, .ipFamily]); m.ipVersion = a.version

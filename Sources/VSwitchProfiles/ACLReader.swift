@@ -5,6 +5,42 @@ import VSwitchXML
 import VSwitchPolicy
 import VSwitchPacket
 
+/// An IP prefix as two 64-bit words and its mask (no array, unlike `IPPrefix`): `ACLMatch` is then a plain
+/// value, copied without retains (the shadowing check compares every pair of a profile's rules, issue 3).
+struct IPKey: Equatable {
+    var family: IPPrefix.Family
+    /// The address (IPv4 in the low 32 bits of `lo`), as written (host bits kept).
+    var hi: UInt64, lo: UInt64
+    /// The prefix's mask over the same words.
+    var maskHi: UInt64, maskLo: UInt64
+    var length: Int
+
+    init(_ p: IPPrefix) {
+        family = p.family
+        length = p.effectivePrefixLength
+        hi = 0; lo = 0
+        if p.family == .ipv4 {
+            for b in p.bytes { lo = lo << 8 | UInt64(b) }
+            maskHi = 0
+            maskLo = length <= 0 ? 0 : (UInt64(0xFFFF_FFFF) << UInt64(32 - min(32, length))) & 0xFFFF_FFFF
+        } else {
+            for (i, b) in p.bytes.enumerated() {
+                if i < 8 { hi = hi << 8 | UInt64(b) } else { lo = lo << 8 | UInt64(b) }
+            }
+            maskHi = length <= 0 ? 0 : (length >= 64 ? ~0 : ~UInt64(0) << UInt64(64 - length))
+            maskLo = length <= 64 ? 0 : (length >= 128 ? ~0 : ~UInt64(0) << UInt64(128 - length))
+        }
+    }
+
+    /// `IPPrefix.contains`: the same family, `other` at least as long, equal under this prefix's mask.
+    func contains(_ other: IPKey) -> Bool {
+        family == other.family && other.length >= length && (hi ^ other.hi) & maskHi == 0 && (lo ^ other.lo) & maskLo == 0
+    }
+
+    /// `IPPrefix.hasHostBits`: bits set beyond the prefix.
+    var hasHostBits: Bool { (hi & ~maskHi) | (lo & ~maskLo) != 0 }
+}
+
 /// An ACL's match fields in comparable form (nil = wildcard).
 struct ACLMatch {
     var localMAC: MACAddress?
@@ -12,8 +48,8 @@ struct ACLMatch {
     var etherType: UInt16?
     var vlan: UInt16?
     var priority: UInt8?
-    var localIP: IPPrefix?
-    var remoteIP: IPPrefix?
+    var localIP: IPKey?
+    var remoteIP: IPKey?
     var proto: UInt8?
     var localPort: ClosedRange<UInt16>?
     var remotePort: ClosedRange<UInt16>?
@@ -23,7 +59,7 @@ struct ACLMatch {
     /// Whether every frame matched by `other` is matched by `self`.
     func covers(_ other: ACLMatch) -> Bool {
         func eq<T: Equatable>(_ a: T?, _ b: T?) -> Bool { a == nil || a == b }
-        func ip(_ a: IPPrefix?, _ b: IPPrefix?) -> Bool { a == nil || (b != nil && a!.contains(b!)) }
+        func ip(_ a: IPKey?, _ b: IPKey?) -> Bool { a == nil || (b != nil && a!.contains(b!)) }
         func range(_ a: ClosedRange<UInt16>?, _ b: ClosedRange<UInt16>?) -> Bool {
             a == nil || (b != nil && a!.lowerBound <= b!.lowerBound && b!.upperBound <= a!.upperBound)
         }
@@ -55,12 +91,8 @@ struct ACLReader {
         rules.reserveCapacity(elements.count)
         matches.reserveCapacity(elements.count)
         ruleElements.reserveCapacity(elements.count)
-        for e in elements {
-            if let (rule, match) = readRule(e) {
-                rules.append(rule)
-                matches.append(match)
-                ruleElements.append(e)
-            }
+        for e in elements where readRule(e, into: &rules, &matches) {
+            ruleElements.append(e)
         }
         checkWeights(rules, ruleElements)
         checkShadowing(rules, matches, ruleElements)
@@ -92,7 +124,9 @@ struct ACLReader {
         }
     }
 
-    private mutating func readRule(_ e: XMLElement) -> (ACLRule, ACLMatch)? {
+    /// Reads one rule; appends it and its match when it is valid (no tuple returned: each copy of a rule
+    /// retains its strings, issue 3).
+    private mutating func readRule(_ e: XMLElement, into rules: inout [ACLRule], _ matches: inout [ACLMatch]) -> Bool {
         var ok = true
         // Where each attribute of `attributeNames` is in `e.attributes` (-1: absent), found in one pass: the
         // first unprefixed attribute of that name, as `e.attribute(name)` would find it. (Eighteen lookups by
@@ -119,12 +153,12 @@ struct ACLReader {
         if at[Slot.name] >= 0, name.isEmpty { fail(e, attribute(Slot.name), "Name is empty"); ok = false }
         var direction = ACLDirection.both
         if let text = required(Slot.direction, "Inbound, Outbound or Both") {
-            if let d = ACLDirection(rawValue: text) { direction = d }
+            if let d = Self.direction(text) { direction = d }
             else { fail(e, attribute(Slot.direction), "'\(text)' is not a Direction; use Inbound (towards the virtual system), Outbound (from it) or Both"); ok = false }
         }
         var action = ACLAction.deny
         if let text = required(Slot.action, "Allow or Deny") {
-            if let x = ACLAction(rawValue: text) { action = x }
+            if let x = Self.action(text) { action = x }
             else { fail(e, attribute(Slot.action), "'\(text)' is not an Action; use Allow or Deny"); ok = false }
         }
         var weight = 0
@@ -167,8 +201,9 @@ struct ACLReader {
         }
         m.priority = rule.priority
 
-        // The families of the addresses given (local first), with the slot of the attribute.
-        var families: [(IPPrefix.Family, Int)] = []
+        // The families of the addresses given (local first), with the slot of the attribute (at most two: no
+        // array per rule).
+        var families: (first: (IPPrefix.Family, Int)?, second: (IPPrefix.Family, Int)?) = (nil, nil)
         func ip(_ k: Int, local: Bool) {
             guard let text = text(k) else { return }
             if local { rule.localIP = text } else { rule.remoteIP = text }
@@ -178,17 +213,18 @@ struct ACLReader {
                 ok = false
                 return
             }
-            if prefix.hasHostBits {
+            let key = IPKey(prefix)
+            if key.hasHostBits {
                 fail(e, attribute(k), "'\(text)' has bits set beyond the /\(prefix.effectivePrefixLength) mask; did you mean \(prefix.networkText)?")
                 ok = false
             }
-            if local { m.localIP = prefix } else { m.remoteIP = prefix }
-            families.append((prefix.family, k))
+            if local { m.localIP = key } else { m.remoteIP = key }
+            if families.first == nil { families.first = (prefix.family, k) } else { families.second = (prefix.family, k) }
         }
         ip(Slot.localIP, local: true)
         ip(Slot.remoteIP, local: false)
-        if families.count == 2, families[0].0 != families[1].0 {
-            fail(e, attribute(families[1].1), "LocalIPAddress is IPv\(families[0].0.rawValue) but RemoteIPAddress is IPv\(families[1].0.rawValue); both must be the same family (or ANY)")
+        if let f0 = families.first, let f1 = families.second, f0.0 != f1.0 {
+            fail(e, attribute(f1.1), "LocalIPAddress is IPv\(f0.0.rawValue) but RemoteIPAddress is IPv\(f1.0.rawValue); both must be the same family (or ANY)")
             ok = false
         }
 
@@ -254,7 +290,31 @@ struct ACLReader {
         rule.icmpCode = icmp(Slot.icmpCode)
         m.icmpType = rule.icmpType
         m.icmpCode = rule.icmpCode
-        return ok ? (rule, m) : nil
+        if !ok { return false }
+        rules.append(rule)
+        matches.append(m)
+        return true
+    }
+
+    /// `ACLDirection(rawValue:)`, the valid spellings compared first (one comparison, no string switch).
+    static func direction(_ text: String) -> ACLDirection? {
+        switch text.utf8.count {
+        case 7: if text == "Inbound" { return .inbound }
+        case 8: if text == "Outbound" { return .outbound }
+        case 4: if text == "Both" { return .both }
+        default: break
+        }
+        return ACLDirection(rawValue: text)
+    }
+
+    /// `ACLAction(rawValue:)`, the same way.
+    static func action(_ text: String) -> ACLAction? {
+        switch text.utf8.count {
+        case 5: if text == "Allow" { return .allow }
+        case 4: if text == "Deny" { return .deny }
+        default: break
+        }
+        return ACLAction(rawValue: text)
     }
 
     /// The number of a protocol name, compared case-insensitively (TCP, udp, ICMPv6, …).
@@ -288,10 +348,6 @@ struct ACLReader {
         return "0x" + String(repeating: "0", count: max(0, 4 - h.count)) + h
     }
 
-    private static func directions(_ d: ACLDirection) -> [ACLDirection] {
-        d == .both ? [.inbound, .outbound] : [d]
-    }
-
     /// (Direction, Weight) must be unique; Both counts as Inbound and Outbound.
     private struct DirectionWeight: Hashable {
         var inbound: Bool
@@ -312,7 +368,10 @@ struct ACLReader {
         }
         for k in rules.indices {
             let direction = rules[k].direction, weight = rules[k].weight
-            for d in Self.directions(direction) {
+            // The rule's directions, Both as Inbound then Outbound (no array built per rule, issue 3).
+            let count = direction == .both ? 2 : 1
+            for n in 0..<count {
+                let d: ACLDirection = direction == .both ? (n == 0 ? .inbound : .outbound) : direction
                 let key = DirectionWeight(inbound: d == .inbound, weight: weight)
                 if let other = taken(key) {
                     let e = elements[k]
@@ -334,15 +393,22 @@ struct ACLReader {
         for d in [ACLDirection.inbound, .outbound] {
             let ordered = rules.indices.filter { directions[$0] == d || directions[$0] == .both }
                 .sorted { weights[$0] > weights[$1] }
-            for j in ordered.indices {
-                let later = ordered[j]
-                let laterWeight = weights[later]
-                guard let earlier = ordered[..<j].first(where: {
-                    weights[$0] > laterWeight && matches[$0].covers(matches[later])
-                }) else { continue }
-                guard warned.insert(elements[later].index).inserted else { continue }
-                out.warning(elements[later], profile: label,
-                            "ACL '\(rules[later].name)' can never match in direction \(d.rawValue): ACL '\(rules[earlier].name)' (weight \(rules[earlier].weight), line \(elements[earlier].line)) matches everything it matches and is evaluated first")
+            // (The matches compared in place: reading them out of the array in a closure copied each, two
+            // arrays retained per comparison, issue 3.)
+            matches.withUnsafeBufferPointer { m in
+                for j in ordered.indices {
+                    let later = ordered[j]
+                    let laterWeight = weights[later]
+                    var found: Int?
+                    for k in 0..<j {
+                        let c = ordered[k]
+                        if weights[c] > laterWeight && m[c].covers(m[later]) { found = c; break }
+                    }
+                    guard let earlier = found else { continue }
+                    guard warned.insert(elements[later].index).inserted else { continue }
+                    out.warning(elements[later], profile: label,
+                                "ACL '\(rules[later].name)' can never match in direction \(d.rawValue): ACL '\(rules[earlier].name)' (weight \(rules[earlier].weight), line \(elements[earlier].line)) matches everything it matches and is evaluated first")
+                }
             }
         }
     }

@@ -44,16 +44,24 @@ struct ItemReader {
         "Acl": ACLReader.attributeNames,
     ]
     static let minimumBurst: UInt64 = 64
-    /// Local name → (the key `out.displayName` gives it, is it an array), per namespace: one hash per
-    /// child and no string building (issue 3: ~40 children per profile, 1,000 profiles per reload).
-    static let epasdKinds: [String: (key: String, isArray: Bool)] = Dictionary(uniqueKeysWithValues:
-        epasdScalars.map { ($0, ("epasd:" + $0, false)) } + epasdArrays.map { ($0, ("epasd:" + $0, true)) })
-    /// The same for vsx, with the element's attributes (`vsxAttributes`, none when absent): still one hash per
-    /// child. The attributes of vsx:Acl are checked with `ACLReader.slot(of:)`, those of the others by a
-    /// comparison with each allowed name (one or two).
-    static let vsxKinds: [String: (key: String, isArray: Bool, attributes: [String])] = Dictionary(uniqueKeysWithValues:
-        vsxScalars.map { ($0, ("vsx:" + $0, false, vsxAttributes[$0] ?? [])) }
-        + vsxArrays.map { ($0, ("vsx:" + $0, true, vsxAttributes[$0] ?? [])) })
+    /// Local name → (the key `out.displayName` gives it, is it an array), per namespace: one cheap lookup per
+    /// child (a `KeyMap`: no SipHash of the name) and no string building (issue 3: ~40 children per profile,
+    /// 1,000 profiles per reload).
+    static let epasdKinds: KeyMap<(key: String, isArray: Bool)> = {
+        var m = KeyMap<(key: String, isArray: Bool)>()
+        for n in epasdScalars { m[n] = ("epasd:" + n, false) }
+        for n in epasdArrays { m[n] = ("epasd:" + n, true) }
+        return m
+    }()
+    /// The same for vsx, with the element's attributes (`vsxAttributes`, none when absent). The attributes of
+    /// vsx:Acl are checked with `ACLReader.slot(of:)`, those of the others by a comparison with each allowed
+    /// name (one or two).
+    static let vsxKinds: KeyMap<(key: String, isArray: Bool, attributes: [String])> = {
+        var m = KeyMap<(key: String, isArray: Bool, attributes: [String])>()
+        for n in vsxScalars { m[n] = ("vsx:" + n, false, vsxAttributes[n] ?? []) }
+        for n in vsxArrays { m[n] = ("vsx:" + n, true, vsxAttributes[n] ?? []) }
+        return m
+    }()
 
     let item: XMLElement
     let label: String
@@ -594,7 +602,7 @@ struct ItemReader {
 /// with a hash of the key's length and last bytes instead of Dictionary's SipHash of every byte (an Item's
 /// ~90 lookups and insertions were ~3 % of a 1,000-profile reload, issue 3). Keys are compared in full.
 struct KeyMap<Value> {
-    private struct Entry {
+    fileprivate struct Entry {
         var key: String
         var value: Value
     }
@@ -655,4 +663,12 @@ struct KeyMap<Value> {
         get { self[key] ?? value() }
         set { self[key] = newValue }
     }
+}
+
+extension KeyMap: Sendable where Value: Sendable {}
+extension KeyMap.Entry: Sendable where Value: Sendable {}
+
+extension KeyMap {
+    /// The values held, in no particular order.
+    var values: [Value] { entries.compactMap { $0?.value } }
 }

@@ -164,7 +164,11 @@ public enum ProfileLoader {
         case .failure(let e): throw ProfileLoadError(diagnostics: e.diagnostics)
         }
         let previous = cache
-        if updateCache, let previous, let partial = partialLoad(data: data, fileName: fileName, schema: schema, previous: previous) {
+        // Each profile's bytes hashed once per load, whichever of the partial attempt, the full load's reuse and
+        // the next cache asks first (an all-changed reload hashed the whole document three times, issue 3).
+        let hashes = RangeHashes(data)
+        if updateCache, let previous, let partial = partialLoad(data: data, fileName: fileName, schema: schema, previous: previous,
+                                                                hashes: hashes) {
             cache = partial.cache
             return partial.set
         }
@@ -172,7 +176,7 @@ public enum ProfileLoader {
         let parsed: XMLParseResult
         do {
             parsed = try XMLParser.parse(bytes: data, fileName: fileName, limits: limits, schema: schema,
-                                         reuse: previous.map { p in { c in p.match(c, in: data) } })
+                                         reuse: previous.map { p in { c in p.match(c, in: data, hashes: hashes) } })
         } catch {
             throw ProfileLoadError(diagnostics: error.diagnostics)
         }
@@ -198,7 +202,8 @@ public enum ProfileLoader {
             // a word (no warning of libxml2, the XSD or the reader) and it holds no ID (see partialLoad).
             let quiet = diagnostics.isEmpty && parsed.validationIssues.isEmpty && parsed.warnings.isEmpty && !parsed.document.hasIDs
             cache = reader.isForm1 ? ProfileReadCache(document: parsed.document, blocks: reader.cacheableBlocks,
-                                                      profiles: reader.profiles, reused: reused, partialAllowed: quiet) : nil
+                                                      profiles: reader.profiles, reused: reused, partialAllowed: quiet,
+                                                      hashes: hashes) : nil
         }
         return ProfileSet(profiles: reader.profiles, warnings: diagnostics)
     }
@@ -218,8 +223,10 @@ public enum ProfileLoader {
     /// Why this is exactly a cold load (the reduced document stands for the whole one): see the module
     /// header, "Partial reload: the argument".
     /// (`top`: the document's top level as `XMLTopLevel` scans it; tests give a wrong one.)
+    /// (`hashes`: of byte ranges of `data`, shared with the rest of the load.)
     static func partialLoad(data: [UInt8], fileName: String, schema: XMLSchema, previous: ProfileReadCache,
-                            top given: XMLTopLevel? = nil) -> (set: ProfileSet, cache: ProfileReadCache)? {
+                            top given: XMLTopLevel? = nil, hashes: RangeHashes? = nil) -> (set: ProfileSet, cache: ProfileReadCache)? {
+        let hashes = hashes ?? RangeHashes(data)
         guard previous.partialAllowed, data.count <= limits.maxBytes,
               !ProfileReadCache.contains(data, Array(placeholderTarget.utf8)),
               previous.prologLength < data.count,
@@ -229,7 +236,7 @@ public enum ProfileLoader {
         var matched: [Int: Int] = [:]    // child offset → entry
         var expected = 0
         func lookup(_ c: Range<Int>) -> Int? {
-            guard let ids = previous.index[ProfileReadCache.hash(data, c)] else { return nil }
+            guard let ids = previous.index[hashes.hash(c)] else { return nil }
             return ids.first { ProfileReadCache.equal(data, c, previous.bytes, previous.entries[$0].source) }
         }
         let scan = given ?? XMLTopLevel(data, known: { at in
@@ -302,7 +309,7 @@ public enum ProfileLoader {
             let source = (r.lowerBound + shift)..<(r.upperBound + shift)
             guard source.upperBound <= data.count, ProfileReadCache.equal(data, source, reduced, r) else { return nil }
             entries.append(.init(source: source, profile: reader.profiles[b.profile], label: b.label,
-                                 hash: ProfileReadCache.hash(data, source)))
+                                 hash: hashes.hash(source)))
         }
         guard let first = entries.first?.source else { return nil }
         let next = ProfileReadCache(bytes: data, rootSource: top.rootStart..<first.lowerBound, prologLength: top.rootStart,
@@ -386,7 +393,7 @@ public final class ProfileReadCache: @unchecked Sendable {
     }
 
     convenience init?(document: XMLDocument, blocks: [(element: XMLElement, profile: Int, label: String)], profiles: [PortProfile],
-                      reused: Int, partialAllowed: Bool) {
+                      reused: Int, partialAllowed: Bool, hashes: RangeHashes? = nil) {
         guard document.startOffsets.count == document.elementCount, document.endOffsets.count == document.elementCount,
               !document.startOffsets.isEmpty,
               Self.asciiTransparent(document.bytes, prologLength: document.startOffsets[0]) else { return nil }
@@ -394,9 +401,14 @@ public final class ProfileReadCache: @unchecked Sendable {
         let rootSource = document.startOffsets[0]..<(document.startOffsets.count > 1 ? document.startOffsets[1] : bytes.count)
         var entries: [Entry] = []
         entries.reserveCapacity(blocks.count)
+        // (`hashes` only when they are of these very bytes: the document the load was given.)
+        let sameBytes = hashes.map { h in
+            h.data.count == bytes.count && h.data.withUnsafeBufferPointer { a in bytes.withUnsafeBufferPointer { $0.baseAddress == a.baseAddress } }
+        } ?? false
         for b in blocks {
             guard let source = document.elementRange(of: b.element) else { continue }
-            entries.append(Entry(source: source, profile: profiles[b.profile], label: b.label, hash: Self.hash(bytes, source)))
+            let hash = sameBytes ? hashes!.hash(source) : Self.hash(bytes, source)
+            entries.append(Entry(source: source, profile: profiles[b.profile], label: b.label, hash: hash))
         }
         self.init(bytes: bytes, rootSource: rootSource, prologLength: document.startOffsets[0],
                   rootNamespaces: document.rootNamespaces, partialAllowed: partialAllowed, entries: entries,
@@ -434,11 +446,12 @@ public final class ProfileReadCache: @unchecked Sendable {
     /// The entry whose source bytes equal `candidate.source` of `data`, when the root start tags are equal
     /// too, and the prologs: the XML declaration says what the bytes mean (encoding="ISO-8859-1" makes the
     /// same bytes other characters; before this check such a document reused the UTF-8 reading).
-    func match(_ candidate: XMLSubtreeCandidate, in data: [UInt8]) -> Int? {
+    /// (`hashes`, when given, holds hashes of ranges of `data`.)
+    func match(_ candidate: XMLSubtreeCandidate, in data: [UInt8], hashes: RangeHashes? = nil) -> Int? {
         guard candidate.namespaceURI == ProfileNamespace.ovf, candidate.name == "NetworkPortProfile",
               Self.equal(data, candidate.rootSource, bytes, rootSource),
               candidate.rootSource.lowerBound == prologLength, Self.equal(data, 0..<prologLength, bytes, 0..<prologLength),
-              let ids = index[Self.hash(data, candidate.source)] else { return nil }
+              let ids = index[hashes?.hash(candidate.source) ?? Self.hash(data, candidate.source)] else { return nil }
         return ids.first { Self.equal(data, candidate.source, bytes, entries[$0].source) }
     }
 
@@ -503,6 +516,26 @@ public final class ProfileReadCache: @unchecked Sendable {
             }
             return h ^ (h >> 32)
         }
+    }
+}
+
+/// `ProfileReadCache.hash` of byte ranges of one document, each range hashed once during a load: the partial
+/// attempt hashes every profile it has to scan, the full load's `reuse` every profile it is offered, the next
+/// cache every profile it keeps — on a reload where all profiles changed, the same ranges three times.
+/// Keyed by the range's start, its end compared (a different range at the same start is hashed, not found).
+/// Used under one load only (not thread-safe; the `reuse` hook is called synchronously, during the parse).
+final class RangeHashes {
+    let data: [UInt8]
+    private var byStart: [Int: (end: Int, hash: UInt64)] = [:]
+
+    init(_ data: [UInt8]) { self.data = data }
+
+    func hash(_ r: Range<Int>) -> UInt64 {
+        if let known = byStart[r.lowerBound], known.end == r.upperBound { return known.hash }
+        let h = ProfileReadCache.hash(data, r)
+        if byStart.isEmpty { byStart.reserveCapacity(1024) }
+        byStart[r.lowerBound] = (r.upperBound, h)
+        return h
     }
 }
 

@@ -47,7 +47,10 @@ struct StreamingBuilder {
         var namespaceURI: String?
         var prefix: String?
         var attributes: [XMLAttribute]
-        var children: [XMLElement]
+        /// Where this element's children start on the children stack (as for the text: an element's children are
+        /// gathered there and copied into one array of the exact size when it ends — appending to a growing
+        /// array per element reallocated it ~6 times for an ovf:Item's 28 children, issue 3).
+        var childMark: Int
         /// Where this element's text starts in `textBytes` (nested elements append after it and truncate
         /// back when they end).
         var textMark: Int
@@ -71,13 +74,20 @@ struct StreamingBuilder {
     /// > 0 inside a subtree the `reuse` hook took: its events are skipped (nesting counted).
     private var skipDepth = 0
     private var textBytes: [UInt8] = []
-    private var strings = StringInterner()
+    /// The children of the open elements, each element's after its parent's (see `Frame.childMark`): a
+    /// stack of our own, so that an element's children are moved into its array, not copied and released
+    /// (a retain and a release per element). Freed by `releaseBuffers`, which the owner calls once.
+    private var childBase: UnsafeMutablePointer<XMLElement>
+    private var childCount = 0
+    private var childCapacity = 64
+    private var strings: StringInterner
     private(set) var placeholderCount = 0
     private(set) var rootNamespaces: [XMLNamespaceDeclaration] = []
 
     init(bytes: UnsafeBufferPointer<UInt8>, locator: SourceLocator, maxDepth: Int, reuse: ((XMLSubtreeCandidate) -> Int?)?,
-         placeholders: XMLPlaceholders?, parser: xmlParserCtxtPtr) {
+         placeholders: XMLPlaceholders?, parser: xmlParserCtxtPtr, knownStrings: [String] = []) {
         self.bytes = bytes
+        self.strings = StringInterner(known: knownStrings)
         self.locator = locator
         self.maxDepth = maxDepth
         self.reuse = reuse
@@ -85,6 +95,38 @@ struct StreamingBuilder {
         self.placeholderTarget = placeholders.map { Array($0.target.utf8CString) } ?? []
         self.parser = parser
         stack.reserveCapacity(16)
+        childBase = .allocate(capacity: childCapacity)
+    }
+
+    /// Frees the children stack (and whatever is still on it, after a failure). Called once, by the owner.
+    mutating func releaseBuffers() {
+        childBase.deinitialize(count: childCount)
+        childBase.deallocate()
+        childCount = 0
+    }
+
+    private mutating func pushChild(_ e: __owned XMLElement) {
+        if childCount == childCapacity {
+            let bigger = UnsafeMutablePointer<XMLElement>.allocate(capacity: childCapacity * 2)
+            bigger.moveInitialize(from: childBase, count: childCount)
+            childBase.deallocate()
+            childBase = bigger
+            childCapacity *= 2
+        }
+        (childBase + childCount).initialize(to: e)
+        childCount += 1
+    }
+
+    /// The children above `mark`, moved into an array of their own.
+    private mutating func popChildren(from mark: Int) -> [XMLElement] {
+        let n = childCount - mark
+        if n <= 0 { return [] }
+        let base = childBase + mark
+        childCount = mark
+        return Array(unsafeUninitializedCapacity: n) { buffer, count in
+            buffer.baseAddress!.moveInitialize(from: base, count: n)
+            count = n
+        }
     }
 
     /// Gives up: stop libxml2, the caller takes the DOM path.
@@ -144,7 +186,7 @@ struct StreamingBuilder {
                                                     rootSource: rootSource)
                 if let token = reuse(candidate) {
                     nextIndex = end
-                    stack[stack.count - 1].children.append(
+                    pushChild(
                         XMLElement(name: name, namespaceURI: namespaceURI, prefix: prefixString, line: position.line,
                                    column: position.column, index: index, subtreeEnd: end, reused: token))
                     skipDepth = 1
@@ -155,7 +197,7 @@ struct StreamingBuilder {
 
         var list: [XMLAttribute] = []
         if attributeCount > 0, let attributes {
-            list.reserveCapacity(attributeCount)
+            // Checked first, built after (the building loop has no way out).
             for k in 0..<attributeCount {
                 let a = attributes + 5 * k
                 guard let aname = a[0], let value = a[3], let valueEnd = a[4] else { fail(); return }
@@ -164,14 +206,32 @@ struct StreamingBuilder {
                 if let auri, Self.equal(auri, Self.xsiURI), Self.equal(aname, Self.typeName) { fail(); return }
                 let count = value.distance(to: valueEnd)
                 guard count >= 0 else { fail(); return }
-                let v = UnsafeBufferPointer(start: value, count: count)
-                if v.contains(UInt8(ascii: "&")) { fail(); return }
+                if UnsafeBufferPointer(start: value, count: count).contains(UInt8(ascii: "&")) { fail(); return }
+            }
+            list.reserveCapacity(attributeCount)
+            for k in 0..<attributeCount {
+                let a = attributes + 5 * k
+                let aname = a[0].unsafelyUnwrapped, value = a[3].unsafelyUnwrapped
+                let aprefix = a[1], auri = a[2]
+                let v = UnsafeBufferPointer(start: value, count: value.distance(to: a[4].unsafelyUnwrapped))
                 var apos = position
-                for j in tag.attributes {
-                    let l = locator.attributes[j]
-                    if qualifiedNameMatches(l.nameStart, l.nameEnd, prefix: aprefix, name: aname) {
-                        apos = l.position
-                        break
+                // Its position: the located attribute spelling its qualified name. libxml2 reports them in
+                // document order, so the k-th is tried first (no namespace declaration before it: every
+                // vsx:Acl attribute then costs one comparison, not k + 1); else the first that matches —
+                // the same one, since in a document with no finding no two attributes of a tag are spelled
+                // alike (libxml2 refuses a repeated attribute).
+                let guess = tag.attributes.lowerBound + k
+                if guess < tag.attributes.upperBound,
+                   qualifiedNameMatches(locator.attributes[guess].nameStart, locator.attributes[guess].nameEnd,
+                                        prefix: aprefix, name: aname) {
+                    apos = locator.attributes[guess].position
+                } else {
+                    for j in tag.attributes {
+                        let l = locator.attributes[j]
+                        if qualifiedNameMatches(l.nameStart, l.nameEnd, prefix: aprefix, name: aname) {
+                            apos = l.position
+                            break
+                        }
                     }
                 }
                 list.append(XMLAttribute(name: strings.string(aname), namespaceURI: auri.map { strings.string($0) },
@@ -179,23 +239,34 @@ struct StreamingBuilder {
                                          value: String(decoding: v, as: UTF8.self), line: apos.line, column: apos.column))
             }
         }
-        stack.append(Frame(name: name, namespaceURI: namespaceURI, prefix: prefixString, attributes: list, children: [],
-                           textMark: textBytes.count, index: index, position: position))
+        stack.append(Frame(name: name, namespaceURI: namespaceURI, prefix: prefixString, attributes: list,
+                           childMark: childCount, textMark: textBytes.count, index: index, position: position))
     }
 
     mutating func endElement() {
         if failed { return }
         if skipDepth > 0 { skipDepth -= 1; return }
-        guard let f = stack.popLast() else { fail(); return }
+        guard !stack.isEmpty else { fail(); return }
+        var f = stack.removeLast()
         var text = ""
         if textBytes.count > f.textMark {
             text = String(decoding: textBytes[f.textMark...], as: UTF8.self)
             textBytes.removeSubrange(f.textMark...)
         }
-        let e = XMLElement(name: f.name, namespaceURI: f.namespaceURI, prefix: f.prefix, attributes: f.attributes,
-                           children: f.children, text: text, line: f.position.line, column: f.position.column,
+        let own = popChildren(from: f.childMark)
+        // (The frame's fields moved out, not copied: a retain and a release per field otherwise.)
+        let e = XMLElement(name: Self.take(&f.name, ""), namespaceURI: Self.take(&f.namespaceURI, nil),
+                           prefix: Self.take(&f.prefix, nil), attributes: Self.take(&f.attributes, []),
+                           children: own, text: text, line: f.position.line, column: f.position.column,
                            index: f.index, subtreeEnd: nextIndex)
-        if stack.isEmpty { root = e } else { stack[stack.count - 1].children.append(e) }
+        if stack.isEmpty { root = e } else { pushChild(e) }
+    }
+
+    /// The value of `v`, which is left holding `empty` (moved out, no copy).
+    @inline(__always) private static func take<T>(_ v: inout T, _ empty: T) -> T {
+        var r = empty
+        swap(&r, &v)
+        return r
     }
 
     mutating func characters(_ p: UnsafePointer<xmlChar>?, _ count: Int) {
@@ -208,7 +279,8 @@ struct StreamingBuilder {
         if failed || skipDepth > 0 { return }
         // Directly in the root's content, with the placeholder target: an element left out (XMLPlaceholders).
         guard stack.count == 1, let placeholders, let target, Self.equal(target, placeholderTarget) else { return }
-        stack[0].children.append(XMLElement(name: placeholders.name, namespaceURI: placeholders.namespaceURI,
+        // (All of the children stack is the root's: nothing else is open.)
+        pushChild(XMLElement(name: placeholders.name, namespaceURI: placeholders.namespaceURI,
                                             index: nextIndex, subtreeEnd: nextIndex, reused: placeholderCount))
         placeholderCount += 1
     }
@@ -286,11 +358,13 @@ extension XMLParser {
         return bytes.withUnsafeBufferPointer { buf -> XMLParseResult? in
             let builder = UnsafeMutablePointer<StreamingBuilder>.allocate(capacity: 1)
             builder.initialize(to: StreamingBuilder(bytes: buf, locator: locator, maxDepth: limits.maxDepth, reuse: reuse,
-                                                    placeholders: placeholders, parser: ctxt))
+                                                    placeholders: placeholders, parser: ctxt,
+                                                    knownStrings: (schema.map { Array($0.prefixes.keys) } ?? []) + [xsiNamespace]))
             ctxt.pointee._private = UnsafeMutableRawPointer(builder)
             StreamingBuilder.findings = 0
             defer {
                 ctxt.pointee._private = nil
+                builder.pointee.releaseBuffers()
                 builder.deinitialize(count: 1)
                 builder.deallocate()
             }

@@ -444,15 +444,22 @@ private func attributeName(in message: String) -> String? {
 /// same few addresses recur for every element: converting each once (and sharing one String storage,
 /// which also makes later comparisons of equal names cheap) saves an allocation and a UTF-8 check per
 /// name (issue 3: 1,000 profiles are ~70,000 elements). Direct-mapped; a collision just converts again.
+/// `known` strings (the schema's namespace URIs) are handed out as they are when the text is the same: a
+/// reader comparing an element's namespace with its own constant (`ProfileNamespace.epasd`, 80 bytes) then
+/// finds the same string storage, equal at once, instead of comparing the bytes.
 struct StringInterner {
     private var keys = [UnsafeRawPointer?](repeating: nil, count: 256)
     private var values = [String](repeating: "", count: 256)
+    private let known: [String]
+
+    init(known: [String] = []) { self.known = known }
 
     mutating func string(_ p: UnsafePointer<xmlChar>) -> String {
         let raw = UnsafeRawPointer(p)
         let slot = Int(truncatingIfNeeded: (UInt(bitPattern: raw) >> 3) ^ (UInt(bitPattern: raw) >> 11)) & 255
         if keys[slot] == raw { return values[slot] }
-        let s = String(cString: p)
+        var s = String(cString: p)
+        if !known.isEmpty, let k = known.first(where: { $0 == s }) { s = k }
         keys[slot] = raw
         values[slot] = s
         return s
@@ -467,7 +474,7 @@ private struct TreeBuilder {
     let recordNodes: Bool
     var nextIndex = 0
     var depthError: XMLDiagnostic?
-    private var strings = StringInterner()
+    private var strings: StringInterner
     /// Text bytes of the elements being built (see `build`).
     private var textBytes: [UInt8] = []
 
@@ -486,6 +493,7 @@ private struct TreeBuilder {
         self.reuse = reuse
         self.placeholders = placeholders
         self.placeholderTarget = placeholders.map { Array($0.target.utf8) + [0] } ?? []
+        self.strings = StringInterner(known: Array(state.prefixes.keys) + [xsiNamespace])
     }
 
     /// Whether `node` (a PI) is a placeholder: its target is `placeholders.target`.

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import VSwitchPolicy
+import VSwitchXML
 @testable import VSwitchProfiles
 #if canImport(Glibc)
 import Glibc
@@ -117,6 +118,11 @@ final class FastPathTests: XCTestCase {
                      "2001:db8::1", "2001:db8::/33", "2001:db8:8000::/33", "2001:db8::1/128", "::ffff:10.0.0.1/100"]
         let prefixes = texts.compactMap(IPPrefix.init)
         XCTAssertEqual(prefixes.count, texts.count)
+        // ACLReader's IPKey gives the same answers as IPPrefix.
+        for a in prefixes {
+            XCTAssertEqual(IPKey(a).hasHostBits, a.hasHostBits, "\(a)")
+            for b in prefixes { XCTAssertEqual(IPKey(a).contains(IPKey(b)), a.contains(b), "\(a) contains \(b)") }
+        }
         for a in prefixes {
             for b in prefixes {
                 var want = false
@@ -164,6 +170,68 @@ final class FastPathTests: XCTestCase {
                 XCTAssertEqual(got.bytes, want.1, a)
                 XCTAssertEqual(got.prefixLength, want.2, a)
             }
+        }
+    }
+    /// The element kind tables (`KeyMap`s) give what the dictionaries they replaced gave.
+    func testKindTables() {
+        for (names, isArray) in [(ItemReader.epasdScalars, false), (ItemReader.epasdArrays, true)] {
+            for n in names {
+                XCTAssertEqual(ItemReader.epasdKinds[n]?.key, "epasd:" + n)
+                XCTAssertEqual(ItemReader.epasdKinds[n]?.isArray, isArray)
+                XCTAssertNil(ItemReader.vsxKinds[n], n)
+            }
+        }
+        for (names, isArray) in [(ItemReader.vsxScalars, false), (ItemReader.vsxArrays, true)] {
+            for n in names {
+                XCTAssertEqual(ItemReader.vsxKinds[n]?.key, "vsx:" + n)
+                XCTAssertEqual(ItemReader.vsxKinds[n]?.isArray, isArray)
+                XCTAssertEqual(ItemReader.vsxKinds[n]?.attributes, ItemReader.vsxAttributes[n] ?? [])
+                XCTAssertNil(ItemReader.epasdKinds[n], n)
+            }
+        }
+        XCTAssertEqual(ItemReader.epasdKinds.values.count, ItemReader.epasdScalars.count + ItemReader.epasdArrays.count)
+        XCTAssertEqual(ItemReader.vsxKinds.values.count, ItemReader.vsxScalars.count + ItemReader.vsxArrays.count)
+        for n in ["", "acl", "Acls", "portVID", "PortVID ", "epasd:PortVID", "vsx:Acl", "Pört", "TrunkedVLANRang", "ID"] {
+            XCTAssertNil(ItemReader.epasdKinds[n], n)
+            XCTAssertNil(ItemReader.vsxKinds[n], n)
+        }
+    }
+
+    /// `XMLElement.isNil` and `hasText` (read in place) against what they were: `attribute("nil", namespace:)`
+    /// trimmed, and `!trimmedText.isEmpty`.
+    func testIsNilAndHasText() {
+        let xsi = xsiNamespace
+        let attributeSets: [[XMLAttribute]] = [
+            [], [XMLAttribute(name: "Name", value: "x")],
+            [XMLAttribute(name: "nil", value: "true")],
+            [XMLAttribute(name: "nil", namespaceURI: xsi, prefix: "xsi", value: "true")],
+            [XMLAttribute(name: "nil", namespaceURI: xsi, prefix: "xsi", value: " 1\n")],
+            [XMLAttribute(name: "nil", namespaceURI: xsi, prefix: "xsi", value: "false")],
+            [XMLAttribute(name: "nil", namespaceURI: xsi, prefix: "xsi", value: "TRUE")],
+            [XMLAttribute(name: "type", namespaceURI: xsi, prefix: "xsi", value: "true"), XMLAttribute(name: "nil", namespaceURI: xsi, prefix: "i", value: "\ttrue ")],
+            [XMLAttribute(name: "nil", namespaceURI: "urn:other", prefix: "o", value: "true"), XMLAttribute(name: "A", value: "1")],
+            [XMLAttribute(name: "nil", namespaceURI: xsi, prefix: "xsi", value: "0"), XMLAttribute(name: "nil", namespaceURI: xsi, prefix: "x", value: "true")],
+            [XMLAttribute(name: "Nil", namespaceURI: xsi, prefix: "xsi", value: "true")],
+        ]
+        let texts = ["", " ", "\n  \t\r", "0", " 0 ", "\u{A0}", "\n  x", "é", "\r\n", String(repeating: " ", count: 300) + "y", "\u{2003}"]
+        for attributes in attributeSets {
+            for text in texts {
+                let e = XMLElement(name: "E", attributes: attributes, text: text)
+                let wantNil = e.attribute("nil", namespace: xsi).map { a -> Bool in
+                    let v = XMLElement.trim(a.value)
+                    return v == "true" || v == "1"
+                } ?? false
+                XCTAssertEqual(e.isNil, wantNil, "\(attributes)")
+                XCTAssertEqual(e.hasText, !e.trimmedText.isEmpty, text.debugDescription)
+            }
+        }
+    }
+    /// ACLReader's direction / action parsing against the enums' raw values.
+    func testDirectionAndAction() {
+        for t in ["Inbound", "Outbound", "Both", "Allow", "Deny", "inbound", "BOTH", "Both ", "", "Bot", "Inboun",
+                  "Outbounds", "Allow\u{301}", "Den\u{79}", "D\u{65}ny", "\u{212A}", "Alow", "Deny\0"] {
+            XCTAssertEqual(ACLReader.direction(t), ACLDirection(rawValue: t), t.debugDescription)
+            XCTAssertEqual(ACLReader.action(t), ACLAction(rawValue: t), t.debugDescription)
         }
     }
 }
