@@ -47,13 +47,13 @@ public final class ForwardingThread<Backend: PollingBackend>: @unchecked Sendabl
 
     public init(index: Int, threadCount: Int, publisher: SnapshotPublisher, backend: Backend,
                 batchCapacity: Int = 64, dataRoom: Int = 2048, maxPorts: Int = 1024, idleTimeoutMs: Int32 = 50,
-                idleSpinNs: UInt64 = 0, cpu: Int? = nil, clock: @escaping @Sendable () -> UInt64) {
+                idleSpinNs: UInt64 = 0, captureRingBytes: Int = 4 << 20, cpu: Int? = nil, clock: @escaping @Sendable () -> UInt64) {
         self.index = index
         self.threadCount = threadCount
         self.publisher = publisher
         self.backend = backend
         self.batch = FrameBatch(capacity: batchCapacity, dataRoom: dataRoom)
-        self.engine = ForwardingEngine(maxPorts: maxPorts, batchCapacity: batchCapacity)
+        self.engine = ForwardingEngine(maxPorts: maxPorts, batchCapacity: batchCapacity, captureBytes: captureRingBytes)
         self.clock = clock
         self.idleTimeoutMs = idleTimeoutMs
         self.idleSpinNs = idleSpinNs

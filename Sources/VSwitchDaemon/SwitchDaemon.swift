@@ -56,6 +56,8 @@ public struct DaemonOptions: Sendable {
     /// `--idle-spin-us`: how long a forwarding thread keeps polling (timeout 0) after its last frame before it
     /// sleeps in epoll_wait (0: sleeps after two empty passes).
     public var idleSpinNs: UInt64 = 0
+    /// Bytes of capture ring per forwarding thread (`--capture-ring-mib`).
+    public var captureRingBytes: Int = 4 << 20
     public init(threads: Int? = nil, statsJSONPath: String? = nil, readyFile: String? = nil) {
         self.threads = threads; self.statsJSONPath = statsJSONPath; self.readyFile = readyFile
     }
@@ -200,7 +202,7 @@ public final class SwitchDaemon {
                                               backend: PortSetBackend(tap: try UringTapBackend(maxPorts: SwitchModel.maxPorts),
                                                                       threadIndex: t, maxPorts: SwitchModel.maxPorts),
                                               batchCapacity: options.batchSize, dataRoom: dataRoom,
-                                              maxPorts: SwitchModel.maxPorts, idleSpinNs: options.idleSpinNs, cpu: cpu, clock: { monotonicNanoseconds() })
+                                              maxPorts: SwitchModel.maxPorts, idleSpinNs: options.idleSpinNs, captureRingBytes: options.captureRingBytes, cpu: cpu, clock: { monotonicNanoseconds() })
                     threads.append(th)
                     th.start()
                     continue
@@ -213,7 +215,7 @@ public final class SwitchDaemon {
                                       backend: PortSetBackend(tap: TapBackend(maxPorts: SwitchModel.maxPorts), threadIndex: t,
                                                               maxPorts: SwitchModel.maxPorts),
                                       batchCapacity: options.batchSize, dataRoom: dataRoom,
-                                      maxPorts: SwitchModel.maxPorts, idleSpinNs: options.idleSpinNs, cpu: cpu, clock: { monotonicNanoseconds() })
+                                      maxPorts: SwitchModel.maxPorts, idleSpinNs: options.idleSpinNs, captureRingBytes: options.captureRingBytes, cpu: cpu, clock: { monotonicNanoseconds() })
             threads.append(th)
             th.start()
         }

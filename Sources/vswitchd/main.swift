@@ -31,6 +31,7 @@ struct VSwitchd: ParsableCommand {
     @Option(name: .long, help: "Netdev port RX rings: latency (default: TPACKET_V2, a frame is read as soon as it lands, ~30 µs) or throughput (TPACKET_V3 blocks: fewer wake-ups, less CPU per frame at moderate rates, but a frame waits up to the 1 ms block timeout).") var netdevRing = "latency"
     @Option(name: .long, help: "CPUs of the forwarding threads, as a list like 1 or 2-5,8: thread t runs on the t-th (round robin). Default: thread t on the t-th CPU the process may use outside --housekeeping-cpus, when there are enough of them; else unpinned.") var forwardingCpus: String?
     @Option(name: .long, help: "CPUs for every other thread of the daemon (control loop, capture writer, metrics, namespace helpers), e.g. 0. Default: any CPU. Keeps the capture writer's page-cache writes off the forwarding cores.") var housekeepingCpus: String?
+    @Option(name: .long, help: "MiB of capture ring per forwarding thread (1-1024, default 4): the frames copied for captures and pcap mirrors wait there for the writer thread; a larger ring rides out the writer's stalls (page-cache allocation, a busy housekeeping CPU) at high capture rates, at the cost of that much memory per thread.") var captureRingMib: Int = 4
     @Option(name: .long, help: "Microseconds a forwarding thread keeps busy-polling its ports after the last frame before it sleeps (0, the default: sleep after two empty passes; the thread never burns a core when no traffic flows either way).") var idleSpinUs: Int = 0
     @Option(name: .long, help: "Also write counters and the MAC table as JSON to this file on SIGUSR1 and at exit.") var statsJson: String?
     @Option(name: .long, help: "Create this file once the switch forwards.") var readyFile: String?
@@ -98,6 +99,11 @@ struct VSwitchd: ParsableCommand {
             throw ExitCode(2)
         }
         options.idleSpinNs = UInt64(idleSpinUs) * 1_000
+        guard (1...1024).contains(captureRingMib) else {
+            FileHandle.standardError.write(Data("vswitchd: --capture-ring-mib must be 1...1024\n".utf8))
+            throw ExitCode(2)
+        }
+        options.captureRingBytes = captureRingMib << 20
         options.topology = topo
         options.metricsListen = metricsListen
         options.stateDirectory = stateDir ?? (topo == nil ? "/var/lib/vswitch" : nil)

@@ -246,3 +246,50 @@ def test_housekeeping_cpus_keep_the_capture_writer_off_the_forwarding_core(vswit
     r = subprocess.run([d.command()[0], "--topology", str(d.topo.path), "--no-control-socket",
                         "--forwarding-cpus", "%d" % (os.cpu_count() + 7)], capture_output=True, text=True, timeout=20)
     assert r.returncode != 0 and "not available to this process" in r.stderr, r.stderr
+
+
+def _port_row(sock, name):
+    import json as _json
+    js = subprocess.run([VSWITCHCTL, "--socket", sock, "port", "stats", "--format", "json"],
+                        capture_output=True, text=True, timeout=10)
+    assert js.returncode == 0, js.stderr
+    return {r["name"]: r for r in _json.loads(js.stdout)["ports"]}[name]
+
+
+def test_capture_ring_size_holds_a_stalled_writers_backlog(vswitch, tmp_path):
+    """--capture-ring-mib: the copies a stalled writer has not written wait in the ring. The capture streams
+    into a pipe nobody reads (the writer blocks on it), 2,000 frames of 1514 bytes (3.06 MB of records) go
+    through the port: an 8 MiB ring holds them all (no copy dropped), a 1 MiB ring ~700 (the rest dropped
+    and counted); the frames themselves are forwarded either way. Values outside 1...1024 are refused."""
+    results = {}
+    for mib in (1, 8):
+        sock = str(tmp_path / ("ctl%d.sock" % mib))
+        d = vswitch("vswt-trunk.xml", threads=1, extra_args=("--control-socket", sock, "--capture-ring-mib", str(mib)))
+        src = d.vs(A10).mac
+        p = capture(sock, A10, "--direction", "in", "--filter", "ether proto 0x88b5", "-w", "-")   # stdout not read
+        before = _port_row(sock, A10)
+        sent = d.pace(A10, [frame(src, token=new_token(), size=1514)], rate=20000, count=2000)
+        assert sent["sent"] == 2000, sent
+        deadline = time.time() + 10
+        while True:
+            row = _port_row(sock, A10)
+            got = row["rx_packets"] - before["rx_packets"]
+            if got >= 2000 or time.time() > deadline:
+                break
+            time.sleep(0.1)
+        assert got >= 2000, "the switch received %d of the 2000 frames" % got
+        time.sleep(0.3)
+        row = _port_row(sock, A10)
+        copies = row["capture_copies"] - before["capture_copies"]
+        drops = row["capture_drops"] - before["capture_drops"]
+        p.kill()
+        p.communicate(timeout=10)
+        results[mib] = (copies, drops)
+        assert d.alive()
+    # capture_copies counts the copies taken; capture_drops those a full ring refused.
+    assert results[8][1] == 0 and results[8][0] >= 2000, results
+    assert results[1][1] >= 1000 and results[1][0] + results[1][1] >= 2000, results
+    for bad in ("0", "1025"):
+        r = subprocess.run([d.command()[0], "--topology", str(d.topo.path), "--no-control-socket",
+                            "--capture-ring-mib", bad], capture_output=True, text=True, timeout=20)
+        assert r.returncode == 2 and "--capture-ring-mib must be 1...1024" in r.stderr, r.stderr
