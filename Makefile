@@ -78,6 +78,7 @@ bench-smoke: build
 	rm -rf $(SMOKE_DIR)
 	.build/release/vswitch-bench compare --quick --output $(SMOKE_DIR)
 	.build/release/vswitch-bench capture-replay --sizes 64 --rounds 1 --seconds 0.5 --format json > $(SMOKE_DIR)/capture-replay.json
+	.build/release/vswitch-bench store-probe --mib 64 --rounds 1 --format json > $(SMOKE_DIR)/store-probe.json
 	bash bench/check-output.sh $(SMOKE_DIR)
 
 clean:

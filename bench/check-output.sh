@@ -43,6 +43,20 @@ for p in r["points"]:
 print(f"bench-smoke: capture-replay.json OK (rate ratio medians {r['rate_ratio_median']})")
 PY
 fi
+# `vswitch-bench store-probe` (one thread's store rate into the page cache: the ceiling of a complete capture), when run.
+if [ -e "$dir/store-probe.json" ]; then
+  /usr/bin/python3 - "$dir/store-probe.json" <<'PY' || fail=1
+import json, sys, os
+runs = json.load(open(sys.argv[1]))
+assert {r["target"].split()[0] for r in runs} == {"write()", "memcpy"}, f"store-probe.json: targets {runs}"
+for r in runs:
+    assert r["bytes"] > 0 and r["seconds"] > 0 and r["gb_per_s"] > 0, f"store-probe: {r}"
+    assert abs(r["ns_per_1534_byte_record"] * r["records_per_s"] - 1e9) < 1e3, f"store-probe: inconsistent {r}"
+left = [f for f in os.listdir("/dev/shm") if f.startswith("vsb-store-probe-")]
+assert not left, f"store-probe left {left} in /dev/shm"
+print("bench-smoke: store-probe.json OK (" + ", ".join("%s %.2f GB/s" % (r["target"].split()[0], r["gb_per_s"]) for r in runs) + ")")
+PY
+fi
 # Nothing the benchmark created is left behind.
 if ip netns list | grep -q '^vsb-'; then echo "bench-smoke: namespaces left: $(ip netns list | grep '^vsb-')"; fail=1; fi
 if ip -o link show | grep -q ': vsb-'; then echo "bench-smoke: links left"; fail=1; fi

@@ -9,7 +9,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vswitch-bench",
         abstract: "VSwitch benchmarks.",
-        subcommands: [Core.self, Reload.self, Compare.self, Probe.self, CaptureReplay.self])
+        subcommands: [Core.self, Reload.self, Compare.self, Probe.self, CaptureReplay.self, StoreProbe.self])
 }
 
 struct Core: ParsableCommand {
