@@ -60,5 +60,6 @@ fi
 # Nothing the benchmark created is left behind.
 if ip netns list | grep -q '^vsb-'; then echo "bench-smoke: namespaces left: $(ip netns list | grep '^vsb-')"; fail=1; fi
 if ip -o link show | grep -q ': vsb-'; then echo "bench-smoke: links left"; fail=1; fi
+if mount | grep -q '^vsb-capture '; then echo "bench-smoke: capture tmpfs mounts left: $(mount | grep '^vsb-capture ' | cut -d' ' -f3)"; fail=1; fi
 if [ $fail -ne 0 ]; then echo "bench-smoke: FAILED"; exit 1; fi
 echo "bench-smoke: all outputs present in $dir"

@@ -391,7 +391,10 @@ func startBenchCapture(_ sut: SwitchUnderTest, bin: String, socket: String, dir:
         try FileManager.default.createDirectory(atPath: captureDir, withIntermediateDirectories: true)
         let r = try sh("mount -t tmpfs -o size=32g,huge=within_size vsb-capture \(captureDir)")
         guard r.status == 0 else { throw BenchError.failed("mounting a huge-page tmpfs on \(captureDir) failed: \(r.out)") }
-        Cleanup.push("capture tmpfs") { quiet("umount \(captureDir)") }
+        // Cleanups run last-in first-out, so this one runs while vswitchd (stopped later) may still hold the pcap
+        // open: a plain umount then fails with EBUSY and left the mount behind (one per run); a lazy one detaches it
+        // at once and frees its pages when the daemon closes the file.
+        Cleanup.push("capture tmpfs") { quiet("umount \(captureDir) 2>/dev/null || umount -l \(captureDir)") }
         sut.notes.append("capture file on a tmpfs mounted huge=within_size (VSWITCH_BENCH_CAPTURE_FS=huge-tmpfs)")
     default:
         throw BenchError.failed("VSWITCH_BENCH_CAPTURE_FS=\(fsChoice): expected shm or huge-tmpfs")
