@@ -352,10 +352,13 @@ public final class ConfigSnapshot: @unchecked Sendable {
         ports.initialize(repeating: PortEntry(), count: slots)
         var allow: [UInt64] = []
         var rules: [ACLMatchRule] = []
-        for s in specs {
-            let c = s.compiled
-            let p = c.policy
-            var e = PortEntry(present: true, up: s.up, handle: s.handle, mtu: UInt32(s.mtu), mac: s.mac, policy: p)
+        allow.reserveCapacity(specs.reduce(0) { $0 + $1.compiled.allowedTransmit.count + $1.compiled.allowedReceive.count })
+        rules.reserveCapacity(specs.reduce(0) { $0 + $1.compiled.inboundACL.count + $1.compiled.outboundACL.count })
+        // Each entry is built in place (through `fill`, inout on the slot): a PortEntry and a PortPolicy each hold a
+        // 512-byte VLAN set, so every copy of one is a memmove (perf of a 1,000-port reload: memmove was the largest
+        // part of this init).
+        func fill(_ e: inout PortEntry, _ s: PortSpec, _ c: CompiledPort) {
+            let session = e.policy.mirrorSession
             e.kind = s.kind
             e.offload = s.offload
             e.uso = s.offload && s.uso
@@ -371,32 +374,45 @@ public final class ConfigSnapshot: @unchecked Sendable {
             func bytesNs(_ bytes: UInt64, _ rate: UInt64) -> UInt64 {
                 rate == 0 ? 0 : UInt64((Double(bytes) * 8e9 / Double(rate)).rounded())
             }
-            if p.transmitRate > 0 { e.txNsPerByteQ16 = perByteQ16(p.transmitRate); e.txToleranceNs = bytesNs(p.transmitBurst, p.transmitRate) }
-            if p.receiveRate > 0 { e.rxNsPerByteQ16 = perByteQ16(p.receiveRate); e.rxToleranceNs = bytesNs(p.receiveBurst, p.receiveRate) }
+            if e.policy.transmitRate > 0 { e.txNsPerByteQ16 = perByteQ16(e.policy.transmitRate); e.txToleranceNs = bytesNs(e.policy.transmitBurst, e.policy.transmitRate) }
+            if e.policy.receiveRate > 0 { e.rxNsPerByteQ16 = perByteQ16(e.policy.receiveRate); e.rxToleranceNs = bytesNs(e.policy.receiveBurst, e.policy.receiveRate) }
             // Storm limits: packets/s with a burst of 100 ms worth of packets (at least 1).
             func storm(_ pps: UInt64) -> (UInt64, UInt64) {
                 guard pps > 0 else { return (0, 0) }
                 let cost = max(1, 1_000_000_000 / pps)
                 return (cost, cost * max(1, pps / 10))
             }
-            (e.bcastCostNs, e.bcastToleranceNs) = storm(p.broadcastStormLimit)
-            (e.mcastCostNs, e.mcastToleranceNs) = storm(p.multicastStormLimit)
-            (e.unknownCostNs, e.unknownToleranceNs) = storm(p.unknownUnicastStormLimit)
-            e.ingressChecks = p.hasIngressPolicy || !c.outboundACL.isEmpty
+            (e.bcastCostNs, e.bcastToleranceNs) = storm(e.policy.broadcastStormLimit)
+            (e.mcastCostNs, e.mcastToleranceNs) = storm(e.policy.multicastStormLimit)
+            (e.unknownCostNs, e.unknownToleranceNs) = storm(e.policy.unknownUnicastStormLimit)
+            e.ingressChecks = e.policy.hasIngressPolicy || !c.outboundACL.isEmpty
             e.captureSnap = s.captureSnap
-            e.taps = s.capture | (p.mirrorSession != 0 && specs.contains { $0.mirrorDestination == p.mirrorSession && $0.index != s.index } ? PortEntry.mirrorSource : 0)
-            e.egressChecks = !c.allowedReceive.isEmpty || !c.inboundACL.isEmpty || p.inboundDefaultDeny || p.receiveRate > 0
+            e.taps = s.capture | (session != 0 && specs.contains { $0.mirrorDestination == session && $0.index != s.index } ? PortEntry.mirrorSource : 0)
+            e.egressChecks = !c.allowedReceive.isEmpty || !c.inboundACL.isEmpty || e.policy.inboundDefaultDeny || e.policy.receiveRate > 0
             e.reachable = e.present && e.up
-            e.inboundACLProbe = e.present && (e.aclInCount > 0 || p.inboundDefaultDeny)
-            ports[s.index] = e
+            e.inboundACLProbe = e.present && (e.aclInCount > 0 || e.policy.inboundDefaultDeny)
+        }
+        for s in specs {
+            let c = s.compiled
+            (ports + s.index).pointee = PortEntry(present: true, up: s.up, handle: s.handle, mtu: UInt32(s.mtu), mac: s.mac,
+                                                  policy: c.policy)
+            fill(&ports[s.index], s, c)
         }
         // Flood lists (and promiscuous lists) in CSR form, ports in index order.
         var lists = [[UInt16]](repeating: [], count: 4096)
         var promisc = [[UInt16]](repeating: [], count: 4096)
-        for s in specs.sorted(by: { $0.index < $1.index }) where s.up {
-            for v in s.policy.vlans.members where v >= 1 && v <= 4094 {
-                lists[Int(v)].append(UInt16(s.index))
-                if s.policy.promiscuous { promisc[Int(v)].append(UInt16(s.index)) }
+        // Ports in index order: the entries just built (no PortSpec or VLAN set copied).
+        for i in 0..<slots where ports[i].present && ports[i].up {
+            let promiscuous = ports[i].policy.promiscuous
+            for w in 0..<64 {
+                var bits = ports[i].policy.vlans.words[w]
+                while bits != 0 {
+                    let v = w &* 64 &+ bits.trailingZeroBitCount
+                    bits &= bits &- 1
+                    guard v >= 1 && v <= 4094 else { continue }
+                    lists[v].append(UInt16(i))
+                    if promiscuous { promisc[v].append(UInt16(i)) }
+                }
             }
         }
         func csr(_ lists: [[UInt16]]) -> (UnsafeMutablePointer<UInt32>, UnsafeMutablePointer<UInt16>, Int) {
@@ -421,8 +437,10 @@ public final class ConfigSnapshot: @unchecked Sendable {
         let allowHash = UnsafeMutablePointer<UInt64>.allocate(capacity: hashSlots * 2)
         allowHash.initialize(repeating: 0, count: hashSlots * 2)
         for sp in specs {
-            let e = ports[sp.index]
-            for (start, count, rx) in [(e.txAllowStart, e.txAllowCount, false), (e.rxAllowStart, e.rxAllowCount, true)] {
+            let e = ports + sp.index   // read in place: a PortEntry copy is a ~1 KB memmove
+            for rx in [false, true] {
+                let start = rx ? e.pointee.rxAllowStart : e.pointee.txAllowStart
+                let count = rx ? e.pointee.rxAllowCount : e.pointee.txAllowCount
                 let tag = ConfigView.allowTag(port: sp.index, receive: rx)
                 for k in Int(start)..<Int(start + count) {
                     var h = ConfigView.allowSlot(allow[k], tag, mask: hashSlots - 1)
@@ -461,18 +479,22 @@ public final class ConfigSnapshot: @unchecked Sendable {
         allowSets.initialize(repeating: ConfigView.allowSetEmpty, count: max(2, sets.count))
         allowSets.update(from: sets, count: sets.count)
         // Distinct ACL masks per direction (class 0: all ones) and the table of their unions.
-        func maskWords(_ k: FlowKey) -> [UInt64] { withUnsafeBytes(of: k) { b in (0..<8).map { b.load(fromByteOffset: $0 * 8, as: UInt64.self) } } }
-        let allOnes = [UInt64](repeating: .max, count: 8)
+        // A mask as one SIMD value (8 words, compared at once; no array per port).
+        func maskWords(_ k: FlowKey) -> SIMD8<UInt64> {
+            withUnsafeBytes(of: k) { b in SIMD8<UInt64>((0..<8).lazy.map { b.load(fromByteOffset: $0 * 8, as: UInt64.self) }) }
+        }
+        let allOnes = SIMD8<UInt64>(repeating: .max)
         var outMasks = [allOnes], inMasks = [allOnes]
-        func classOf(_ m: [UInt64], _ classes: inout [[UInt64]]) -> Int {
+        func classOf(_ m: SIMD8<UInt64>, _ classes: inout [SIMD8<UInt64>]) -> Int {
             if let c = classes.firstIndex(of: m) { return c }
             guard classes.count < ConfigView.aclMaskClasses else { return 0 }
             classes.append(m)
             return classes.count - 1
         }
-        var maskClass: [Int: (out: Int, in: Int)] = [:]
+        var maskClass: [(port: Int, out: Int, in: Int)] = []
+        maskClass.reserveCapacity(specs.count)
         for sp in specs {
-            maskClass[sp.index] = (classOf(maskWords(ports[sp.index].aclOutMask), &outMasks), classOf(maskWords(ports[sp.index].aclInMask), &inMasks))
+            maskClass.append((sp.index, classOf(maskWords(ports[sp.index].aclOutMask), &outMasks), classOf(maskWords(ports[sp.index].aclInMask), &inMasks)))
         }
         let aclUnions = UnsafeMutableRawPointer.allocate(byteCount: outMasks.count * inMasks.count * 64, alignment: 64)
         for (o, om) in outMasks.enumerated() {
@@ -480,9 +502,9 @@ public final class ConfigSnapshot: @unchecked Sendable {
                 for w in 0..<8 { aclUnions.storeBytes(of: om[w] | im[w], toByteOffset: (o * inMasks.count + i) * 64 + w * 8, as: UInt64.self) }
             }
         }
-        for (p, c) in maskClass {
-            ports[p].aclUnionRow = UInt32(c.out * inMasks.count * 64)
-            ports[p].aclUnionColumn = UInt32(c.in * 64)
+        for c in maskClass {
+            ports[c.port].aclUnionRow = UInt32(c.out * inMasks.count * 64)
+            ports[c.port].aclUnionColumn = UInt32(c.in * 64)
         }
         let aclRules = UnsafeMutablePointer<ACLMatchRule>.allocate(capacity: max(1, rules.count))
         aclRules.initialize(from: rules, count: rules.count)
