@@ -7,6 +7,12 @@
 // fsync'd, renamed over `state.json`, and the directory is fsync'd. The file is a header line
 // `vswitch-state 1 length=N crc32=XXXXXXXX` followed by exactly N bytes of JSON; a truncated
 // or corrupted file fails the length or CRC-32 check and is refused whole (never half-applied).
+// The profile documents' text is kept out of the JSON: each is a file `profile-CRC-LENGTH.xml`
+// beside it (written, fsync'd and renamed into place before the state file that names it, the
+// directory fsync'd once after both renames; the CRC-32 and length in the name are checked on load; files no
+// state names any more are removed after each save). Escaping a 2.5 MB document into JSON and checksumming it byte by byte took
+// ~30 ms of every change of a 1,000-port switch; an unchanged document is now not written at all.
+// A state file of the earlier form (the text inline in `xml`) loads as before.
 //
 // Threading: control thread only.
 
@@ -53,6 +59,8 @@ public struct ProfileSource: Codable, Equatable, Sendable {
     public var path: String
     /// Its text when it was (re)loaded.
     public var xml: String
+    /// In the state file only: the file beside it holding `xml` (then stored as ""); nil in memory.
+    public var file: String?
     public init(path: String, xml: String) { self.path = path; self.xml = xml }
 }
 
@@ -119,13 +127,67 @@ public final class StateStore {
         lockFD = fd
     }
 
-    /// The stored configuration; nil when there is none. Throws when the file is corrupt or truncated.
+    /// The stored configuration; nil when there is none. Throws when the file is corrupt or truncated,
+    /// or a profile document it names is missing, truncated or corrupt.
     public func load() throws -> SwitchConfig? {
         guard let data = FileManager.default.contents(atPath: path) else {
             if access(path, F_OK) == 0 { throw DaemonError("state file \(path) cannot be read") }
             return nil
         }
-        return try StateStore.decode(data, path: path)
+        var config = try StateStore.decode(data, path: path)
+        for k in config.profiles.indices {
+            guard let file = config.profiles[k].file else { continue }
+            let xml = try readProfileFile(file, for: config.profiles[k].path)
+            config.profiles[k].xml = xml
+            config.profiles[k].file = nil
+            written[file] = xml
+        }
+        return config
+    }
+
+    /// Profile files this store wrote or read, by name, with their text (an unchanged document is not written again).
+    var written: [String: String] = [:]
+    static let profileFilePrefix = "profile-"
+
+    /// `profile-CRC-LENGTH.xml` (in the state directory) for a document's text.
+    static func profileFileName(_ xml: String) -> String {
+        var x = xml
+        let (crc, n) = x.withUTF8 { (CRC32.checksum(UnsafeRawBufferPointer($0)), $0.count) }
+        return "\(profileFilePrefix)\(hex8(crc))-\(n).xml"
+    }
+
+    func readProfileFile(_ file: String, for source: String) throws -> String {
+        func corrupt(_ why: String) -> DaemonError {
+            DaemonError("state file \(path) is corrupt (profile document \(source), stored as \(directory)/\(file): \(why)); nothing was restored — fix or remove it, or start with --topology")
+        }
+        let parts = file.dropFirst(StateStore.profileFilePrefix.count).dropLast(4).split(separator: "-")
+        guard file.hasPrefix(StateStore.profileFilePrefix), file.hasSuffix(".xml"), !file.contains("/"), parts.count == 2,
+              let crc = UInt32(parts[0], radix: 16), let length = Int(parts[1]) else { throw corrupt("not a profile file name") }
+        guard let data = FileManager.default.contents(atPath: directory + "/" + file) else { throw corrupt("missing") }
+        guard data.count == length else { throw corrupt("truncated: \(data.count) of \(length) bytes") }
+        guard CRC32.checksum(data) == crc else { throw corrupt("checksum mismatch") }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Writes one profile document's file (temporary file, fsync, rename) unless this store already wrote or
+    /// read that very text under that name. Returns the name.
+    func storeProfileFile(_ xml: String) throws -> String {
+        if let name = written.first(where: { $0.value == xml })?.key { return name }
+        let name = StateStore.profileFileName(xml)
+        // Temporary file, fsync, rename; no directory fsync here: the state file that names it is renamed after it
+        // in the same directory, and the one directory fsync after that covers both entries.
+        try StateStore.writeDurably(Data(xml.utf8), to: directory + "/" + name, tmp: directory + "/.profile.xml.tmp")
+        written[name] = xml
+        return name
+    }
+
+    /// Removes the profile files `keep` does not name (after a save: no state names them any more).
+    func removeProfileFiles(except keep: Set<String>) {
+        for f in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+            where f.hasPrefix(StateStore.profileFilePrefix) && f.hasSuffix(".xml") && !keep.contains(f) {
+            unlink(directory + "/" + f)
+            written[f] = nil
+        }
     }
 
     public static func encode(_ config: SwitchConfig) throws -> Data {
@@ -157,10 +219,25 @@ public final class StateStore {
         }
     }
 
-    /// Writes `config` atomically: temp file, fsync, rename, fsync of the directory.
+    /// Writes `config` atomically: the profile documents that changed to their own files first, then the state
+    /// file (temp file, fsync, rename, fsync of the directory), then removes profile files no longer named.
     public func save(_ config: SwitchConfig) throws {
-        let data = try StateStore.encode(config)
-        let tmp = directory + "/.state.json.tmp"
+        var stored = config
+        var keep: Set<String> = []
+        for k in stored.profiles.indices {
+            let name = try storeProfileFile(stored.profiles[k].xml)
+            stored.profiles[k].xml = ""
+            stored.profiles[k].file = name
+            keep.insert(name)
+        }
+        try StateStore.writeDurably(try StateStore.encode(stored), to: path, tmp: directory + "/.state.json.tmp")
+        let dfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dfd >= 0 { _ = fsync(dfd); Glibc.close(dfd) }
+        removeProfileFiles(except: keep)
+    }
+
+    /// Writes `data` to `tmp`, fsyncs it and renames it to `path` (the caller fsyncs the directory).
+    static func writeDurably(_ data: Data, to path: String, tmp: String) throws {
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw DaemonError("cannot write state file \(tmp): \(String(cString: strerror(errno)))") }
         var ok = data.withUnsafeBytes { raw -> Bool in
@@ -175,14 +252,12 @@ public final class StateStore {
         ok = ok && fsync(fd) == 0
         let err = errno
         Glibc.close(fd)
-        guard ok else { unlink(tmp); throw DaemonError("cannot write state file \(tmp): \(String(cString: strerror(err)))") }
+        guard ok else { unlink(tmp); throw DaemonError("cannot write \(tmp): \(String(cString: strerror(err)))") }
         guard rename(tmp, path) == 0 else {
             let e = errno
             unlink(tmp)
             throw DaemonError("cannot rename \(tmp) to \(path): \(String(cString: strerror(e)))")
         }
-        let dfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if dfd >= 0 { _ = fsync(dfd); Glibc.close(dfd) }
     }
 }
 
@@ -191,15 +266,46 @@ func hex8(_ v: UInt32) -> String {
     return String(repeating: "0", count: 8 - s.count) + s
 }
 
-/// CRC-32 (IEEE 802.3, as zlib), table-driven.
+/// CRC-32 (IEEE 802.3, as zlib), table-driven, 8 bytes per step ("slicing-by-8": eight 256-entry tables, table k
+/// advancing a byte's contribution by k more bytes); `checksumBytewise` is the one-byte-per-step reference.
 public enum CRC32 {
     static let table: [UInt32] = (0..<256).map { i -> UInt32 in
         var c = UInt32(i)
         for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
         return c
     }
+    /// tables[k * 256 + i]: table k (k = 0 is `table`), allocated once and never freed; read-only after its lazy init.
+    nonisolated(unsafe) static let tables: UnsafePointer<UInt32> = {
+        let t = UnsafeMutablePointer<UInt32>.allocate(capacity: 8 * 256)
+        for i in 0..<256 { t[i] = table[i] }
+        for k in 1..<8 {
+            for i in 0..<256 { let prev = t[(k - 1) * 256 + i]; t[k * 256 + i] = t[Int(prev & 0xFF)] ^ (prev >> 8) }
+        }
+        return UnsafePointer(t)
+    }()
 
-    public static func checksum(_ data: Data) -> UInt32 {
+    public static func checksum(_ data: Data) -> UInt32 { data.withUnsafeBytes { checksum($0) } }
+
+    public static func checksum(_ raw: UnsafeRawBufferPointer) -> UInt32 {
+        guard let base = raw.baseAddress else { return 0 }
+        let t = tables
+        var c: UInt32 = 0xFFFF_FFFF
+        var i = 0
+        let n = raw.count
+        while i &+ 8 <= n {
+            let w = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+            let lo = UInt32(truncatingIfNeeded: w) ^ c, hi = UInt32(truncatingIfNeeded: w >> 32)
+            c = t[7 * 256 + Int(lo & 0xFF)] ^ t[6 * 256 + Int((lo >> 8) & 0xFF)] ^ t[5 * 256 + Int((lo >> 16) & 0xFF)]
+                ^ t[4 * 256 + Int(lo >> 24)] ^ t[3 * 256 + Int(hi & 0xFF)] ^ t[2 * 256 + Int((hi >> 8) & 0xFF)]
+                ^ t[256 + Int((hi >> 16) & 0xFF)] ^ t[Int(hi >> 24)]
+            i &+= 8
+        }
+        while i < n { c = t[Int((c ^ UInt32(base.load(fromByteOffset: i, as: UInt8.self))) & 0xFF)] ^ (c >> 8); i &+= 1 }
+        return c ^ 0xFFFF_FFFF
+    }
+
+    /// One byte per step: the reference the tests compare `checksum` with.
+    public static func checksumBytewise(_ data: Data) -> UInt32 {
         var c: UInt32 = 0xFFFF_FFFF
         data.withUnsafeBytes { raw in
             for b in raw { c = table[Int((c ^ UInt32(b)) & 0xFF)] ^ (c >> 8) }

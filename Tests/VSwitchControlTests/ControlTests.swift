@@ -95,6 +95,64 @@ final class StateFileTests: XCTestCase {
     }
 }
 
+final class StateProfileFileTests: XCTestCase {
+    func testCRC32SlicingMatchesBytewise() {
+        XCTAssertEqual(CRC32.checksum(Data("123456789".utf8)), 0xCBF4_3926)   // the standard check value
+        var rng = SystemRandomNumberGenerator()
+        for n in Array(0...40) + [63, 64, 65, 1000, 4099, 2_584_138] {
+            let d = Data((0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) })
+            XCTAssertEqual(CRC32.checksum(d), CRC32.checksumBytewise(d), "\(n) bytes")
+            // Unaligned starts too.
+            if n > 3 { XCTAssertEqual(CRC32.checksum(d.dropFirst(3)), CRC32.checksumBytewise(d.dropFirst(3)), "\(n) - 3 bytes") }
+        }
+    }
+
+    func testProfileDocumentsBesideTheStateFile() throws {
+        let dir = NSTemporaryDirectory() + "vswitch-state-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = StateStore(directory: dir)
+        try store.prepare()
+        var c = SwitchConfig()
+        let big = String(repeating: "<!-- \"quoted\" & escaped \\ text -->\n", count: 2000) + profilesXML
+        c.profiles = [ProfileSource(path: "/etc/a.xml", xml: profilesXML), ProfileSource(path: "/etc/b.xml", xml: big)]
+        try store.save(c)
+        func files() throws -> [String] { try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix("profile-") }.sorted() }
+        XCTAssertEqual(try files().count, 2)
+        let json = try String(contentsOfFile: store.path, encoding: .utf8)
+        XCTAssertFalse(json.contains("quoted"), "the documents' text is not in state.json")
+        XCTAssertTrue(json.contains("\"file\""), json)
+        // A new store (a restarted daemon) reads the same configuration back.
+        XCTAssertEqual(try StateStore(directory: dir).load(), c)
+        // Saving again writes no profile file (same inode), changing one document replaces only its file.
+        let inodes = try files().map { try FileManager.default.attributesOfItem(atPath: dir + "/" + $0)[.systemFileNumber] as? Int }
+        try store.save(c)
+        XCTAssertEqual(try files().map { try FileManager.default.attributesOfItem(atPath: dir + "/" + $0)[.systemFileNumber] as? Int }, inodes)
+        c.profiles[0].xml = profilesXML + "<!-- changed -->\n"
+        try store.save(c)
+        XCTAssertEqual(try files().count, 2, "the old file of /etc/a.xml is removed")
+        XCTAssertEqual(try StateStore(directory: dir).load(), c)
+        // A profile file truncated, corrupted or missing refuses the whole state, naming the document.
+        let name = try files().first { try String(contentsOfFile: dir + "/" + $0, encoding: .utf8).hasSuffix("<!-- changed -->\n") }!
+        let file = dir + "/" + name
+        let good = try Data(contentsOf: URL(fileURLWithPath: file))
+        try good.prefix(good.count - 1).write(to: URL(fileURLWithPath: file))
+        XCTAssertThrowsError(try StateStore(directory: dir).load()) {
+            XCTAssertTrue("\($0)".contains("profile document /etc/a.xml") && "\($0)".contains("truncated"), "\($0)")
+        }
+        var bad = good
+        bad[10] ^= 0x20
+        try bad.write(to: URL(fileURLWithPath: file))
+        XCTAssertThrowsError(try StateStore(directory: dir).load()) { XCTAssertTrue("\($0)".contains("checksum mismatch"), "\($0)") }
+        unlink(file)
+        XCTAssertThrowsError(try StateStore(directory: dir).load()) { XCTAssertTrue("\($0)".contains("missing"), "\($0)") }
+        // A state file of the earlier form (the text inline) still loads.
+        var inline = SwitchConfig()
+        inline.profiles = [ProfileSource(path: "/etc/a.xml", xml: profilesXML)]
+        try StateStore.encode(inline).write(to: URL(fileURLWithPath: store.path))
+        XCTAssertEqual(try StateStore(directory: dir).load(), inline)
+    }
+}
+
 final class ModelTests: XCTestCase {
     var system: FakeSystem!
     var model: SwitchModel!
