@@ -79,6 +79,7 @@ bench-smoke: build
 	.build/release/vswitch-bench compare --quick --output $(SMOKE_DIR)
 	.build/release/vswitch-bench capture-replay --sizes 64 --rounds 1 --seconds 0.5 --format json > $(SMOKE_DIR)/capture-replay.json
 	.build/release/vswitch-bench store-probe --mib 64 --rounds 1 --format json > $(SMOKE_DIR)/store-probe.json
+	$(PYTHON) bench/daemon-reload.py --ports 20 --reloads 3 --json $(SMOKE_DIR)/daemon-reload.json
 	bash bench/check-output.sh $(SMOKE_DIR)
 
 clean:

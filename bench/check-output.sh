@@ -57,6 +57,17 @@ assert not left, f"store-probe left {left} in /dev/shm"
 print("bench-smoke: store-probe.json OK (" + ", ".join("%s %.2f GB/s" % (r["target"].split()[0], r["gb_per_s"]) for r in runs) + ")")
 PY
 fi
+# `bench/daemon-reload.py` (profile-reload through the daemon), when run.
+if [ -e "$dir/daemon-reload.json" ]; then
+  /usr/bin/python3 - "$dir/daemon-reload.json" <<'PY' || fail=1
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["cases"], "daemon-reload.json: no case"
+for case, s in r["cases"].items():
+    assert s["n"] > 0 and 0 < s["p50_ms"] <= s["p99_ms"] <= s["max_ms"], f"daemon-reload {case}: {s}"
+print("bench-smoke: daemon-reload.json OK (" + ", ".join("%s changed p50 %.1f ms" % (c, s["p50_ms"]) for c, s in r["cases"].items()) + ")")
+PY
+fi
 # Nothing the benchmark created is left behind.
 if ip netns list | grep -q '^vsb-'; then echo "bench-smoke: namespaces left: $(ip netns list | grep '^vsb-')"; fail=1; fi
 if ip -o link show | grep -q ': vsb-'; then echo "bench-smoke: links left"; fail=1; fi

@@ -19,6 +19,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -120,6 +121,7 @@ def main():
         left = d.cleanup()
         if left:
             print("daemon-reload: removed %d links the daemon left (its TAPs are persistent)" % len(left))
+        shutil.rmtree(work, ignore_errors=True)
     result["loadavg_end"] = os.getloadavg()
     if a.json:
         Path(a.json).write_text(json.dumps(result, indent=2) + "\n")
