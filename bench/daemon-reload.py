@@ -20,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -83,6 +84,9 @@ def main():
         sys.exit("daemon-reload: run as root")
     if not BENCH.exists():
         sys.exit("daemon-reload: %s missing (swift build -c release)" % BENCH)
+    # SIGTERM / SIGHUP clean up like Ctrl-C (the finally below stops the daemon and removes its TAPs).
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.default_int_handler)
     names = ["vsr-%d" % i for i in range(a.ports)]
     harness.delete_leftovers([], names)
     work = Path(tempfile.mkdtemp(prefix="vswitch-daemon-reload."))
