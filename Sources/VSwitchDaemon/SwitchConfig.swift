@@ -8,11 +8,12 @@
 // `vswitch-state 1 length=N crc32=XXXXXXXX` followed by exactly N bytes of JSON; a truncated
 // or corrupted file fails the length or CRC-32 check and is refused whole (never half-applied).
 // The profile documents' text is kept out of the JSON: each is a file `profile-CRC-LENGTH.xml`
-// beside it (written, fsync'd and renamed into place before the state file that names it, the
-// directory fsync'd once after both renames; the CRC-32 and length in the name are checked on load; files no
-// state names any more are removed after each save). Escaping a 2.5 MB document into JSON and checksumming it byte by byte took
-// ~30 ms of every change of a 1,000-port switch; an unchanged document is now not written at all.
-// A state file of the earlier form (the text inline in `xml`) loads as before.
+// beside it, written, fsync'd and renamed into place before the state file that names it (the
+// directory is fsync'd once, after both renames). The CRC-32 and length in the name are checked
+// on load; files no state names any more are removed after each save; an unchanged document is
+// not written again. (Escaping a 2.5 MB document into the JSON and checksumming it a byte at a
+// time took ~30 ms of every change of a 1,000-port switch.) A state file of the earlier form,
+// the text inline in `xml`, loads as before.
 //
 // Threading: control thread only.
 
