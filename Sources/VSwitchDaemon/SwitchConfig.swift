@@ -173,13 +173,20 @@ public final class StateStore {
     /// Writes one profile document's file (temporary file, fsync, rename) unless this store already wrote or
     /// read that very text under that name. Returns the name.
     func storeProfileFile(_ xml: String) throws -> String {
-        if let name = written.first(where: { $0.value == xml })?.key { return name }
+        if let name = written.first(where: { StateStore.sameBytes($0.value, xml) })?.key { return name }
         let name = StateStore.profileFileName(xml)
         // Temporary file, fsync, rename; no directory fsync here: the state file that names it is renamed after it
         // in the same directory, and the one directory fsync after that covers both entries.
         try StateStore.writeDurably(Data(xml.utf8), to: directory + "/" + name, tmp: directory + "/.profile.xml.tmp")
         written[name] = xml
         return name
+    }
+
+    /// Byte equality (String's `==` is canonical equivalence: a document changed only in its Unicode normalization
+    /// form must still be written).
+    static func sameBytes(_ a: String, _ b: String) -> Bool {
+        var a = a, b = b
+        return a.withUTF8 { x in b.withUTF8 { y in x.count == y.count && (x.count == 0 || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0) } }
     }
 
     /// Removes the profile files `keep` does not name (after a save: no state names them any more).

@@ -131,6 +131,14 @@ final class StateProfileFileTests: XCTestCase {
         try store.save(c)
         XCTAssertEqual(try files().count, 2, "the old file of /etc/a.xml is removed")
         XCTAssertEqual(try StateStore(directory: dir).load(), c)
+        // Text equal as a Swift String but not byte for byte (another Unicode normalization form) is written.
+        c.profiles[1].xml = big + "<!-- caf\u{E9} -->\n"
+        try store.save(c)
+        c.profiles[1].xml = big + "<!-- cafe\u{301} -->\n"
+        XCTAssertEqual(c.profiles[1].xml, big + "<!-- caf\u{E9} -->\n")   // canonically equivalent...
+        try store.save(c)
+        let restored = try XCTUnwrap(StateStore(directory: dir).load())
+        XCTAssertTrue(restored.profiles[1].xml.utf8.elementsEqual(c.profiles[1].xml.utf8), "...but stored as its own bytes")
         // A profile file truncated, corrupted or missing refuses the whole state, naming the document.
         let name = try files().first { try String(contentsOfFile: dir + "/" + $0, encoding: .utf8).hasSuffix("<!-- changed -->\n") }!
         let file = dir + "/" + name
