@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 import VSwitchPolicy
-import VSwitchXML
+@testable import VSwitchXML
 @testable import VSwitchProfiles
 #if canImport(Glibc)
 import Glibc
@@ -232,6 +232,62 @@ final class FastPathTests: XCTestCase {
                   "Outbounds", "Allow\u{301}", "Den\u{79}", "D\u{65}ny", "\u{212A}", "Alow", "Deny\0"] {
             XCTAssertEqual(ACLReader.direction(t), ACLDirection(rawValue: t), t.debugDescription)
             XCTAssertEqual(ACLReader.action(t), ACLAction(rawValue: t), t.debugDescription)
+        }
+    }
+
+    /// The source locator's scan (positions counted only where asked, room counted 8 bytes at a time, arrays
+    /// filled in place) against the scan it replaced (`ReferenceSourceLocator`: a line and a column kept up to
+    /// date at every byte): the same tags, attributes, positions, depths and ends, on the corpus, tricky
+    /// documents and random byte soups of markup characters (malformed ones too: attributes with no '=',
+    /// unclosed comments, a lone '<' at the end, CR, CR LF, multi-byte characters).
+    func testLocatorScanMatchesTheByteWalk() throws {
+        var docs: [[UInt8]] = []
+        for root in [Fixture.directory.path, Fixture.packageRoot.appendingPathComponent("topologies").path] {
+            let e = FileManager.default.enumerator(atPath: root)
+            while let f = e?.nextObject() as? String {
+                guard f.hasSuffix(".xml") || f.hasSuffix(".xsd") else { continue }
+                docs.append(Array(try Data(contentsOf: URL(fileURLWithPath: root + "/" + f))))
+            }
+        }
+        XCTAssertGreaterThan(docs.count, 70)
+        for text in ["", "<", "<r", "<r/", "<r a", "<r a b c d/>", "<!-->x<r/>", "<?>x<r/>", "<!--", "<![CDATA[", "<?x",
+                     "<r a=\"x", "<r a='>'/>", "<r><!x y></r>", "</r>", "</r><a>", "<a></a></b></c>",
+                     "<r>\r\n <a b='x\r\ny'\r c=\"é\n€\">t\ré</a>\r\r<é\n  ü='1'/>𝄞<b\tx\n=\n'>'/></r>",
+                     "<?xml version=\"1.0\"?>\r\n<!-- <x> -->\n<r><![CDATA[<y a='1'>]]>\n<z/><?p <q>?></r>",
+                     "\u{FEFF}<r\ra=\"1\"\r\n\rb='2'>\r</r>", "<r a==\"1\" =b c= d=>é=é</r>", "<r/a b='1'/>"] {
+            docs.append(Array(text.utf8))
+        }
+        // Random soups: tokens that steer the scan, with CR, LF and multi-byte characters between them.
+        let tokens = ["<", ">", "/", "/>", "</", "<!--", "-->", "<![CDATA[", "]]>", "<?", "?>", "<!", "=", "\"", "'", " ", "\t",
+                      "\n", "\r", "\r\n", "a", "bc", "é", "€", "𝄞", "x:y", "-", "]"]
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<20_000 {
+            var text = ""
+            for _ in 0..<Int.random(in: 0...60, using: &rng) { text += tokens.randomElement(using: &rng)! }
+            docs.append(Array(text.utf8))
+        }
+        // Longer than the 8-byte steps, with the bytes the pre-count looks for in every lane.
+        docs.append(Array(String(repeating: "<a b='1' c=\"=\"/>\r\n<é\rd=x>", count: 500).utf8))
+        docs.append(Array(String(repeating: "<a b='1' c=\"=\"/>\n\n  <é d=x>text\n", count: 500).utf8))
+        docs.append(Array(String(repeating: "<a b='1'\n\n\n\nc=\"=\"/>\n<<d e=x>text text text\n", count: 700).utf8))
+        for bytes in docs {
+            let new = SourceLocator(bytes), old = ReferenceSourceLocator(bytes)
+            let name = String(decoding: bytes.prefix(200), as: UTF8.self).debugDescription
+            guard new.tags.count == old.tags.count, new.attributes.count == old.attributes.count else {
+                XCTFail("counts differ: \(new.tags.count) / \(old.tags.count) tags, \(new.attributes.count) / \(old.attributes.count) attributes: \(name)")
+                continue
+            }
+            XCTAssertEqual(new.depths, old.depths, name)
+            XCTAssertEqual(new.ends, old.ends, name)
+            for (a, b) in zip(new.tags, old.tags) where a.position != b.position || a.offset != b.offset || a.attributes != b.attributes {
+                XCTFail("tag at \(b.offset) differs: \(name)")
+                break
+            }
+            for (a, b) in zip(new.attributes, old.attributes)
+            where a.position != b.position || a.nameStart != b.nameStart || a.nameEnd != b.nameEnd {
+                XCTFail("attribute at \(b.nameStart) differs: \(name)")
+                break
+            }
         }
     }
 }
