@@ -290,4 +290,53 @@ final class FastPathTests: XCTestCase {
             }
         }
     }
+
+    /// `XMLTopLevel`'s scan (a start tag's quotes and '>' found 8 bytes at a time) against the scan it replaced
+    /// (`ReferenceXMLTopLevel`): the same answer, the same `known` and `scanned` calls in the same order, on
+    /// the corpus, a 200-profile document and random markup soups; `known` answers at some offsets (a length,
+    /// a zero, one past the end) as a partial reload's would.
+    func testTopLevelScanMatchesTheByteWalk() throws {
+        var docs: [[UInt8]] = []
+        let e = FileManager.default.enumerator(atPath: Fixture.directory.path)
+        while let f = e?.nextObject() as? String {
+            guard f.hasSuffix(".xml") else { continue }
+            docs.append(Array(try Data(contentsOf: Fixture.directory.appendingPathComponent(f))))
+        }
+        let profiles = (0..<200).map { k -> PortProfile in
+            var p = PortProfile(id: "urn:t:p\(k)", idType: .uri, elementName: "p\(k)", instanceID: "t:\(k)")
+            p.acls = [ACLRule(name: "a>\"'", direction: .inbound, action: .allow, weight: k)]
+            return p
+        }
+        docs.append(Array(ProfileWriter.write(profiles).utf8))
+        let tokens = ["<", ">", "/", "/>", "</", "<!--", "-->", "<![CDATA[", "]]>", "<?", "?>", "<!", "=", "\"", "'", " ", "\n",
+                      "a", "bc", "é", "<r>", "</r>", "<a b='>'>", "</a>", "<c d=\"x\"/>", "<e f=\"'\" g='\"'>", "</e>"]
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<20_000 {
+            var text = ""
+            for _ in 0..<Int.random(in: 0...60, using: &rng) { text += tokens.randomElement(using: &rng)! }
+            docs.append(Array(text.utf8))
+        }
+        for bytes in docs {
+            let name = String(decoding: bytes.prefix(200), as: UTF8.self).debugDescription
+            for mode in 0..<3 {
+                // mode 0: no callbacks; 1: `scanned` only; 2: both, `known` answering at every third offset asked.
+                var calls: [[String]] = [[], []]
+                func run(_ k: Int) -> (Int, [Range<Int>])? {
+                    var asked = 0
+                    let known: ((Int) -> Int?)? = mode < 2 ? nil : { at in
+                        asked += 1
+                        calls[k].append("known \(at)")
+                        switch asked % 3 { case 0: return min(40, bytes.count - at + 1); case 1: return 0; default: return nil }
+                    }
+                    let scanned: ((Range<Int>) -> Void)? = mode < 1 ? nil : { calls[k].append("scanned \($0)") }
+                    if k == 0 { return XMLTopLevel(bytes, known: known, scanned: scanned).map { ($0.rootStart, $0.children) } }
+                    return ReferenceXMLTopLevel(bytes, known: known, scanned: scanned).map { ($0.rootStart, $0.children) }
+                }
+                let new = run(0), old = run(1)
+                XCTAssertEqual(new?.0, old?.0, name)
+                XCTAssertEqual(new?.1, old?.1, name)
+                XCTAssertEqual(calls[0], calls[1], name)
+            }
+        }
+    }
 }

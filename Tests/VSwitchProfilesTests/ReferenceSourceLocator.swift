@@ -1,4 +1,4 @@
-// The source locator's scan as it was before issue 3's third round (a line and a column kept up to date at
+// The source locator's scan (and XMLTopLevel's) as it was before issue 3's third round (a line and a column kept up to date at
 // every byte), kept as the reference that `FastPathTests.testLocatorScanMatchesTheByteWalk` compares the
 // current scan (Sources/VSwitchXML/SourceLocator.swift) with: the same tags, attributes, positions, depths
 // and ends on every document.
@@ -194,5 +194,117 @@ struct ReferenceSourceLocator {
         self.attributes = attributes
         self.depths = depths
         self.ends = ends
+    }
+}
+
+/// `XMLTopLevel` as it was before issue 3's third round (a start tag walked a byte at a time), the reference
+/// `FastPathTests.testTopLevelScanMatchesTheByteWalk` compares the current scan with.
+struct ReferenceXMLTopLevel {
+    var rootStart: Int
+    var children: [Range<Int>]
+
+    /// A top level as given (tests hand a partial reload a wrong one, to see that its checks catch it).
+    init(rootStart: Int, children: [Range<Int>]) {
+        self.rootStart = rootStart
+        self.children = children
+    }
+
+    /// `known`, when given, is asked at each child start tag of the root (its offset): a length it returns
+    /// is taken as that child's extent without scanning it (the caller compares those bytes with an element
+    /// it knows; issue 3: a reload steps over 1,000 unchanged profiles with one memcmp each).
+    /// `scanned`, when given, is told the extent of each child of the root found by scanning (not by
+    /// `known`), as soon as its end is seen.
+    init?(_ bytes: [UInt8], known: ((Int) -> Int?)? = nil, scanned: ((Range<Int>) -> Void)? = nil) {
+        var rootStart = -1
+        var children: [Range<Int>] = []
+        let ok: Bool = bytes.withUnsafeBufferPointer { buf -> Bool in
+            guard let base = buf.baseAddress else { return false }
+            let n = buf.count
+            let lt = UInt8(ascii: "<"), gt = UInt8(ascii: ">"), slash = UInt8(ascii: "/"), bang = UInt8(ascii: "!")
+            let question = UInt8(ascii: "?"), dq = UInt8(ascii: "\""), sq = UInt8(ascii: "'")
+            /// Index just past the first `terminator` at or after `from`, or nil.
+            func find(_ terminator: StaticString, from: Int) -> Int? {
+                let t = terminator.utf8Start, tn = terminator.utf8CodeUnitCount
+                var k = from
+                while k + tn <= n {
+                    guard let p = memchr(base + k, Int32(t[0]), n - k) else { return nil }
+                    k = UnsafePointer<UInt8>(p.assumingMemoryBound(to: UInt8.self)) - base
+                    if k + tn > n { return nil }
+                    var same = true
+                    for j in 1..<tn where base[k + j] != t[j] { same = false; break }
+                    if same { return k + tn }
+                    k += 1
+                }
+                return nil
+            }
+            var i = 0
+            var depth = 0
+            var childStart = 0
+            while i < n {
+                guard let p = memchr(base + i, Int32(lt), n - i) else { break }
+                i = UnsafePointer<UInt8>(p.assumingMemoryBound(to: UInt8.self)) - base
+                guard i + 1 < n else { return false }
+                let next = base[i + 1]
+                if next == bang {
+                    if i + 4 <= n, base[i + 2] == UInt8(ascii: "-"), base[i + 3] == UInt8(ascii: "-") {
+                        guard let e = find("-->", from: i + 4) else { return false }
+                        i = e; continue
+                    }
+                    if i + 9 <= n, base[i + 2] == UInt8(ascii: "["), depth > 0 {
+                        guard let e = find("]]>", from: i + 9) else { return false }
+                        i = e; continue
+                    }
+                    return false   // DOCTYPE or something else: not for this scan
+                }
+                if next == question {
+                    guard let e = find("?>", from: i + 2) else { return false }
+                    i = e; continue
+                }
+                if next == slash {
+                    guard let e = find(">", from: i + 2), depth > 0 else { return false }
+                    depth -= 1
+                    if depth == 1 { children.append(childStart..<e); scanned?(childStart..<e) }
+                    i = e; continue
+                }
+                if depth == 1, let known, let length = known(i), length > 0, i + length <= n {
+                    children.append(i..<(i + length))
+                    i += length
+                    continue
+                }
+                // A start tag: to its '>', stepping over quoted attribute values (which may hold '>').
+                var j = i + 1
+                var quote: UInt8 = 0
+                while j < n {
+                    if quote != 0 {
+                        // Inside a quoted value: straight to its closing quote.
+                        guard let q = memchr(base + j, Int32(quote), n - j) else { j = n; break }
+                        j = UnsafePointer<UInt8>(q.assumingMemoryBound(to: UInt8.self)) - base + 1
+                        quote = 0
+                        continue
+                    }
+                    let c = base[j]
+                    if c == dq || c == sq { quote = c } else if c == gt { break }
+                    j += 1
+                }
+                guard j < n else { return false }
+                let empty = base[j - 1] == slash
+                let end = j + 1
+                if depth == 0 {
+                    if rootStart >= 0 { return false }
+                    rootStart = i
+                }
+                if empty {
+                    if depth == 1 { children.append(i..<end); scanned?(i..<end) }
+                } else {
+                    if depth == 1 { childStart = i }
+                    depth += 1
+                }
+                i = end
+            }
+            return rootStart >= 0 && depth == 0
+        }
+        guard ok else { return nil }
+        self.rootStart = rootStart
+        self.children = children
     }
 }
