@@ -612,8 +612,18 @@ struct KeyMap<Value> {
     @inline(__always) private static func hash(_ key: String) -> Int {
         let u = key.utf8
         var h = UInt(bitPattern: u.count) &* 0x9E37_79B9
-        if let l = u.last { h ^= UInt(l) &* 0x85EB_CA6B }
-        if u.count >= 2 { h ^= UInt(u[u.index(u.endIndex, offsetBy: -2)]) &* 0xC2B2_AE35 }
+        // (The bytes read in place: `u.last` and an index offset by -2 were generic calls.)
+        if let tail = u.withContiguousStorageIfAvailable({ b -> UInt in
+            var t: UInt = 0
+            if let l = b.last { t ^= UInt(l) &* 0x85EB_CA6B }
+            if b.count >= 2 { t ^= UInt(b[b.count - 2]) &* 0xC2B2_AE35 }
+            return t
+        }) {
+            h ^= tail
+        } else {
+            if let l = u.last { h ^= UInt(l) &* 0x85EB_CA6B }
+            if u.count >= 2 { h ^= UInt(u[u.index(u.endIndex, offsetBy: -2)]) &* 0xC2B2_AE35 }
+        }
         return Int(bitPattern: h ^ (h >> 7))
     }
 

@@ -339,4 +339,40 @@ final class FastPathTests: XCTestCase {
             }
         }
     }
+
+    /// `XMLElement.trim` (first and last bytes read in place) against trimming the UTF-8 bytes by hand.
+    func testTrim() {
+        let ws: Set<UInt8> = [0x20, 0x09, 0x0A, 0x0D]
+        var texts = ["", " ", "\t\n\r ", "a", " a", "a ", " a b ", "\u{A0}a\u{A0}", "\u{2003}", "é", " é ", "𝄞\n",
+                     "x\r\n", String(repeating: " ", count: 40) + "long text, not small" + String(repeating: "\n", count: 3),
+                     "not a small string at all, no whitespace", "\u{0}", " \u{0} "]
+        let pieces = [" ", "\t", "\n", "a", "é", "\u{A0}", "bc"]
+        for _ in 0..<2_000 { texts.append((0..<Int.random(in: 0...24)).map { _ in pieces.randomElement()! }.joined()) }
+        for t in texts {
+            let b = Array(t.utf8)
+            let lo = b.firstIndex { !ws.contains($0) } ?? b.count
+            let hi = (b.lastIndex { !ws.contains($0) } ?? -1) + 1
+            XCTAssertEqual(XMLElement.trim(t), lo < hi ? String(decoding: b[lo..<hi], as: UTF8.self) : "", t.debugDescription)
+        }
+    }
+
+    /// The shadowing check's order of a direction's rules (insertion into a stack buffer) against the filter and
+    /// stable sort it replaced, on random rule sets with many equal weights.
+    func testShadowingOrder() {
+        let all: [ACLDirection] = [.inbound, .outbound, .both]
+        for n in 0..<40 {
+            for _ in 0..<50 {
+                let directions = (0..<n).map { _ in all.randomElement()! }
+                let weights = (0..<n).map { _ in Int.random(in: 0...4) }
+                for d in [ACLDirection.inbound, .outbound] {
+                    let want = (0..<n).filter { directions[$0] == d || directions[$0] == .both }.sorted { weights[$0] > weights[$1] }
+                    let got = [Int](unsafeUninitializedCapacity: max(1, n)) { buffer, made in
+                        made = ACLReader.shadowingOrder(count: n, direction: { directions[$0] }, weight: { weights[$0] },
+                                                        for: d, into: buffer)
+                    }
+                    XCTAssertEqual(got, want)
+                }
+            }
+        }
+    }
 }
