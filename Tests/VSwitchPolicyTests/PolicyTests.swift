@@ -171,4 +171,18 @@ final class CompileFastPathTests: XCTestCase {
             XCTAssertEqual(PolicyCompiler.isAny(t), t.uppercased() == "ANY", t)
         }
     }
+
+    /// `protocolNumber` (ASCII folded in place) against the dictionary lookup of the upper-cased text it replaced.
+    func testProtocolNumber() {
+        for t in ["TCP", "tcp", "Tcp", "UDP", "udp", "ICMP", "icmp", "ICMPv6", "icmpv6", "ICMPV6", "TCP ", " TCP", "", "6",
+                  "17", "TC", "TCPX", "ıcmp", "ＴＣＰ", "tcp\u{0}", "ICMP6", "ICMPv", "icmpv6x", "ß", "é", "UDP\u{301}"] {
+            XCTAssertEqual(PolicyCompiler.protocolNumber(t), PolicyCompiler.protocolNames[t.uppercased()], t.debugDescription)
+            var r = ACLRule(name: "r", direction: .inbound, action: .deny, weight: 1)
+            r.proto = t
+            let want = PolicyCompiler.protocolNames[t.uppercased()] ?? UInt8(t)
+            let m = PolicyCompiler.compileRule(r)
+            XCTAssertEqual(m.fields.contains(.proto), want != nil, t.debugDescription)
+            if let want { XCTAssertEqual(m.proto, want, t.debugDescription) }
+        }
+    }
 }
