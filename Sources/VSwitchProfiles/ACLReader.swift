@@ -131,7 +131,9 @@ struct ACLReader {
         // Where each attribute of `attributeNames` is in `e.attributes` (-1: absent), found in one pass: the
         // first unprefixed attribute of that name, as `e.attribute(name)` would find it. (Eighteen lookups by
         // name, each a scan comparing strings and a copy of the attribute, were most of a rule's read, issue 3.)
-        var at = SIMD16<Int32>(repeating: -1)
+        // (An InlineArray, not a SIMD16: a SIMD vector written at a variable index was stored to the stack and
+        // reloaded whole at each write, a store-forwarding stall per attribute, ~0.7 % of a reload, issue 3.)
+        var at = InlineArray<16, Int32>(repeating: -1)
         for i in e.attributes.indices where e.attributes[i].namespaceURI == nil {
             if let k = Self.slot(of: e.attributes[i].name), at[k] < 0 { at[k] = Int32(truncatingIfNeeded: i) }
         }
