@@ -394,9 +394,18 @@ public final class ConfigSnapshot: @unchecked Sendable {
         var lists = [[UInt16]](repeating: [], count: 4096)
         var promisc = [[UInt16]](repeating: [], count: 4096)
         for s in specs.sorted(by: { $0.index < $1.index }) where s.up {
-            for v in s.policy.vlans.members where v >= 1 && v <= 4094 {
-                lists[Int(v)].append(UInt16(s.index))
-                if s.policy.promiscuous { promisc[Int(v)].append(UInt16(s.index)) }
+            // (The members walked in the set's words, ascending as `members` lists them, without building that
+            // array per port: ~0.4 % of a 1,000-port reload, issue 3.)
+            let vlans = s.policy.vlans
+            for w in 0..<64 {
+                var bits = vlans.words[w]
+                while bits != 0 {
+                    let v = w * 64 + bits.trailingZeroBitCount
+                    bits &= bits &- 1
+                    guard v >= 1 && v <= 4094 else { continue }
+                    lists[v].append(UInt16(s.index))
+                    if s.policy.promiscuous { promisc[v].append(UInt16(s.index)) }
+                }
             }
         }
         func csr(_ lists: [[UInt16]]) -> (UnsafeMutablePointer<UInt32>, UnsafeMutablePointer<UInt16>, Int) {
