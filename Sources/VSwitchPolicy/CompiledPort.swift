@@ -217,12 +217,22 @@ public extension PolicyCompiler {
         c.allowedReceive = p.allowedToReceive.map { UInt64($0.vlan ?? 0) << 48 | $0.mac.rawValue }.sorted()
         // The rules' indices sorted, not the rules (each moved rule is a struct of strings: copies and
         // retains, issue 3); the same comparisons, so the same order.
+        // Each rule compiled in list order (`map` hands it over in place: `compileRule(acls[i])` copied the rule out
+        // of the array first, a retain and a release per string, ~0.6 % of a 1,000-profile reload, issue 3), then
+        // the compiled rules taken in weight order; the two lists sized once (appending grew them step by step).
         let acls = p.acls
+        let compiled = acls.map { compileRule($0) }
+        var inbound = 0, outbound = 0
+        for i in acls.indices {
+            if acls[i].direction != .outbound { inbound += 1 }
+            if acls[i].direction != .inbound { outbound += 1 }
+        }
+        c.inboundACL.reserveCapacity(inbound)
+        c.outboundACL.reserveCapacity(outbound)
         let order = acls.indices.sorted { acls[$0].weight > acls[$1].weight }
         for i in order {
-            let m = compileRule(acls[i])
-            if acls[i].direction != .outbound { c.inboundACL.append(m) }
-            if acls[i].direction != .inbound { c.outboundACL.append(m) }
+            if acls[i].direction != .outbound { c.inboundACL.append(compiled[i]) }
+            if acls[i].direction != .inbound { c.outboundACL.append(compiled[i]) }
         }
         return c
     }
@@ -283,7 +293,7 @@ public extension PolicyCompiler {
         return (UInt16(lo), UInt16(hi))
     }
 
-    static func compileRule(_ r: ACLRule) -> ACLMatchRule {
+    static func compileRule(_ r: borrowing ACLRule) -> ACLMatchRule {
         var m = ACLMatchRule()
         m.allow = r.action == .allow
         m.weight = Int32(clamping: r.weight)
