@@ -150,6 +150,30 @@ struct SourceLocator {
         return ~(((x & low7) &+ low7) | x | low7)
     }
 
+    /// Offset of the first `byte` in `b[from..<n]`, `n` when there is none. The first 64 bytes are looked at 8 at
+    /// a time in line, then memchr takes over: the distances these scans jump (to a tag's next '<', a value's
+    /// closing quote) are mostly a few dozen bytes, where a memchr call cost more than the search (issue 3).
+    @inline(__always) static func find(_ byte: UInt8, in b: UnsafePointer<UInt8>, from: Int, count n: Int) -> Int {
+        var k = from
+        let raw = UnsafeRawPointer(b)
+        let pattern = UInt64(byte) &* 0x0101_0101_0101_0101
+        let inline = min(n, from + 64)
+        while k + 8 <= inline {
+            let m = zeroBytes(raw.loadUnaligned(fromByteOffset: k, as: UInt64.self) ^ pattern)
+            if m != 0 { return k + m.trailingZeroBitCount >> 3 }
+            k += 8
+        }
+        if k + 8 > n {
+            while k < n {
+                if b[k] == byte { return k }
+                k += 1
+            }
+            return n
+        }
+        guard let p = memchr(b + k, Int32(byte), n - k) else { return n }
+        return UnsafePointer<UInt8>(p.assumingMemoryBound(to: UInt8.self)) - b
+    }
+
     /// The sum of the 8 bytes of `x`.
     @inline(__always) private static func laneSum(_ x: UInt64) -> Int {
         let pairs = (x & 0x00FF_00FF_00FF_00FF) &+ ((x >> 8) & 0x00FF_00FF_00FF_00FF)   // four 16-bit sums ≤ 510
@@ -202,10 +226,9 @@ struct SourceLocator {
             }
             let lt = UInt8(ascii: "<"), gt = UInt8(ascii: ">"), slash = UInt8(ascii: "/"), bang = UInt8(ascii: "!")
             let eq = UInt8(ascii: "="), dq = UInt8(ascii: "\""), sq = UInt8(ascii: "'")
-            /// Offset of the next `byte` at or after `i` (memchr), `n` when there is none.
+            /// Offset of the next `byte` at or after `i`, `n` when there is none.
             @inline(__always) func next(_ byte: UInt8, _ i: Int) -> Int {
-                guard i < n, let p = memchr(b + i, Int32(byte), n - i) else { return n }
-                return UnsafePointer<UInt8>(p.assumingMemoryBound(to: UInt8.self)) - b
+                i < n ? Self.find(byte, in: b, from: i, count: n) : n
             }
             @inline(__always) func starts(_ s: StaticString, _ i: Int) -> Bool {
                 let count = s.utf8CodeUnitCount
@@ -409,8 +432,8 @@ public struct XMLTopLevel: Sendable {
             var depth = 0
             var childStart = 0
             while i < n {
-                guard let p = memchr(base + i, Int32(lt), n - i) else { break }
-                i = UnsafePointer<UInt8>(p.assumingMemoryBound(to: UInt8.self)) - base
+                i = SourceLocator.find(lt, in: base, from: i, count: n)
+                guard i < n else { break }
                 guard i + 1 < n else { return false }
                 let next = base[i + 1]
                 if next == bang {
@@ -445,8 +468,10 @@ public struct XMLTopLevel: Sendable {
                     j = special(from: j)
                     guard j < n, base[j] != gt else { break }
                     // A quote: straight to its closing quote.
-                    guard j + 1 < n, let q = memchr(base + j + 1, Int32(base[j]), n - j - 1) else { j = n; break }
-                    j = UnsafePointer<UInt8>(q.assumingMemoryBound(to: UInt8.self)) - base + 1
+                    guard j + 1 < n else { j = n; break }
+                    let q = SourceLocator.find(base[j], in: base, from: j + 1, count: n)
+                    guard q < n else { j = n; break }
+                    j = q + 1
                 }
                 guard j < n else { return false }
                 let empty = base[j - 1] == slash

@@ -269,6 +269,13 @@ final class FastPathTests: XCTestCase {
         // Longer than the 8-byte steps, with the bytes the pre-count looks for in every lane.
         docs.append(Array(String(repeating: "<a b='1' c=\"=\"/>\r\n<é\rd=x>", count: 500).utf8))
         docs.append(Array(String(repeating: "<a b='1' c=\"=\"/>\n\n  <é d=x>text\n", count: 500).utf8))
+        // Long runs (past the 64 bytes looked at in line before memchr takes over): text, values, comments, cut
+        // off at every length near the end.
+        let long = "<r a='" + String(repeating: "v", count: 200) + "' b=\"" + String(repeating: "w>", count: 50) + "\">"
+            + String(repeating: "text ", count: 40) + "<c d='x'/>" + String(repeating: "y", count: 100) + "<!--"
+            + String(repeating: "-", count: 90) + "-->" + String(repeating: "z", count: 65) + "</r>"
+        docs.append(Array(long.utf8))
+        for cut in stride(from: 1, to: long.utf8.count, by: 7) { docs.append(Array(long.utf8.prefix(cut))) }
         docs.append(Array(String(repeating: "<a b='1'\n\n\n\nc=\"=\"/>\n<<d e=x>text text text\n", count: 700).utf8))
         for bytes in docs {
             let new = SourceLocator(bytes), old = ReferenceSourceLocator(bytes)
@@ -309,7 +316,8 @@ final class FastPathTests: XCTestCase {
         }
         docs.append(Array(ProfileWriter.write(profiles).utf8))
         let tokens = ["<", ">", "/", "/>", "</", "<!--", "-->", "<![CDATA[", "]]>", "<?", "?>", "<!", "=", "\"", "'", " ", "\n",
-                      "a", "bc", "é", "<r>", "</r>", "<a b='>'>", "</a>", "<c d=\"x\"/>", "<e f=\"'\" g='\"'>", "</e>"]
+                      "a", "bc", "é", "<r>", "</r>", "<a b='>'>", "</a>", "<c d=\"x\"/>", "<e f=\"'\" g='\"'>", "</e>",
+                      String(repeating: "t", count: 70), "<e f=\"" + String(repeating: "u>", count: 40) + "\">"]
         var rng = SystemRandomNumberGenerator()
         for _ in 0..<20_000 {
             var text = ""
