@@ -383,4 +383,24 @@ final class FastPathTests: XCTestCase {
             }
         }
     }
+
+    /// The streaming builder's cache of short strings against decoding the bytes each time: random byte strings of
+    /// 0–20 bytes from a small alphabet (so that they repeat and share slots), invalid UTF-8 and NUL included.
+    func testSmallStringCache() {
+        var cache = SmallStringCache()
+        let alphabet: [UInt8] = [0x00, 0x20, 0x41, 0x61, 0x7A, 0x30, 0xC3, 0xA9, 0xE2, 0x82, 0xAC, 0xFF, 0x80]
+        var seen: [[UInt8]] = []
+        for step in 0..<50_000 {
+            let bytes: [UInt8]
+            if step % 3 == 0, let old = seen.randomElement() { bytes = old }
+            else {
+                bytes = (0..<Int.random(in: 0...20)).map { _ in alphabet[Int.random(in: 0..<(step % 2 == 0 ? 4 : alphabet.count))] }
+                if seen.count < 2_000 { seen.append(bytes) }
+            }
+            let got = bytes.withUnsafeBufferPointer { cache.string($0) }
+            let want = String(decoding: bytes, as: UTF8.self)
+            XCTAssertEqual(got, want, "\(bytes)")
+            XCTAssertEqual(Array(got.utf8), Array(want.utf8), "\(bytes)")
+        }
+    }
 }
