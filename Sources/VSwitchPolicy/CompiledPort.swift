@@ -217,17 +217,51 @@ public extension PolicyCompiler {
         c.allowedReceive = p.allowedToReceive.map { UInt64($0.vlan ?? 0) << 48 | $0.mac.rawValue }.sorted()
         // The rules' indices sorted, not the rules (each moved rule is a struct of strings: copies and
         // retains, issue 3); the same comparisons, so the same order.
+        // Each rule compiled in list order (`map` hands it over in place: `compileRule(acls[i])` copied the rule out
+        // of the array first, a retain and a release per string, ~0.6 % of a 1,000-profile reload, issue 3), then
+        // the compiled rules taken in weight order; the two lists sized once (appending grew them step by step).
         let acls = p.acls
+        let compiled = acls.map { compileRule($0) }
+        var inbound = 0, outbound = 0
+        for i in acls.indices {
+            if acls[i].direction != .outbound { inbound += 1 }
+            if acls[i].direction != .inbound { outbound += 1 }
+        }
+        c.inboundACL.reserveCapacity(inbound)
+        c.outboundACL.reserveCapacity(outbound)
         let order = acls.indices.sorted { acls[$0].weight > acls[$1].weight }
         for i in order {
-            let m = compileRule(acls[i])
-            if acls[i].direction != .outbound { c.inboundACL.append(m) }
-            if acls[i].direction != .inbound { c.outboundACL.append(m) }
+            if acls[i].direction != .outbound { c.inboundACL.append(compiled[i]) }
+            if acls[i].direction != .inbound { c.outboundACL.append(compiled[i]) }
         }
         return c
     }
 
     internal static let protocolNames: [String: UInt8] = ["TCP": 6, "UDP": 17, "ICMP": 1, "ICMPV6": 58]
+
+    /// `protocolNames[text.uppercased()]`: ASCII text folded to upper case byte by byte and compared in place (no
+    /// upper-case copy, no hashing: ~0.4 % of a 1,000-profile reload, issue 3); other text the general way.
+    internal static func protocolNumber(_ text: String) -> UInt8? {
+        let u = text.utf8
+        var ascii = true
+        for c in u where c >= 0x80 { ascii = false; break }
+        guard ascii else { return protocolNames[text.uppercased()] }
+        func equalFolded(_ name: StaticString) -> Bool {
+            guard u.count == name.utf8CodeUnitCount else { return false }
+            let p = name.utf8Start
+            var k = 0
+            for c in u {
+                if (c >= 97 && c <= 122 ? c & ~0x20 : c) != p[k] { return false }
+                k += 1
+            }
+            return true
+        }
+        if equalFolded("TCP") { return 6 }
+        if equalFolded("UDP") { return 17 }
+        if equalFolded("ICMP") { return 1 }
+        if equalFolded("ICMPV6") { return 58 }
+        return nil
+    }
 
     /// `text.uppercased() == "ANY"` without building the upper-case string for the usual (ASCII) text.
     internal static func isAny(_ text: String) -> Bool {
@@ -259,7 +293,7 @@ public extension PolicyCompiler {
         return (UInt16(lo), UInt16(hi))
     }
 
-    static func compileRule(_ r: ACLRule) -> ACLMatchRule {
+    static func compileRule(_ r: borrowing ACLRule) -> ACLMatchRule {
         var m = ACLMatchRule()
         m.allow = r.action == .allow
         m.weight = Int32(clamping: r.weight)
@@ -297,7 +331,7 @@ public extension PolicyCompiler {
             (m.remoteIPHi, m.remoteIPLo, m.remoteMaskHi, m.remoteMaskLo) = (a.hi, a.lo, a.mhi, a.mlo)
         }
         if let p = r.proto {
-            if let n = protocolNames[p.uppercased()] ?? UInt8(p) { m.fields.insert(.proto); m.proto = n }
+            if let n = protocolNumber(p) ?? UInt8(p) { m.fields.insert(.proto); m.proto = n }
         }
         func range(_ text: String?) -> (UInt16, UInt16)? {
             guard let text else { return nil }

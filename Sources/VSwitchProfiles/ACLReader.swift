@@ -131,7 +131,9 @@ struct ACLReader {
         // Where each attribute of `attributeNames` is in `e.attributes` (-1: absent), found in one pass: the
         // first unprefixed attribute of that name, as `e.attribute(name)` would find it. (Eighteen lookups by
         // name, each a scan comparing strings and a copy of the attribute, were most of a rule's read, issue 3.)
-        var at = SIMD16<Int32>(repeating: -1)
+        // (An InlineArray, not a SIMD16: a SIMD vector written at a variable index was stored to the stack and
+        // reloaded whole at each write, a store-forwarding stall per attribute, ~0.7 % of a reload, issue 3.)
+        var at = InlineArray<16, Int32>(repeating: -1)
         for i in e.attributes.indices where e.attributes[i].namespaceURI == nil {
             if let k = Self.slot(of: e.attributes[i].name), at[k] < 0 { at[k] = Int32(truncatingIfNeeded: i) }
         }
@@ -386,31 +388,50 @@ struct ACLReader {
     /// A rule that a higher-weight rule of the same direction fully covers can never match: warn.
     private mutating func checkShadowing(_ rules: [ACLRule], _ matches: [ACLMatch], _ elements: [XMLElement]) {
         var warned = Set<Int>()
-        // On indices (the same filter and sort as on the rules themselves: the sort's decisions depend
-        // only on the comparisons, so the order is the same), without copying rules.
-        let weights = rules.map(\.weight)
-        let directions = rules.map(\.direction)
-        for d in [ACLDirection.inbound, .outbound] {
-            let ordered = rules.indices.filter { directions[$0] == d || directions[$0] == .both }
-                .sorted { weights[$0] > weights[$1] }
-            // (The matches compared in place: reading them out of the array in a closure copied each, two
-            // arrays retained per comparison, issue 3.)
-            matches.withUnsafeBufferPointer { m in
-                for j in ordered.indices {
-                    let later = ordered[j]
-                    let laterWeight = weights[later]
-                    var found: Int?
-                    for k in 0..<j {
-                        let c = ordered[k]
-                        if weights[c] > laterWeight && m[c].covers(m[later]) { found = c; break }
+        // Each direction's rules ordered in one buffer on the stack (the weights and directions copied out, and a
+        // filtered and a sorted array per direction, were six allocations per profile, issue 3).
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: max(1, rules.count)) { ordered in
+            rules.withUnsafeBufferPointer { r in
+                for d in [ACLDirection.inbound, .outbound] {
+                    let count = Self.shadowingOrder(count: r.count, direction: { r[$0].direction }, weight: { r[$0].weight },
+                                                    for: d, into: ordered)
+                    // (The matches compared in place: reading them out of the array in a closure copied each, two
+                    // arrays retained per comparison, issue 3.)
+                    matches.withUnsafeBufferPointer { m in
+                        for j in 0..<count {
+                            let later = ordered[j]
+                            let laterWeight = r[later].weight
+                            var found: Int?
+                            for k in 0..<j {
+                                let c = ordered[k]
+                                if r[c].weight > laterWeight && m[c].covers(m[later]) { found = c; break }
+                            }
+                            guard let earlier = found else { continue }
+                            guard warned.insert(elements[later].index).inserted else { continue }
+                            out.warning(elements[later], profile: label,
+                                        "ACL '\(r[later].name)' can never match in direction \(d.rawValue): ACL '\(r[earlier].name)' (weight \(r[earlier].weight), line \(elements[earlier].line)) matches everything it matches and is evaluated first")
+                        }
                     }
-                    guard let earlier = found else { continue }
-                    guard warned.insert(elements[later].index).inserted else { continue }
-                    out.warning(elements[later], profile: label,
-                                "ACL '\(rules[later].name)' can never match in direction \(d.rawValue): ACL '\(rules[earlier].name)' (weight \(rules[earlier].weight), line \(elements[earlier].line)) matches everything it matches and is evaluated first")
                 }
             }
         }
+    }
+
+    /// The indices of the rules of direction `d` (`both` included), higher weight first and in document order
+    /// among equal weights, written to `ordered`; returns how many. What `indices.filter { … }.sorted { weight($0) >
+    /// weight($1) }` gives (a stable sort), by insertion (`FastPathTests.testShadowingOrder`).
+    @inline(__always)
+    static func shadowingOrder(count n: Int, direction: (Int) -> ACLDirection, weight: (Int) -> Int, for d: ACLDirection,
+                               into ordered: UnsafeMutableBufferPointer<Int>) -> Int {
+        var count = 0
+        for i in 0..<n where direction(i) == d || direction(i) == .both {
+            let w = weight(i)
+            var k = count
+            while k > 0, w > weight(ordered[k - 1]) { ordered[k] = ordered[k - 1]; k -= 1 }
+            ordered[k] = i
+            count += 1
+        }
+        return count
     }
 
     private mutating func fail(_ e: XMLElement, _ a: XMLAttribute?, _ message: String) {

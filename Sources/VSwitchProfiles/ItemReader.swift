@@ -601,60 +601,74 @@ struct ItemReader {
 /// A map from the Item's property keys (`epasd:PortVID`, `vsx:Acl`, …) to what was found: open addressing
 /// with a hash of the key's length and last bytes instead of Dictionary's SipHash of every byte (an Item's
 /// ~90 lookups and insertions were ~3 % of a 1,000-profile reload, issue 3). Keys are compared in full.
+/// The slots are plain integers (1 + the entry's index, 0 when empty) and the entries are kept densely in
+/// insertion order: with a slot array of optional entries, freeing the two maps of each profile called a
+/// generic value witness for each of their 128 slots (~1 % of a 1,000-profile reload, issue 3).
 struct KeyMap<Value> {
     fileprivate struct Entry {
         var key: String
         var value: Value
     }
-    private var entries: [Entry?] = []
-    private var count = 0
+    private var slots: [Int32] = []
+    private var entries: [Entry] = []
 
     @inline(__always) private static func hash(_ key: String) -> Int {
         let u = key.utf8
         var h = UInt(bitPattern: u.count) &* 0x9E37_79B9
-        if let l = u.last { h ^= UInt(l) &* 0x85EB_CA6B }
-        if u.count >= 2 { h ^= UInt(u[u.index(u.endIndex, offsetBy: -2)]) &* 0xC2B2_AE35 }
+        // (The bytes read in place: `u.last` and an index offset by -2 were generic calls.)
+        if let tail = u.withContiguousStorageIfAvailable({ b -> UInt in
+            var t: UInt = 0
+            if let l = b.last { t ^= UInt(l) &* 0x85EB_CA6B }
+            if b.count >= 2 { t ^= UInt(b[b.count - 2]) &* 0xC2B2_AE35 }
+            return t
+        }) {
+            h ^= tail
+        } else {
+            if let l = u.last { h ^= UInt(l) &* 0x85EB_CA6B }
+            if u.count >= 2 { h ^= UInt(u[u.index(u.endIndex, offsetBy: -2)]) &* 0xC2B2_AE35 }
+        }
         return Int(bitPattern: h ^ (h >> 7))
     }
 
-    /// The slot holding `key`, or the empty slot where it would go (`entries` not empty).
+    /// The slot holding `key`, or the empty slot where it would go (`slots` not empty).
     private func find(_ key: String) -> Int {
-        let mask = entries.count - 1
+        let mask = slots.count - 1
         var i = Self.hash(key) & mask
-        while let e = entries[i] {
-            if e.key == key { return i }
+        while slots[i] != 0 {
+            if entries[Int(slots[i]) - 1].key == key { return i }
             i = (i + 1) & mask
         }
         return i
     }
 
-    private mutating func grow() {
-        let old = entries
-        entries = [Entry?](repeating: nil, count: max(64, old.count * 2))
-        for case let e? in old { entries[find(e.key)] = e }
+    /// Slots for the entries held, `capacity` of them (a power of two, more than the entries).
+    private mutating func rebuild(capacity: Int) {
+        slots = [Int32](repeating: 0, count: capacity)
+        for k in entries.indices { slots[find(entries[k].key)] = Int32(truncatingIfNeeded: k + 1) }
     }
 
     subscript(key: String) -> Value? {
         get {
-            if entries.isEmpty { return nil }
-            return entries[find(key)]?.value
+            if slots.isEmpty { return nil }
+            let s = slots[find(key)]
+            return s == 0 ? nil : entries[Int(s) - 1].value
         }
         set {
-            if entries.isEmpty || (count + 1) * 4 > entries.count * 3 { grow() }
+            if slots.isEmpty || (entries.count + 1) * 4 > slots.count * 3 {
+                if entries.isEmpty { entries.reserveCapacity(16) }
+                rebuild(capacity: max(64, slots.count * 2))
+            }
             let i = find(key)
-            if entries[i] == nil {
+            if slots[i] == 0 {
                 guard let newValue else { return }
-                entries[i] = Entry(key: key, value: newValue)
-                count += 1
+                entries.append(Entry(key: key, value: newValue))
+                slots[i] = Int32(truncatingIfNeeded: entries.count)
             } else if let newValue {
-                entries[i]!.value = newValue
+                entries[Int(slots[i]) - 1].value = newValue
             } else {
-                // (Never used by the reader; removal with linear probing would need a tombstone: rebuild.)
-                entries[i] = nil
-                count -= 1
-                let old = entries
-                entries = [Entry?](repeating: nil, count: old.count)
-                for case let e? in old { entries[find(e.key)] = e }
+                // (Never used by the reader: the entry removed and the slots rebuilt.)
+                entries.remove(at: Int(slots[i]) - 1)
+                rebuild(capacity: slots.count)
             }
         }
     }
@@ -670,5 +684,5 @@ extension KeyMap.Entry: Sendable where Value: Sendable {}
 
 extension KeyMap {
     /// The values held, in no particular order.
-    var values: [Value] { entries.compactMap { $0?.value } }
+    var values: [Value] { entries.map(\.value) }
 }

@@ -81,6 +81,7 @@ struct StreamingBuilder {
     private var childCount = 0
     private var childCapacity = 64
     private var strings: StringInterner
+    private var smallStrings = SmallStringCache()
     private(set) var placeholderCount = 0
     private(set) var rootNamespaces: [XMLNamespaceDeclaration] = []
 
@@ -236,7 +237,7 @@ struct StreamingBuilder {
                 }
                 list.append(XMLAttribute(name: strings.string(aname), namespaceURI: auri.map { strings.string($0) },
                                          prefix: auri == nil ? nil : aprefix.map { strings.string($0) },
-                                         value: String(decoding: v, as: UTF8.self), line: apos.line, column: apos.column))
+                                         value: smallStrings.string(v), line: apos.line, column: apos.column))
             }
         }
         stack.append(Frame(name: name, namespaceURI: namespaceURI, prefix: prefixString, attributes: list,
@@ -250,7 +251,7 @@ struct StreamingBuilder {
         var f = stack.removeLast()
         var text = ""
         if textBytes.count > f.textMark {
-            text = String(decoding: textBytes[f.textMark...], as: UTF8.self)
+            text = textBytes.withUnsafeBufferPointer { smallStrings.string(UnsafeBufferPointer(rebasing: $0[f.textMark...])) }
             textBytes.removeSubrange(f.textMark...)
         }
         let own = popChildren(from: f.childMark)
@@ -385,5 +386,35 @@ extension XMLParser {
             return XMLParseResult(document: document, placeholders: builder.pointee.placeholderCount, validationIssues: [],
                                   warnings: [], validatedWhileParsing: true)
         }
+    }
+}
+
+/// `String(decoding: bytes, as: UTF8.self)`, remembered for byte sequences of up to 15 bytes: a profile's attribute
+/// values and short texts repeat ("Outbound", "Deny", "TCP", "100", "true"), and such strings are Swift small
+/// strings (held inline: no allocation, no reference count), so handing out a remembered one is exactly making
+/// it again, without the UTF-8 check and construction (~1 % of a 1,000-profile reload, issue 3). Direct-mapped:
+/// 256 entries keyed by the bytes and the length, compared in full. Longer sequences are decoded each time.
+struct SmallStringCache {
+    private var keys = [UInt64](repeating: 0, count: 512)
+    private var values = [String](repeating: "", count: 256)
+
+    /// The decoded string of `b` (the same value `String(decoding: b, as: UTF8.self)` gives).
+    mutating func string(_ b: UnsafeBufferPointer<UInt8>) -> String {
+        let n = b.count
+        guard n > 0, n <= 15, let base = b.baseAddress else { return String(decoding: b, as: UTF8.self) }
+        // The bytes in two words (zero-padded), the length in the top byte of the second: equal keys, equal bytes.
+        // (Assembled in registers: copying the bytes into the words in memory and reading the words back stalled
+        // on store forwarding.)
+        var k0: UInt64 = 0, k1: UInt64 = UInt64(n) << 56
+        for i in 0..<min(n, 8) { k0 |= UInt64(base[i]) << UInt64(8 * i) }
+        if n > 8 { for i in 8..<n { k1 |= UInt64(base[i]) << UInt64(8 * (i - 8)) } }
+        var h = (k0 ^ (k1 &* 0x9E37_79B9_7F4A_7C15)) &* 0xC2B2_AE3D_27D4_EB4F
+        h ^= h >> 29
+        let slot = Int(truncatingIfNeeded: h >> 56)   // 0..<256
+        if keys[2 * slot] == k0 && keys[2 * slot + 1] == k1 { return values[slot] }
+        let s = String(decoding: b, as: UTF8.self)
+        keys[2 * slot] = k0; keys[2 * slot + 1] = k1
+        values[slot] = s
+        return s
     }
 }

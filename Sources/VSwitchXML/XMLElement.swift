@@ -105,8 +105,10 @@ public final class XMLElement: Sendable {
     public static func trim(_ s: String) -> String {
         let u = s.utf8
         let ws: (UInt8) -> Bool = { $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }
-        // The usual case first: nothing to remove (two bytes looked at).
-        if let f = u.first, let l = u.last, !ws(f), !ws(l) { return s }
+        // The usual case first: nothing to remove (two bytes looked at, in place: `u.last` was a call to the
+        // generic `BidirectionalCollection.last`, ~0.4 % of a 1,000-profile reload, issue 3).
+        if let ends = u.withContiguousStorageIfAvailable({ b -> (UInt8, UInt8)? in b.isEmpty ? nil : (b[0], b[b.count - 1]) }),
+           let e = ends, !ws(e.0), !ws(e.1) { return s }
         guard let first = u.firstIndex(where: { !ws($0) }) else { return "" }
         if first == u.startIndex, let l = u.last, !ws(l) { return s }
         let last = u.lastIndex(where: { !ws($0) })!

@@ -98,4 +98,35 @@ final class ACLUnionMaskTests: XCTestCase {
             XCTAssertGreaterThan(sharedAllOnes, 0, "more distinct masks than classes: some ports use the all-ones class")
         }
     }
+
+    /// The snapshot's flood and promiscuous lists (each port's VLANs walked in its set's words) against lists
+    /// built from `VLANSet.members` as before (issue 3): up ports carrying v, in index order, VIDs 1...4094 only.
+    func testFloodListsMatchTheMembersOfEachPort() {
+        let table = MACTable(limit: 1024)
+        let portCount = 40
+        let specs = (0..<portCount).map { p -> PortSpec in
+            var vids: [UInt16] = [0, 4095, UInt16(1 + p % 7)]
+            for _ in 0..<(p % 5 == 0 ? 600 : 20) { vids.append(UInt16.random(in: 0...4095)) }
+            var policy = PortPolicy(mode: .trunk, pvid: 1, vlans: VLANSet(vids))
+            policy.promiscuous = p % 3 == 0
+            return PortSpec(index: (p * 7) % portCount, up: p % 4 != 1, policy: policy)
+        }
+        var lists = [[UInt16]](repeating: [], count: 4096), promisc = [[UInt16]](repeating: [], count: 4096)
+        for s in specs.sorted(by: { $0.index < $1.index }) where s.up {
+            for v in s.policy.vlans.members where v >= 1 && v <= 4094 {
+                lists[Int(v)].append(UInt16(s.index))
+                if s.policy.promiscuous { promisc[Int(v)].append(UInt16(s.index)) }
+            }
+        }
+        let snap = ConfigSnapshot(generation: 1, ports: specs, macTable: table)
+        withExtendedLifetime(snap) {
+            let view = snap.view.pointee
+            for v in 0..<4096 {
+                let flood = (Int(view.floodStart[v])..<Int(view.floodStart[v + 1])).map { view.floodPorts[$0] }
+                let prom = (Int(view.promiscStart[v])..<Int(view.promiscStart[v + 1])).map { view.promiscPorts[$0] }
+                XCTAssertEqual(flood, lists[v], "VLAN \(v)")
+                XCTAssertEqual(prom, promisc[v], "VLAN \(v)")
+            }
+        }
+    }
 }

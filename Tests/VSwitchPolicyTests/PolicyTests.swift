@@ -171,4 +171,46 @@ final class CompileFastPathTests: XCTestCase {
             XCTAssertEqual(PolicyCompiler.isAny(t), t.uppercased() == "ANY", t)
         }
     }
+
+    /// compilePort's ACL lists (each rule compiled in list order, then taken in weight order) against the code it
+    /// replaced: the indices sorted by weight, each rule compiled and appended to its direction(s).
+    func testACLLists() {
+        let directions: [ACLDirection] = [.inbound, .outbound, .both]
+        for n in [0, 1, 2, 5, 16, 64, 100] {
+            for round in 0..<20 {
+                var p = PortProfile(id: "urn:t:p", idType: .uri, elementName: "p", instanceID: "t:p")
+                p.acls = (0..<n).map { k in
+                    var r = ACLRule(name: "r\(k)", direction: directions.randomElement()!, action: k % 2 == 0 ? .allow : .deny,
+                                    weight: Int.random(in: 0...(round % 2 == 0 ? 3 : 1000)))
+                    r.vlanID = UInt16(k + 1)
+                    r.remoteIP = k % 3 == 0 ? "10.\(k).0.0/16" : nil
+                    r.proto = k % 4 == 0 ? "udp" : nil
+                    return r
+                }
+                let c = PolicyCompiler.compilePort(p)
+                var inbound: [ACLMatchRule] = [], outbound: [ACLMatchRule] = []
+                for i in p.acls.indices.sorted(by: { p.acls[$0].weight > p.acls[$1].weight }) {
+                    let m = PolicyCompiler.compileRule(p.acls[i])
+                    if p.acls[i].direction != .outbound { inbound.append(m) }
+                    if p.acls[i].direction != .inbound { outbound.append(m) }
+                }
+                XCTAssertEqual(c.inboundACL, inbound, "\(n) rules")
+                XCTAssertEqual(c.outboundACL, outbound, "\(n) rules")
+            }
+        }
+    }
+
+    /// `protocolNumber` (ASCII folded in place) against the dictionary lookup of the upper-cased text it replaced.
+    func testProtocolNumber() {
+        for t in ["TCP", "tcp", "Tcp", "UDP", "udp", "ICMP", "icmp", "ICMPv6", "icmpv6", "ICMPV6", "TCP ", " TCP", "", "6",
+                  "17", "TC", "TCPX", "ıcmp", "ＴＣＰ", "tcp\u{0}", "ICMP6", "ICMPv", "icmpv6x", "ß", "é", "UDP\u{301}"] {
+            XCTAssertEqual(PolicyCompiler.protocolNumber(t), PolicyCompiler.protocolNames[t.uppercased()], t.debugDescription)
+            var r = ACLRule(name: "r", direction: .inbound, action: .deny, weight: 1)
+            r.proto = t
+            let want = PolicyCompiler.protocolNames[t.uppercased()] ?? UInt8(t)
+            let m = PolicyCompiler.compileRule(r)
+            XCTAssertEqual(m.fields.contains(.proto), want != nil, t.debugDescription)
+            if let want { XCTAssertEqual(m.proto, want, t.debugDescription) }
+        }
+    }
 }

@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 import VSwitchPolicy
-import VSwitchXML
+@testable import VSwitchXML
 @testable import VSwitchProfiles
 #if canImport(Glibc)
 import Glibc
@@ -232,6 +232,175 @@ final class FastPathTests: XCTestCase {
                   "Outbounds", "Allow\u{301}", "Den\u{79}", "D\u{65}ny", "\u{212A}", "Alow", "Deny\0"] {
             XCTAssertEqual(ACLReader.direction(t), ACLDirection(rawValue: t), t.debugDescription)
             XCTAssertEqual(ACLReader.action(t), ACLAction(rawValue: t), t.debugDescription)
+        }
+    }
+
+    /// The source locator's scan (positions counted only where asked, room counted 8 bytes at a time, arrays
+    /// filled in place) against the scan it replaced (`ReferenceSourceLocator`: a line and a column kept up to
+    /// date at every byte): the same tags, attributes, positions, depths and ends, on the corpus, tricky
+    /// documents and random byte soups of markup characters (malformed ones too: attributes with no '=',
+    /// unclosed comments, a lone '<' at the end, CR, CR LF, multi-byte characters).
+    func testLocatorScanMatchesTheByteWalk() throws {
+        var docs: [[UInt8]] = []
+        for root in [Fixture.directory.path, Fixture.packageRoot.appendingPathComponent("topologies").path] {
+            let e = FileManager.default.enumerator(atPath: root)
+            while let f = e?.nextObject() as? String {
+                guard f.hasSuffix(".xml") || f.hasSuffix(".xsd") else { continue }
+                docs.append(Array(try Data(contentsOf: URL(fileURLWithPath: root + "/" + f))))
+            }
+        }
+        XCTAssertGreaterThan(docs.count, 70)
+        for text in ["", "<", "<r", "<r/", "<r a", "<r a b c d/>", "<!-->x<r/>", "<?>x<r/>", "<!--", "<![CDATA[", "<?x",
+                     "<r a=\"x", "<r a='>'/>", "<r><!x y></r>", "</r>", "</r><a>", "<a></a></b></c>",
+                     "<r>\r\n <a b='x\r\ny'\r c=\"é\n€\">t\ré</a>\r\r<é\n  ü='1'/>𝄞<b\tx\n=\n'>'/></r>",
+                     "<?xml version=\"1.0\"?>\r\n<!-- <x> -->\n<r><![CDATA[<y a='1'>]]>\n<z/><?p <q>?></r>",
+                     "\u{FEFF}<r\ra=\"1\"\r\n\rb='2'>\r</r>", "<r a==\"1\" =b c= d=>é=é</r>", "<r/a b='1'/>"] {
+            docs.append(Array(text.utf8))
+        }
+        // Random soups: tokens that steer the scan, with CR, LF and multi-byte characters between them.
+        let tokens = ["<", ">", "/", "/>", "</", "<!--", "-->", "<![CDATA[", "]]>", "<?", "?>", "<!", "=", "\"", "'", " ", "\t",
+                      "\n", "\r", "\r\n", "a", "bc", "é", "€", "𝄞", "x:y", "-", "]"]
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<20_000 {
+            var text = ""
+            for _ in 0..<Int.random(in: 0...60, using: &rng) { text += tokens.randomElement(using: &rng)! }
+            docs.append(Array(text.utf8))
+        }
+        // Longer than the 8-byte steps, with the bytes the pre-count looks for in every lane.
+        docs.append(Array(String(repeating: "<a b='1' c=\"=\"/>\r\n<é\rd=x>", count: 500).utf8))
+        docs.append(Array(String(repeating: "<a b='1' c=\"=\"/>\n\n  <é d=x>text\n", count: 500).utf8))
+        // Long runs (past the 64 bytes looked at in line before memchr takes over): text, values, comments, cut
+        // off at every length near the end.
+        let long = "<r a='" + String(repeating: "v", count: 200) + "' b=\"" + String(repeating: "w>", count: 50) + "\">"
+            + String(repeating: "text ", count: 40) + "<c d='x'/>" + String(repeating: "y", count: 100) + "<!--"
+            + String(repeating: "-", count: 90) + "-->" + String(repeating: "z", count: 65) + "</r>"
+        docs.append(Array(long.utf8))
+        for cut in stride(from: 1, to: long.utf8.count, by: 7) { docs.append(Array(long.utf8.prefix(cut))) }
+        docs.append(Array(String(repeating: "<a b='1'\n\n\n\nc=\"=\"/>\n<<d e=x>text text text\n", count: 700).utf8))
+        for bytes in docs {
+            let new = SourceLocator(bytes), old = ReferenceSourceLocator(bytes)
+            let name = String(decoding: bytes.prefix(200), as: UTF8.self).debugDescription
+            guard new.tags.count == old.tags.count, new.attributes.count == old.attributes.count else {
+                XCTFail("counts differ: \(new.tags.count) / \(old.tags.count) tags, \(new.attributes.count) / \(old.attributes.count) attributes: \(name)")
+                continue
+            }
+            XCTAssertEqual(new.depths, old.depths, name)
+            XCTAssertEqual(new.ends, old.ends, name)
+            for (a, b) in zip(new.tags, old.tags) where a.position != b.position || a.offset != b.offset || a.attributes != b.attributes {
+                XCTFail("tag at \(b.offset) differs: \(name)")
+                break
+            }
+            for (a, b) in zip(new.attributes, old.attributes)
+            where a.position != b.position || a.nameStart != b.nameStart || a.nameEnd != b.nameEnd {
+                XCTFail("attribute at \(b.nameStart) differs: \(name)")
+                break
+            }
+        }
+    }
+
+    /// `XMLTopLevel`'s scan (a start tag's quotes and '>' found 8 bytes at a time) against the scan it replaced
+    /// (`ReferenceXMLTopLevel`): the same answer, the same `known` and `scanned` calls in the same order, on
+    /// the corpus, a 200-profile document and random markup soups; `known` answers at some offsets (a length,
+    /// a zero, one past the end) as a partial reload's would.
+    func testTopLevelScanMatchesTheByteWalk() throws {
+        var docs: [[UInt8]] = []
+        let e = FileManager.default.enumerator(atPath: Fixture.directory.path)
+        while let f = e?.nextObject() as? String {
+            guard f.hasSuffix(".xml") else { continue }
+            docs.append(Array(try Data(contentsOf: Fixture.directory.appendingPathComponent(f))))
+        }
+        let profiles = (0..<200).map { k -> PortProfile in
+            var p = PortProfile(id: "urn:t:p\(k)", idType: .uri, elementName: "p\(k)", instanceID: "t:\(k)")
+            p.acls = [ACLRule(name: "a>\"'", direction: .inbound, action: .allow, weight: k)]
+            return p
+        }
+        docs.append(Array(ProfileWriter.write(profiles).utf8))
+        let tokens = ["<", ">", "/", "/>", "</", "<!--", "-->", "<![CDATA[", "]]>", "<?", "?>", "<!", "=", "\"", "'", " ", "\n",
+                      "a", "bc", "é", "<r>", "</r>", "<a b='>'>", "</a>", "<c d=\"x\"/>", "<e f=\"'\" g='\"'>", "</e>",
+                      String(repeating: "t", count: 70), "<e f=\"" + String(repeating: "u>", count: 40) + "\">"]
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<20_000 {
+            var text = ""
+            for _ in 0..<Int.random(in: 0...60, using: &rng) { text += tokens.randomElement(using: &rng)! }
+            docs.append(Array(text.utf8))
+        }
+        for bytes in docs {
+            let name = String(decoding: bytes.prefix(200), as: UTF8.self).debugDescription
+            for mode in 0..<3 {
+                // mode 0: no callbacks; 1: `scanned` only; 2: both, `known` answering at every third offset asked.
+                var calls: [[String]] = [[], []]
+                func run(_ k: Int) -> (Int, [Range<Int>])? {
+                    var asked = 0
+                    let known: ((Int) -> Int?)? = mode < 2 ? nil : { at in
+                        asked += 1
+                        calls[k].append("known \(at)")
+                        switch asked % 3 { case 0: return min(40, bytes.count - at + 1); case 1: return 0; default: return nil }
+                    }
+                    let scanned: ((Range<Int>) -> Void)? = mode < 1 ? nil : { calls[k].append("scanned \($0)") }
+                    if k == 0 { return XMLTopLevel(bytes, known: known, scanned: scanned).map { ($0.rootStart, $0.children) } }
+                    return ReferenceXMLTopLevel(bytes, known: known, scanned: scanned).map { ($0.rootStart, $0.children) }
+                }
+                let new = run(0), old = run(1)
+                XCTAssertEqual(new?.0, old?.0, name)
+                XCTAssertEqual(new?.1, old?.1, name)
+                XCTAssertEqual(calls[0], calls[1], name)
+            }
+        }
+    }
+
+    /// `XMLElement.trim` (first and last bytes read in place) against trimming the UTF-8 bytes by hand.
+    func testTrim() {
+        let ws: Set<UInt8> = [0x20, 0x09, 0x0A, 0x0D]
+        var texts = ["", " ", "\t\n\r ", "a", " a", "a ", " a b ", "\u{A0}a\u{A0}", "\u{2003}", "é", " é ", "𝄞\n",
+                     "x\r\n", String(repeating: " ", count: 40) + "long text, not small" + String(repeating: "\n", count: 3),
+                     "not a small string at all, no whitespace", "\u{0}", " \u{0} "]
+        let pieces = [" ", "\t", "\n", "a", "é", "\u{A0}", "bc"]
+        for _ in 0..<2_000 { texts.append((0..<Int.random(in: 0...24)).map { _ in pieces.randomElement()! }.joined()) }
+        for t in texts {
+            let b = Array(t.utf8)
+            let lo = b.firstIndex { !ws.contains($0) } ?? b.count
+            let hi = (b.lastIndex { !ws.contains($0) } ?? -1) + 1
+            XCTAssertEqual(XMLElement.trim(t), lo < hi ? String(decoding: b[lo..<hi], as: UTF8.self) : "", t.debugDescription)
+        }
+    }
+
+    /// The shadowing check's order of a direction's rules (insertion into a stack buffer) against the filter and
+    /// stable sort it replaced, on random rule sets with many equal weights.
+    func testShadowingOrder() {
+        let all: [ACLDirection] = [.inbound, .outbound, .both]
+        for n in 0..<40 {
+            for _ in 0..<50 {
+                let directions = (0..<n).map { _ in all.randomElement()! }
+                let weights = (0..<n).map { _ in Int.random(in: 0...4) }
+                for d in [ACLDirection.inbound, .outbound] {
+                    let want = (0..<n).filter { directions[$0] == d || directions[$0] == .both }.sorted { weights[$0] > weights[$1] }
+                    let got = [Int](unsafeUninitializedCapacity: max(1, n)) { buffer, made in
+                        made = ACLReader.shadowingOrder(count: n, direction: { directions[$0] }, weight: { weights[$0] },
+                                                        for: d, into: buffer)
+                    }
+                    XCTAssertEqual(got, want)
+                }
+            }
+        }
+    }
+
+    /// The streaming builder's cache of short strings against decoding the bytes each time: random byte strings of
+    /// 0–20 bytes from a small alphabet (so that they repeat and share slots), invalid UTF-8 and NUL included.
+    func testSmallStringCache() {
+        var cache = SmallStringCache()
+        let alphabet: [UInt8] = [0x00, 0x20, 0x41, 0x61, 0x7A, 0x30, 0xC3, 0xA9, 0xE2, 0x82, 0xAC, 0xFF, 0x80]
+        var seen: [[UInt8]] = []
+        for step in 0..<50_000 {
+            let bytes: [UInt8]
+            if step % 3 == 0, let old = seen.randomElement() { bytes = old }
+            else {
+                bytes = (0..<Int.random(in: 0...20)).map { _ in alphabet[Int.random(in: 0..<(step % 2 == 0 ? 4 : alphabet.count))] }
+                if seen.count < 2_000 { seen.append(bytes) }
+            }
+            let got = bytes.withUnsafeBufferPointer { cache.string($0) }
+            let want = String(decoding: bytes, as: UTF8.self)
+            XCTAssertEqual(got, want, "\(bytes)")
+            XCTAssertEqual(Array(got.utf8), Array(want.utf8), "\(bytes)")
         }
     }
 }
