@@ -107,6 +107,33 @@ final class StateProfileFileTests: XCTestCase {
         }
     }
 
+    func testPortEntriesReusedDecodeAsEncoded() throws {
+        let store = StateStore(directory: NSTemporaryDirectory())
+        var c = SwitchConfig()
+        c.name = "sw \"ports\":[] \\ /"
+        c.fdb = [StaticFDBEntry(port: "\"ports\":[]", vlan: 5, mac: "02:00:00:00:00:09")]
+        c.profiles = [ProfileSource(path: "/p\"ports\":[].xml", xml: "")]
+        c.ports = (0..<50).map { i in
+            var p = PortConfig(index: i, name: "p\(i)", profile: i % 2 == 0 ? "urn:a" : "urn:\"ports\":[]", mac: "02:00:00:00:00:\(String(format: "%02x", i))",
+                               namespace: i % 3 == 0 ? "ns\(i)" : nil, addresses: i % 3 == 0 ? ["10.0.0.\(i)/24"] : [])
+            p.rate = i % 5 == 0 ? i : nil
+            return p
+        }
+        func decoded(_ d: Data) throws -> SwitchConfig { try StateStore.decode(d, path: "test") }
+        XCTAssertEqual(try decoded(try store.encodeReusingPorts(c)), c)
+        // Ports changed, added and removed between saves: the reused entries and the new ones decode as the config.
+        for step in 0..<20 {
+            let k = c.ports.isEmpty ? 0 : step % c.ports.count
+            if step % 3 == 0 && !c.ports.isEmpty { c.ports[k].profile = "urn:b\(step)" }
+            if step % 4 == 1 && !c.ports.isEmpty { c.ports.remove(at: k) }
+            if step % 5 == 2 { c.ports.insert(PortConfig(index: 100 + step, name: "n\(step)", profile: "urn:a"), at: min(k, c.ports.count)) }
+            if step == 7 { c.ports = [] }
+            if step == 8 { c.ports = [PortConfig(index: 1, name: "only", profile: "urn:a")] }
+            XCTAssertEqual(try decoded(try store.encodeReusingPorts(c)), c, "step \(step)")
+            XCTAssertEqual(try decoded(try store.encodeReusingPorts(c)), try decoded(try StateStore.encode(c)), "step \(step)")
+        }
+    }
+
     func testProfileDocumentsBesideTheStateFile() throws {
         let dir = NSTemporaryDirectory() + "vswitch-state-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: dir) }
