@@ -400,6 +400,13 @@ func startBenchCapture(_ sut: SwitchUnderTest, bin: String, socket: String, dir:
         throw BenchError.failed("VSWITCH_BENCH_CAPTURE_FS=\(fsChoice): expected shm or huge-tmpfs")
     }
     let pcap = captureDir + "/vsb-capture-\(getpid()).pcap", log = dir + "/capture.log"
+    // VSWITCH_BENCH_CAPTURE_SNAPLEN=N: every frame, its first N bytes (`vswitchctl capture --snaplen N`).
+    var snap: [String] = []
+    if let v = ProcessInfo.processInfo.environment["VSWITCH_BENCH_CAPTURE_SNAPLEN"] {
+        guard let n = Int(v), n > 0 else { throw BenchError.failed("VSWITCH_BENCH_CAPTURE_SNAPLEN=\(v): expected a positive byte count") }
+        snap = ["--snaplen", "\(n)"]
+        sut.notes.append("capture truncated to \(n) bytes per frame (VSWITCH_BENCH_CAPTURE_SNAPLEN)")
+    }
     var current: Child?
     var bytesBefore = 0   // pcap bytes of the captures already stopped (capture-ab restarts it)
     func stop() {
@@ -411,7 +418,7 @@ func startBenchCapture(_ sut: SwitchUnderTest, bin: String, socket: String, dir:
     func start() throws {
         stop()
         try? FileManager.default.removeItem(atPath: log)
-        let c = try Child([ctl, "--socket", socket, "capture", port, "--direction", "both", "-w", pcap], log: log, name: "vswitchctl capture")
+        let c = try Child([ctl, "--socket", socket, "capture", port, "--direction", "both"] + snap + ["-w", pcap], log: log, name: "vswitchctl capture")
         current = c
         let deadline = Date().addingTimeInterval(10)
         while !((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("capturing on") {
