@@ -3,7 +3,10 @@
 // ports whose policy needs it. Bounds-checked against the frame length; a
 // truncated IP header leaves `ipVersion` at 0, a short or fragmented L4 header
 // leaves `hasL4` false (so port/ICMP rules don't match it). IPv6 extension
-// headers hop-by-hop, routing, destination options and fragment are skipped.
+// headers (hop-by-hop, routing, destination options, fragment, AH, mobility,
+// HIP, shim6) are followed to the upper-layer header, however many there are;
+// a chain that runs past the frame gives `ipVersion == FlowKey.unparsableIPv6`,
+// which the engine drops as malformed (`FlowWords.isUnparsable`).
 
 import VSwitchPacket
 import VSwitchPolicy
@@ -113,22 +116,47 @@ public extension FrameBatch {
                 l4 = off + ihl
             } else if et == EtherType.ipv6 && len >= off + 40 {
                 ipVersion = 6
+                var chainComplete = false, firstFragment = false
                 var nh = byte(i, at: off + 6)
                 srcIPHi = be64(i, at: off + 8); srcIPLo = be64(i, at: off + 16)
                 dstIPHi = be64(i, at: off + 24); dstIPLo = be64(i, at: off + 32)
                 l4 = off + 40
-                var ext = 0
-                while ext < 4 && len >= l4 + 8 {
-                    if nh == 0 || nh == 43 || nh == 60 {
+                // The whole chain, however long (each header is at least 8 bytes, so the walk is bounded by
+                // the frame): a cap would let a sixth header hide the upper layer from ACLs and guards.
+                chain: while true {
+                    switch nh {
+                    case 0, 43, 60, 135, 139, 140:   // hop-by-hop, routing, destination options, mobility, HIP, shim6
+                        guard len >= l4 + 8 else { break chain }
                         let next = byte(i, at: l4)
                         l4 += (Int(byte(i, at: l4 + 1)) + 1) * 8
                         nh = next
-                    } else if nh == 44 {
-                        fragmented = fragmented || be16(i, at: l4 + 2) >> 3 != 0
+                    case 51:                          // AH: length in 4-byte units, minus 2
+                        guard len >= l4 + 8 else { break chain }
+                        let next = byte(i, at: l4)
+                        l4 += (Int(byte(i, at: l4 + 1)) + 2) * 4
+                        nh = next
+                    case 44:                          // fragment
+                        guard len >= l4 + 8 else { break chain }
                         nh = byte(i, at: l4)
+                        if be16(i, at: l4 + 2) >> 3 != 0 {
+                            // A later fragment: what follows is payload, not headers.
+                            fragmented = true
+                            chainComplete = true
+                            break chain
+                        }
+                        firstFragment = be16(i, at: l4 + 2) & 1 != 0
                         l4 += 8
-                    } else { break }
-                    ext += 1
+                    default:
+                        chainComplete = true
+                        break chain
+                    }
+                }
+                // A chain that runs past the frame (a truncated packet, or a first fragment that does not hold
+                // the whole chain and the start of the upper-layer header, RFC 7112): the upper layer cannot
+                // be known, and an ACL or a guard must not guess. The engine drops it as malformed.
+                guard chainComplete, l4 <= len, !(firstFragment && nh != 59 && len < l4 + 4) else {
+                    ipVersion = UInt64(FlowKey.unparsableIPv6)
+                    break parse
                 }
                 p = nh
             } else {
@@ -171,6 +199,8 @@ public struct FlowWords {
     @inlinable @inline(__always) public var ipVersion: UInt8 { UInt8(truncatingIfNeeded: w2 >> 40) }
     @inlinable @inline(__always) public var proto: UInt8 { UInt8(truncatingIfNeeded: w2 >> 48) }
     @inlinable @inline(__always) public var hasL4: Bool { w2 >> 56 != 0 }
+    /// An IPv6 packet whose extension-header chain does not reach its upper-layer header inside the frame.
+    @inlinable @inline(__always) public var isUnparsable: Bool { ipVersion == FlowKey.unparsableIPv6 }
     @inlinable @inline(__always) public var srcPort: UInt16 { UInt16(truncatingIfNeeded: w7) }
 
     /// Writes the key (a FlowKey's memory) as four 16-byte stores: the verdict cache reads it back as

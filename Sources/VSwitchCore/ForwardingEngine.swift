@@ -400,8 +400,11 @@ public struct ForwardingEngine {
                 }
             }
             if length &- headerLen > maxPayload {
-                // A GSO super-frame is judged by the segments it stands for (gso_size of payload each).
-                if !(batch.isGSO(i) && batch.gsoSize(i) <= maxPayload) { drop(batch, i, ingress, .mtuExceeded); continue }
+                // A GSO super-frame is judged by the segments it stands for: headers + gso_size of payload each.
+                let segment = batch.isGSO(i) ? batch.gsoSegmentL3Length(i, l3: headerLen) : -1
+                if segment <= 0 || segment > maxPayload {
+                    drop(batch, i, ingress, .mtuExceeded); continue
+                }
             }
 
             // 2. Ingress VLAN classification.
@@ -707,6 +710,7 @@ public struct ForwardingEngine {
                                     src: src, dst: dst)
             w.store(UnsafeMutableRawPointer(k))
             batch.meta[i].flags |= FrameMeta.flowKeyValid
+            if w.isUnparsable { return .malformed }
             if p.dhcpGuard && w.hasL4 && w.proto == 17
                 && ((w.ipVersion == 4 && w.srcPort == 67) || (w.ipVersion == 6 && w.srcPort == 547)) {
                 return .dhcpGuard
@@ -733,7 +737,9 @@ public struct ForwardingEngine {
             let cost = (batch.wireCost(i) &* p.txNsPerByteQ16) >> 16
             // GCRA (PortRuntime.conformOwned) on the caller's copy of the word (read and written once per batch).
             let next = (tat > nowNs ? tat : nowNs) &+ cost
-            if next &- nowNs > p.txToleranceNs { return .policer }
+            // A frame costing more than the burst (a GSO super-frame) passes only from a full bucket, and
+            // leaves it in debt: the rate holds, and such a frame is not refused forever.
+            if next &- nowNs > (p.txToleranceNs > cost ? p.txToleranceNs : cost) { return .policer }
             tat = next
         }
         return nil
@@ -805,7 +811,8 @@ public struct ForwardingEngine {
                     let cost = (batch.wireCost(Int(list[k])) &* perByte) >> 16
                     let base = tat > nowNs ? tat : nowNs
                     let next = base &+ cost
-                    if next &- nowNs > tolerance { verdicts[k] = policed } else { verdicts[k] = pass; tat = next }
+                    // As at ingress: a frame costing more than the burst passes from a full bucket only.
+                    if next &- nowNs > (tolerance > cost ? tolerance : cost) { verdicts[k] = policed } else { verdicts[k] = pass; tat = next }
                 }
                 k &+= 1
             }
@@ -834,6 +841,7 @@ public struct ForwardingEngine {
             batch.parseFlowKey(i, vlan: meta.pointee.vlan, pcp: meta.pointee.pcp, into: &keys[i])
             meta.pointee.flags |= FrameMeta.flowKeyValid
         }
+        if keys[i].ipVersion == FlowKey.unparsableIPv6 { return DropReason.malformed.rawValue }
         if !aclAllows(cfg, port: port, aclStart, aclCount, mask: mask, keys + i, outbound: false, defaultDeny: defaultDeny,
                       cache: aclCache.entries) {
             return DropReason.aclDeny.rawValue

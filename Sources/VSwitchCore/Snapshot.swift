@@ -370,9 +370,15 @@ public final class ConfigSnapshot: @unchecked Sendable {
             e.aclOutFields = c.outboundACL.reduce(into: []) { $0.formUnion($1.fields) }
             e.aclInMask = FlowKey.mask(for: e.aclInFields)
             e.aclOutMask = FlowKey.mask(for: e.aclOutFields)
-            func perByteQ16(_ rate: UInt64) -> UInt64 { rate == 0 ? 0 : (8_000_000_000 << 16) / rate }
+            // ns per byte in Q16, at most 2^47 (rates below ~4 bit/s are charged as ~4 bit/s): a frame's cost,
+            // wireCost (< 2^17 bytes even for a GSO super-frame) times this, then never wraps 64 bits.
+            func perByteQ16(_ rate: UInt64) -> UInt64 { rate == 0 ? 0 : min((8_000_000_000 << 16) / rate, 1 << 47) }
             func bytesNs(_ bytes: UInt64, _ rate: UInt64) -> UInt64 {
-                rate == 0 ? 0 : UInt64((Double(bytes) * 8e9 / Double(rate)).rounded())
+                guard rate > 0 else { return 0 }
+                // A burst worth more than 2^62 ns (146 years) at its rate is as good as unlimited: saturate
+                // (UInt64(Double) traps above UInt64.max, and the GCRA adds costs to it).
+                let ns = (Double(bytes) * 8e9 / Double(rate)).rounded()
+                return ns >= 0x1p62 ? 1 << 62 : UInt64(ns)
             }
             if e.policy.transmitRate > 0 { e.txNsPerByteQ16 = perByteQ16(e.policy.transmitRate); e.txToleranceNs = bytesNs(e.policy.transmitBurst, e.policy.transmitRate) }
             if e.policy.receiveRate > 0 { e.rxNsPerByteQ16 = perByteQ16(e.policy.receiveRate); e.rxToleranceNs = bytesNs(e.policy.receiveBurst, e.policy.receiveRate) }

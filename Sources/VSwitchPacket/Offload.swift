@@ -192,22 +192,41 @@ public extension FrameBatch {
         return (off &+ 2, et)
     }
 
-    /// Bytes the frame occupies on a wire without offloads: its own length for an ordinary frame; for a
-    /// GSO super-frame, every segment's copy of the headers as well (policers charge this).
+    /// Offset (in the frame as it is now) of the end of GSO frame `i`'s TCP or UDP header, measured from
+    /// csum_start and the TCP data offset (UDP: 8 bytes) — hdr_len is only a hint (the kernel fills in its
+    /// linear length); -1 when the offsets fall outside the frame.
+    @inlinable @inline(__always)
+    func gsoHeaderEnd(_ i: Int) -> Int {
+        let len = Int(meta[i].length)
+        let cs = rawCsumStart(i) &+ tagDelta(i)
+        if cs < 14 || cs &+ 13 >= len { return -1 }
+        return gsoType(i) & 0x7F == VirtioNet.gsoUDPL4 ? cs &+ 8
+            : cs &+ Int(data(i).load(fromByteOffset: cs &+ 12, as: UInt8.self) >> 4) &* 4
+    }
+
+    /// Bytes the frame occupied on the wire it came from, without offloads: its length as received
+    /// (`wireLength`: a tag pushed or popped for an earlier output port does not change what it costs);
+    /// for a GSO super-frame, every segment's copy of the headers as well (policers charge this).
     @inlinable @inline(__always)
     func wireCost(_ i: Int) -> UInt64 {
-        let len = UInt64(meta[i].length)
-        if !isGSO(i) { return len }
+        let received = UInt64(meta[i].wireLength)
+        if !isGSO(i) { return received }
         let mss = gsoSize(i)
-        // hdr_len is only a hint (the kernel fills in its linear length): measure the headers from
-        // csum_start (the TCP or UDP header) and the TCP data offset (UDP: 8 bytes).
-        let cs = rawCsumStart(i) &+ tagDelta(i)
-        if cs < 14 || cs &+ 13 >= Int(len) { return len }
-        let hdr = gsoType(i) & 0x7F == VirtioNet.gsoUDPL4 ? cs &+ 8
-            : cs &+ Int(data(i).load(fromByteOffset: cs &+ 12, as: UInt8.self) >> 4) &* 4
-        let payload = Int(len) &- hdr
-        if mss <= 0 || hdr <= 0 || payload <= mss { return len }
-        return len &+ UInt64((payload &- 1) / mss) &* UInt64(hdr)
+        let hdr = gsoHeaderEnd(i)
+        let payload = Int(meta[i].length) &- hdr
+        if hdr <= 0 || mss <= 0 || payload <= mss { return received }
+        let receivedHeader = hdr &- tagDelta(i)
+        return received &+ UInt64((payload &- 1) / mss) &* UInt64(receivedHeader)
+    }
+
+    /// The L3 length (IP header to end of payload) of the largest segment GSO frame `i` stands for, whose
+    /// L3 header starts at `l3`: its headers up to the end of TCP/UDP plus gso_size. -1 when its offsets fall
+    /// outside the frame. The port MTU check judges a super-frame by this.
+    @inlinable
+    func gsoSegmentL3Length(_ i: Int, l3: Int) -> Int {
+        let hdr = gsoHeaderEnd(i)
+        guard hdr > l3 else { return -1 }
+        return hdr &- l3 &+ gsoSize(i)
     }
 
     // MARK: checksums

@@ -30,8 +30,10 @@ public struct ACLMatchRule: Equatable, Sendable {
         @inlinable public static var remotePort: Fields { Fields(rawValue: 1 << 10) }
         @inlinable public static var icmpType: Fields { Fields(rawValue: 1 << 11) }
         @inlinable public static var icmpCode: Fields { Fields(rawValue: 1 << 12) }
+        /// An IP address attribute given as ANY: the frame must be IP (either family), nothing more.
+        @inlinable public static var anyIP: Fields { Fields(rawValue: 1 << 13) }
         /// Fields that need the L3/L4 part of the flow key.
-        @inlinable public static var l3: Fields { Fields(rawValue: 0b1_1111_1110_0000) }
+        @inlinable public static var l3: Fields { Fields(rawValue: 0b11_1111_1110_0000) }
     }
 
     public var fields: Fields = []
@@ -64,12 +66,15 @@ public struct ACLMatchRule: Equatable, Sendable {
 /// of field by field. Stored properties are laid out in declaration order; a unit test pins the
 /// size and offsets.
 public struct FlowKey {
+    /// `ipVersion` of an IPv6 packet whose extension-header chain does not reach the upper layer in the frame.
+    public static let unparsableIPv6: UInt8 = 0xFF
     public var src: UInt64 = 0
     public var dst: UInt64 = 0
     public var etherType: UInt16 = 0
     public var vlan: UInt16 = 0
     public var pcp: UInt8 = 0
-    /// 0 = not IP, 4 or 6.
+    /// 0 = not IP, 4 or 6; `unparsableIPv6` for an IPv6 packet whose header chain runs past the frame
+    /// (the engine drops those as malformed before any rule or guard sees the key).
     public var ipVersion: UInt8 = 0
     public var proto: UInt8 = 0
     /// L4 header present (not a non-first fragment, long enough).
@@ -322,6 +327,9 @@ public extension PolicyCompiler {
             }
             return (hi & mhi, lo & mlo, mhi, mlo, ip.family == .ipv4 ? 4 : 6)
         }
+        // ANY matches every IP frame and no other (README: an IP field never matches a non-IP frame).
+        if let t = r.localIP, isAny(t) { m.fields.insert(.anyIP) }
+        if let t = r.remoteIP, isAny(t) { m.fields.insert(.anyIP) }
         if let a = address(r.localIP) {
             m.fields.formUnion([.localIP, .ipFamily]); m.ipVersion = a.version
             (m.localIPHi, m.localIPLo, m.localMaskHi, m.localMaskLo) = (a.hi, a.lo, a.mhi, a.mlo)

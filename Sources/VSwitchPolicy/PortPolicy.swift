@@ -188,7 +188,9 @@ public enum PolicyCompiler {
             policy.macLimit = limit
             policy.learning = limit > 0
         } else if let limit = switchMACLimit {
+            // The same meaning as the profile's own value: 0 = learn nothing (frames still forwarded).
             policy.macLimit = limit
+            policy.learning = limit > 0
         }
         policy.forwardUnlearned = p.macLimitAction == .forwardUnlearned
         return policy

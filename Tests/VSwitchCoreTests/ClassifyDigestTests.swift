@@ -175,6 +175,10 @@ final class ClassifyDigestTests: XCTestCase {
     func testClassifyDecisionsMatchTheRecordedDigest() {
         let got = Self.run(seed: 0x5EED_0003, rounds: 60)
         print("classify digest: 0x" + String(got, radix: 16))
-        XCTAssertEqual(got, 0xF628_B4B7_72DA_5AEC)
+        // Recorded again in session 8 (was 0xF628_B4B7_72DA_5AEC), for two meant changes and only them (each
+        // reverted alone gives a third value, both reverted give the old one): a frame costing more than a
+        // policer's burst passes from a full bucket instead of never, and receive policers charge the length
+        // as received rather than after an earlier output port's tag rewrite (PolicyEdgeCaseTests).
+        XCTAssertEqual(got, 0xC791_9AA0_FDAE_3D30)
     }
 }
