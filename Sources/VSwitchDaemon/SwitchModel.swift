@@ -227,6 +227,10 @@ public final class SwitchModel {
             let p = ports[i]!.config
             throw DaemonError("refused: port \(p.name) is bound to profile \(p.profile), which the new profile set does not define")
         }
+        for i in ports.keys.sorted() {
+            let p = ports[i]!.config
+            try checkFit(port: p, profile: lookup.profile(id: p.profile)!, change: "the new profile set")
+        }
         try admit(bindings: bindings(), profiles: next, capacity: config.settings.bandwidthCapacity, change: "the new profile set")
         config.profiles = sources
         profiles = next
@@ -278,6 +282,12 @@ public final class SwitchModel {
         for i in ports.keys.sorted() where merged.profile(id: ports[i]!.config.profile) == nil {
             changes.append((ports[i]!.config.name, ["would lose its profile \(ports[i]!.config.profile): the load would be refused"]))
         }
+        for i in ports.keys.sorted() {
+            let r = ports[i]!
+            guard let next = merged.profile(id: r.config.profile) else { continue }
+            let problems = ProfileFit.burstProblems(next, mtu: r.config.mtu)
+            if !problems.isEmpty { changes.append((r.config.name, problems.map { "\($0): the load would be refused" })) }
+        }
         return (set, changes)
     }
 
@@ -326,7 +336,8 @@ public final class SwitchModel {
     public func addPort(_ new: PortConfig, restore: Bool = false) throws -> Int {
         var p = new
         try validateNew(p)
-        if !restore {   // a restored port was admitted when it was added
+        if !restore {   // a restored port was admitted (and its profile fitted) when it was added
+            try checkFit(port: p, profile: try profile(p.profile), change: "adding port \(p.name)")
             try admit(bindings: bindings() + [(p.name, p.profile)], profiles: profiles,
                       capacity: config.settings.bandwidthCapacity, change: "adding port \(p.name)")
         }
@@ -379,6 +390,7 @@ public final class SwitchModel {
     public func setPortProfile(_ name: String, profile id: String) throws {
         let i = try resolve(name)
         let p = try profile(id)
+        try checkFit(port: ports[i]!.config, profile: p, change: "binding \(name) to \(p.networkPortProfileID)")
         try admit(bindings: bindings().map { $0.port == name ? ($0.port, p.networkPortProfileID) : $0 }, profiles: profiles,
                   capacity: config.settings.bandwidthCapacity, change: "binding \(name) to \(p.networkPortProfileID)")
         ports[i]!.config.profile = p.networkPortProfileID
@@ -421,6 +433,16 @@ public final class SwitchModel {
             let r = ports[i]!
             if let a = r.attachment { system.detach(r.config, a, destroy: destroy && !r.config.adopt) }
             ports[i]!.attachment = nil
+        }
+    }
+
+    // MARK: - profile fit
+
+    /// Refuses `change` if `profile` does not fit `port`: a burst size below one full frame at the port's MTU
+    /// (`ProfileFit`, the check the topology loader makes too).
+    func checkFit(port: PortConfig, profile: PortProfile, change: String) throws {
+        if let problem = ProfileFit.burstProblems(profile, mtu: port.mtu).first {
+            throw DaemonError("refused: \(change): port \(port.name): \(problem); nothing changed")
         }
     }
 

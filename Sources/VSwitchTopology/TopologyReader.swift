@@ -54,7 +54,7 @@ struct TopologyReader {
     static let virtualSystemAttributes = ["Namespace", "InterfaceName", "MACAddress"]
     static let mtuRange = 68...65521
     /// Ethernet header plus two VLAN tags: what a full frame adds to the MTU.
-    static let frameOverhead = 22
+    static let frameOverhead = ProfileFit.frameOverhead
 
     var out: DiagnosticCollector
     let absolutePath: String
@@ -324,11 +324,8 @@ struct TopologyReader {
 
     /// Burst sizes hold a full frame; source MAC filtering has something to allow.
     private mutating func checkProfileFit(_ e: XMLElement, port: TopologyPort, profile: PortProfile) {
-        let frame = UInt64(port.mtu + Self.frameOverhead)
-        for (name, value) in [("TransmitBurstSize", profile.transmitBurstSize), ("ReceiveBurstSize", profile.receiveBurstSize)] {
-            if let v = value, v < frame {
-                error(e, e.attribute("Profile"), "profile '\(profile.networkPortProfileID)' has \(name) \(v) bytes, less than one full frame at this port's MTU \(port.mtu) (\(frame) bytes); raise it or lower the MTU")
-            }
+        for problem in ProfileFit.burstProblems(profile, mtu: port.mtu) {   // shared with the daemon (SwitchModel)
+            error(e, e.attribute("Profile"), problem)
         }
         if profile.effectiveSourceMACFiltering, port.mac == nil, profile.allowedToTransmit.isEmpty {
             warning(e, e.attribute("Profile"), "profile '\(profile.networkPortProfileID)' filters source MACs but this port has no MAC binding (no VirtualSystem, no MACAddress) and the profile allows no other address: every frame from it will be dropped")

@@ -340,6 +340,42 @@ final class ModelTests: XCTestCase {
         XCTAssertEqual(view().ports[1].policy.pvid, 20)
     }
 
+    /// Spec: TransmitBurstSize / ReceiveBurstSize "refuse a depth below one full frame" — at the MTU of every
+    /// port bound to the profile, on every path (not only a topology): add-port, set-port, profile-load and
+    /// profile-reload. The refusal names the profile, the port, the burst and the frame size; nothing changes.
+    func testBurstBelowOneFullFrameIsRefusedOnEveryPath() {
+        // tenant-a with a 1,000-byte transmit burst: valid as a document (≥ 64 bytes), but below one full frame
+        // (1,522 bytes) at MTU 1500; it fits a port with MTU 900 (922 bytes).
+        let small = profilesXML.replacingOccurrences(
+            of: "<epasd:PortVID>10</epasd:PortVID>\n      <epasd:SourceMACFilteringEnabled>false</epasd:SourceMACFilteringEnabled>",
+            with: "<epasd:PortVID>10</epasd:PortVID>\n      <epasd:SourceMACFilteringEnabled>false</epasd:SourceMACFilteringEnabled>\n      <vsx:TransmitBurstSize>1000</vsx:TransmitBurstSize>")
+        XCTAssertNotEqual(small, profilesXML)
+        let why = "profile '\(a)' has TransmitBurstSize 1000 bytes, less than one full frame at this port's MTU 1500 (1522 bytes)"
+
+        // profile-load and profile-reload: a bound port at MTU 1500 refuses the whole document.
+        loadProfiles()
+        _ = ok("add-port", ["name": "p0", "profile": .string(a)])
+        _ = ok("add-port", ["name": "p1", "profile": .string(b)])
+        commands.readFile = { _ in small }
+        refused("profile-reload", [:], "port p0: \(why)")
+        refused("profile-load", ["path": "/p/tenants.xml"], "port p0: \(why)")
+        XCTAssertNil(model.profiles.profile(id: a)?.transmitBurstSize, "the running set stays as it was")
+        let dryRun = ok("profile-validate", ["path": "/p/tenants.xml"])["changes"]?.arrayValue ?? []
+        XCTAssertTrue(dryRun.contains { $0["port"] == "p0" && ($0["changes"]?.arrayValue ?? []).contains { $0.stringValue?.contains("\(why); raise it or lower the MTU: the load would be refused") == true } },
+                      "the dry run says the load would be refused: \(dryRun)")
+
+        // Once no port at MTU 1500 is bound to it, the document loads.
+        _ = ok("del-port", ["name": "p0"])
+        _ = ok("profile-reload")
+        XCTAssertEqual(model.profiles.profile(id: a)?.transmitBurstSize, 1000)
+
+        // add-port and set-port: refused at MTU 1500, accepted at MTU 900.
+        refused("add-port", ["name": "p2", "profile": .string(a)], "port p2: \(why)")
+        refused("set-port", ["name": "p1", "profile": .string(a)], "port p1: \(why)")
+        _ = ok("add-port", ["name": "p3", "profile": .string(a), "mtu": 900])
+        XCTAssertEqual(model.portConfig("p3")?.profile, a)
+    }
+
     func testSettingsFlushAndTableReplacement() {
         loadProfiles()
         _ = ok("add-port", ["name": "p0", "profile": .string(a)])
