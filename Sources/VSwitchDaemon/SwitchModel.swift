@@ -189,8 +189,7 @@ public final class SwitchModel {
     /// The same, reusing the reading of unchanged profiles (`ProfileLoader.load(…cache:)`); `caches`
     /// (by path) is replaced by the caches of these documents only when every one of them loads.
     static func merge(_ sources: [ProfileSource], caches: inout [String: ProfileReadCache]) throws -> ProfileSet {
-        var merged = ProfileSet()
-        var owner: [String: String] = [:]
+        var merger = ProfileMerger()   // IDs and InstanceIDs unique across documents (shared with the topology loader)
         var next: [String: ProfileReadCache] = [:]
         for s in sources {
             let set: ProfileSet
@@ -203,18 +202,14 @@ public final class SwitchModel {
                 let more = errors.count > 1 ? " (and \(errors.count - 1) more errors)" : ""
                 throw DaemonError("profile file \(s.path) refused: \(errors.first?.description ?? e.description)\(more)")
             }
-            for p in set.profiles {
-                let key = ProfileSet.normalizedID(p.networkPortProfileID)
-                if let other = owner[key] {
-                    throw DaemonError("profile ID \(p.networkPortProfileID) in \(s.path) is also defined in \(other); IDs must be unique")
-                }
-                owner[key] = s.path
-                merged.profiles.append(p)
+            let clashes = merger.add(file: s.path, set)
+            if let first = clashes.first {
+                let more = clashes.count > 1 ? " (and \(clashes.count - 1) more errors)" : ""
+                throw DaemonError("profile file \(s.path) refused: \(first.diagnostic.description)\(more)")
             }
-            merged.warnings += set.warnings
         }
         caches = next
-        return merged
+        return merger.merged
     }
 
     /// Replaces the profile documents (load, reload, start-up). Refused if a bound profile would disappear

@@ -139,8 +139,8 @@ struct TopologyReader {
 
     private mutating func readProfileFiles(_ elements: [XMLElement]) -> ([String], ProfileSet) {
         var files: [String] = []
-        var merged = ProfileSet()
-        var owner: [String: (file: String, element: XMLElement)] = [:]
+        var merger = ProfileMerger()   // IDs and InstanceIDs unique across files (shared with the daemon)
+        var fileElements: [String: XMLElement] = [:]
         let base = Paths.directory(of: absolutePath)
         for e in elements {
             checkAttributes(e, allowed: Self.profileFileAttributes)
@@ -169,14 +169,14 @@ struct TopologyReader {
             do {
                 let set = try ProfileLoader.load(data: bytes, fileName: path)
                 profileDiagnostics += set.warnings
-                merged.warnings += set.warnings
-                for p in set.profiles {
-                    let key = ProfileSet.normalizedID(p.networkPortProfileID)
-                    if let first = owner[key] {
-                        error(e, a, "profile '\(p.networkPortProfileID)' in '\(path)' is also defined in '\(first.file)' (ProfileFile at line \(first.element.line)); profile IDs must be unique across files")
-                    } else {
-                        owner[key] = (path, e)
-                        merged.profiles.append(p)
+                fileElements[path] = e
+                for c in merger.add(file: path, set) {
+                    let line = fileElements[c.firstFile]?.line ?? 0
+                    switch c.kind {
+                    case .id:
+                        error(e, a, "profile '\(c.profile)' in '\(path)' is also defined in '\(c.firstFile)' (ProfileFile at line \(line)); profile IDs must be unique across files")
+                    case .instanceID:
+                        error(e, a, "InstanceID '\(c.value)' of profile '\(c.profile)' in '\(path)' is also used by profile '\(c.firstProfile)' in '\(c.firstFile)' (ProfileFile at line \(line)); InstanceIDs must be unique across files")
                     }
                 }
             } catch let failure as ProfileLoadError {
@@ -189,7 +189,7 @@ struct TopologyReader {
                 profileFileFailed = true
             }
         }
-        return (files, merged)
+        return (files, merger.merged)
     }
 
     // MARK: Port

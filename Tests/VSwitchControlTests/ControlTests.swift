@@ -376,6 +376,76 @@ final class ModelTests: XCTestCase {
         XCTAssertEqual(model.portConfig("p3")?.profile, a)
     }
 
+    /// A profile document with one profile (ID `id`, InstanceID `instanceID`).
+    static func oneProfile(id: String, instanceID: String) -> String {
+        """
+        <?xml version="1.0" encoding="UTF-8"?>
+        <vsx:NetworkPortProfiles FormatVersion="1.0"
+            xmlns:vsx="urn:vswitch:port-profile:1"
+            xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/2"
+            xmlns:epasd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_EthernetPortAllocationSettingData">
+          <ovf:NetworkPortProfile>
+            <ovf:Item>
+              <epasd:ElementName>other</epasd:ElementName>
+              <epasd:InstanceID>\(instanceID)</epasd:InstanceID>
+              <epasd:NetworkPortProfileID>\(id)</epasd:NetworkPortProfileID>
+              <epasd:NetworkPortProfileIDType>2</epasd:NetworkPortProfileIDType>
+            </ovf:Item>
+          </ovf:NetworkPortProfile>
+        </vsx:NetworkPortProfiles>
+
+        """
+    }
+
+    /// Spec: "InstanceID unique" — across the loaded set, as the ID is, not only within one document.
+    func testInstanceIDsAreUniqueAcrossProfileFiles() {
+        loadProfiles()
+        let other = Self.oneProfile(id: "urn:vswitch:profile:other", instanceID: "vswitch.example:tenant-a")
+        commands.readFile = { $0 == "/p/other.xml" ? other : profilesXML }
+        refused("profile-load", ["path": "/p/other.xml"],
+                "InstanceID 'vswitch.example:tenant-a' is already used by profile urn:vswitch:profile:tenant-a in /p/tenants.xml; InstanceIDs must be unique across profile files")
+        XCTAssertThrowsError(try SwitchModel.merge([ProfileSource(path: "/p/tenants.xml", xml: profilesXML),
+                                                    ProfileSource(path: "/p/other.xml", xml: other)]))
+        // A distinct InstanceID loads.
+        let fine = Self.oneProfile(id: "urn:vswitch:profile:other", instanceID: "vswitch.example:other")
+        commands.readFile = { $0 == "/p/other.xml" ? fine : profilesXML }
+        _ = ok("profile-load", ["path": "/p/other.xml"])
+        XCTAssertEqual(model.profiles.profiles.count, 5)
+    }
+
+    /// Whatever multi-file set the daemon accepts, `profile export` writes one document that loads again, with
+    /// the same profiles: every ordered pair and the whole list of the shipped and test profile documents.
+    func testExportOfAnyAcceptedMultiFileSetLoadsAgain() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        var docs: [ProfileSource] = []
+        for path in ["topologies/profiles/tenants.xml", "topologies/profiles/examples.xml",
+                     "Tests/VSwitchProfilesTests/Fixtures/valid-form1.xml", "Tests/VSwitchProfilesTests/Fixtures/ovf-envelope.xml",
+                     "Tests/VSwitchProfilesTests/Fixtures/topology/profiles.xml",
+                     "Tests/VSwitchProfilesTests/Fixtures/topology/more-profiles.xml",
+                     "Tests/VSwitchProfilesTests/Fixtures/topology/clash-profiles.xml"] {
+            docs.append(ProfileSource(path: path, xml: try String(contentsOf: root.appendingPathComponent(path), encoding: .utf8)))
+        }
+        docs.append(ProfileSource(path: "same-instance.xml", xml: Self.oneProfile(id: "urn:test:violet", instanceID: "test:red")))
+        docs.append(ProfileSource(path: "same-instance-2.xml", xml: Self.oneProfile(id: "urn:test:indigo", instanceID: "example.org:web")))
+        var sets: [[ProfileSource]] = [docs]
+        for i in docs.indices { for j in docs.indices where i != j { sets.append([docs[i], docs[j]]) } }
+        var accepted = 0, refusedSets = 0
+        for sources in sets {
+            guard let set = try? SwitchModel.merge(sources) else { refusedSets += 1; continue }
+            accepted += 1
+            let xml = ProfileWriter.write(set.profiles)
+            let names = sources.map(\.path).joined(separator: " + ")
+            do {
+                let again = try ProfileLoader.load(data: Array(xml.utf8), fileName: "export.xml")
+                XCTAssertEqual(again.ids, set.ids, names)
+            } catch {
+                XCTFail("the export of \(names) does not load again: \(error)")
+            }
+        }
+        XCTAssertGreaterThan(accepted, 30)
+        XCTAssertGreaterThan(refusedSets, 8)
+    }
+
     func testSettingsFlushAndTableReplacement() {
         loadProfiles()
         _ = ok("add-port", ["name": "p0", "profile": .string(a)])

@@ -119,7 +119,10 @@ final class TopologyTests: XCTestCase {
         let set = try TopologyLoader.loadProfiles(paths: [a, b])
         XCTAssertEqual(set.ids, ["urn:test:red", "4a1b2c3d-0000-4000-8000-00000000000b", "urn:test:green"])
         XCTAssertThrowsError(try TopologyLoader.loadProfiles(paths: [a, Fixture.path("topology/clash-profiles.xml")])) { error in
-            XCTAssertTrue("\(error)".contains("also defined in \(a)"), "\(error)")
+            XCTAssertTrue("\(error)".contains("also defined in \(a)") || "\(error)".contains("is already used by profile urn:test:red in \(a)"), "\(error)")
+        }
+        XCTAssertThrowsError(try TopologyLoader.loadProfiles(paths: [a, Fixture.path("topology/instanceid-clash-profiles.xml")])) { error in
+            XCTAssertTrue("\(error)".contains("InstanceID 'test:red' is already used by profile urn:test:red in \(a); InstanceIDs must be unique across profile files"), "\(error)")
         }
     }
 
