@@ -193,16 +193,17 @@ public final class SwitchModel {
         var next: [String: ProfileReadCache] = [:]
         for s in sources {
             let set: ProfileSet
+            let bytes = Array(s.xml.utf8)
             do {
                 var cache = caches[s.path]
-                set = try ProfileLoader.load(data: Array(s.xml.utf8), fileName: s.path, cache: &cache)
+                set = try ProfileLoader.load(data: bytes, fileName: s.path, cache: &cache)
                 next[s.path] = cache
             } catch let e as ProfileLoadError {
                 let errors = e.errors
                 let more = errors.count > 1 ? " (and \(errors.count - 1) more errors)" : ""
                 throw DaemonError("profile file \(s.path) refused: \(errors.first?.description ?? e.description)\(more)")
             }
-            let clashes = merger.add(file: s.path, set)
+            let clashes = merger.add(file: s.path, data: bytes, set)
             if let first = clashes.first {
                 let more = clashes.count > 1 ? " (and \(clashes.count - 1) more errors)" : ""
                 throw DaemonError("profile file \(s.path) refused: \(first.diagnostic.description)\(more)")

@@ -170,7 +170,8 @@ struct TopologyReader {
                 let set = try ProfileLoader.load(data: bytes, fileName: path)
                 profileDiagnostics += set.warnings
                 fileElements[path] = e
-                for c in merger.add(file: path, set) {
+                for c in merger.add(file: path, data: bytes, set) {
+                    profileDiagnostics.append(c.diagnostic)   // located in the profile file (listed with its name)
                     let line = fileElements[c.firstFile]?.line ?? 0
                     switch c.kind {
                     case .id:

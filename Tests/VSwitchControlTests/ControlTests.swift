@@ -403,7 +403,7 @@ final class ModelTests: XCTestCase {
         let other = Self.oneProfile(id: "urn:vswitch:profile:other", instanceID: "vswitch.example:tenant-a")
         commands.readFile = { $0 == "/p/other.xml" ? other : profilesXML }
         refused("profile-load", ["path": "/p/other.xml"],
-                "InstanceID 'vswitch.example:tenant-a' is already used by profile urn:vswitch:profile:tenant-a in /p/tenants.xml; InstanceIDs must be unique across profile files")
+                "InstanceID 'vswitch.example:tenant-a' is already used by profile urn:vswitch:profile:tenant-a in /p/tenants.xml (line 23); InstanceIDs must be unique across profile files")
         XCTAssertThrowsError(try SwitchModel.merge([ProfileSource(path: "/p/tenants.xml", xml: profilesXML),
                                                     ProfileSource(path: "/p/other.xml", xml: other)]))
         // A distinct InstanceID loads.
@@ -411,6 +411,23 @@ final class ModelTests: XCTestCase {
         commands.readFile = { $0 == "/p/other.xml" ? fine : profilesXML }
         _ = ok("profile-load", ["path": "/p/other.xml"])
         XCTAssertEqual(model.profiles.profiles.count, 5)
+    }
+
+    /// Every profile error names file, line, column, the profile and the element — the cross-file ones too: the
+    /// position of the duplicate's element in the later file, and the line of the first one.
+    func testCrossFileDuplicateErrorsAreLocated() {
+        loadProfiles()
+        let dupID = Self.oneProfile(id: a, instanceID: "vswitch.example:new")
+        let dupInstance = Self.oneProfile(id: "urn:vswitch:profile:other", instanceID: "vswitch.example:tenant-b")
+        commands.readFile = { $0 == "/p/dupid.xml" ? dupID : $0 == "/p/dupinstance.xml" ? dupInstance : profilesXML }
+        refused("profile-load", ["path": "/p/dupid.xml"],
+                "profile file /p/dupid.xml refused: /p/dupid.xml:10:7: error: [profile \(a)] <epasd:NetworkPortProfileID>: NetworkPortProfileID '\(a)' is already used by profile \(a) in /p/tenants.xml (line 24); IDs must be unique across profile files")
+        refused("profile-load", ["path": "/p/dupinstance.xml"],
+                "profile file /p/dupinstance.xml refused: /p/dupinstance.xml:9:7: error: [profile urn:vswitch:profile:other] <epasd:InstanceID>: InstanceID 'vswitch.example:tenant-b' is already used by profile \(b) in /p/tenants.xml (line 35); InstanceIDs must be unique across profile files")
+        refused("profile-validate", ["path": "/p/dupid.xml"], "/p/dupid.xml:10:7: error: ")
+        // The same after a reload went through the read cache (positions do not come from the cache).
+        _ = ok("profile-reload")
+        refused("profile-load", ["path": "/p/dupid.xml"], "/p/dupid.xml:10:7: error: [profile \(a)] <epasd:NetworkPortProfileID>")
     }
 
     /// Whatever multi-file set the daemon accepts, `profile export` writes one document that loads again, with
