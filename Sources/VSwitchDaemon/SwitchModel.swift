@@ -189,32 +189,28 @@ public final class SwitchModel {
     /// The same, reusing the reading of unchanged profiles (`ProfileLoader.load(…cache:)`); `caches`
     /// (by path) is replaced by the caches of these documents only when every one of them loads.
     static func merge(_ sources: [ProfileSource], caches: inout [String: ProfileReadCache]) throws -> ProfileSet {
-        var merged = ProfileSet()
-        var owner: [String: String] = [:]
+        var merger = ProfileMerger()   // IDs and InstanceIDs unique across documents (shared with the topology loader)
         var next: [String: ProfileReadCache] = [:]
         for s in sources {
             let set: ProfileSet
+            let bytes = Array(s.xml.utf8)
             do {
                 var cache = caches[s.path]
-                set = try ProfileLoader.load(data: Array(s.xml.utf8), fileName: s.path, cache: &cache)
+                set = try ProfileLoader.load(data: bytes, fileName: s.path, cache: &cache)
                 next[s.path] = cache
             } catch let e as ProfileLoadError {
                 let errors = e.errors
                 let more = errors.count > 1 ? " (and \(errors.count - 1) more errors)" : ""
                 throw DaemonError("profile file \(s.path) refused: \(errors.first?.description ?? e.description)\(more)")
             }
-            for p in set.profiles {
-                let key = ProfileSet.normalizedID(p.networkPortProfileID)
-                if let other = owner[key] {
-                    throw DaemonError("profile ID \(p.networkPortProfileID) in \(s.path) is also defined in \(other); IDs must be unique")
-                }
-                owner[key] = s.path
-                merged.profiles.append(p)
+            let clashes = merger.add(file: s.path, data: bytes, set)
+            if let first = clashes.first {
+                let more = clashes.count > 1 ? " (and \(clashes.count - 1) more errors)" : ""
+                throw DaemonError("profile file \(s.path) refused: \(first.diagnostic.description)\(more)")
             }
-            merged.warnings += set.warnings
         }
         caches = next
-        return merged
+        return merger.merged
     }
 
     /// Replaces the profile documents (load, reload, start-up). Refused if a bound profile would disappear
@@ -226,6 +222,10 @@ public final class SwitchModel {
         for i in ports.keys.sorted() where lookup.profile(id: ports[i]!.config.profile) == nil {
             let p = ports[i]!.config
             throw DaemonError("refused: port \(p.name) is bound to profile \(p.profile), which the new profile set does not define")
+        }
+        for i in ports.keys.sorted() {
+            let p = ports[i]!.config
+            try checkFit(port: p, profile: lookup.profile(id: p.profile)!, change: "the new profile set")
         }
         try admit(bindings: bindings(), profiles: next, capacity: config.settings.bandwidthCapacity, change: "the new profile set")
         config.profiles = sources
@@ -278,6 +278,12 @@ public final class SwitchModel {
         for i in ports.keys.sorted() where merged.profile(id: ports[i]!.config.profile) == nil {
             changes.append((ports[i]!.config.name, ["would lose its profile \(ports[i]!.config.profile): the load would be refused"]))
         }
+        for i in ports.keys.sorted() {
+            let r = ports[i]!
+            guard let next = merged.profile(id: r.config.profile) else { continue }
+            let problems = ProfileFit.burstProblems(next, mtu: r.config.mtu)
+            if !problems.isEmpty { changes.append((r.config.name, problems.map { "\($0): the load would be refused" })) }
+        }
         return (set, changes)
     }
 
@@ -326,7 +332,8 @@ public final class SwitchModel {
     public func addPort(_ new: PortConfig, restore: Bool = false) throws -> Int {
         var p = new
         try validateNew(p)
-        if !restore {   // a restored port was admitted when it was added
+        if !restore {   // a restored port was admitted (and its profile fitted) when it was added
+            try checkFit(port: p, profile: try profile(p.profile), change: "adding port \(p.name)")
             try admit(bindings: bindings() + [(p.name, p.profile)], profiles: profiles,
                       capacity: config.settings.bandwidthCapacity, change: "adding port \(p.name)")
         }
@@ -379,6 +386,7 @@ public final class SwitchModel {
     public func setPortProfile(_ name: String, profile id: String) throws {
         let i = try resolve(name)
         let p = try profile(id)
+        try checkFit(port: ports[i]!.config, profile: p, change: "binding \(name) to \(p.networkPortProfileID)")
         try admit(bindings: bindings().map { $0.port == name ? ($0.port, p.networkPortProfileID) : $0 }, profiles: profiles,
                   capacity: config.settings.bandwidthCapacity, change: "binding \(name) to \(p.networkPortProfileID)")
         ports[i]!.config.profile = p.networkPortProfileID
@@ -421,6 +429,16 @@ public final class SwitchModel {
             let r = ports[i]!
             if let a = r.attachment { system.detach(r.config, a, destroy: destroy && !r.config.adopt) }
             ports[i]!.attachment = nil
+        }
+    }
+
+    // MARK: - profile fit
+
+    /// Refuses `change` if `profile` does not fit `port`: a burst size below one full frame at the port's MTU
+    /// (`ProfileFit`, the check the topology loader makes too).
+    func checkFit(port: PortConfig, profile: PortProfile, change: String) throws {
+        if let problem = ProfileFit.burstProblems(profile, mtu: port.mtu).first {
+            throw DaemonError("refused: \(change): port \(port.name): \(problem); nothing changed")
         }
     }
 

@@ -56,14 +56,31 @@ struct ACLMatch {
     var icmpType: UInt8?
     var icmpCode: UInt8?
 
-    /// Whether every frame matched by `other` is matched by `self`.
+    /// The one EtherType every frame this rule matches has: its EtherType field, else the one its addresses imply
+    /// (the flow parser sets the IP version, and so lets an address match, only for EtherType 0x0800 (IPv4) and
+    /// 0x86DD (IPv6), after the same VLAN tags as the EtherType compared). Nil: frames of several EtherTypes —
+    /// no field, or only a protocol (with ports or ICMP fields): IP of either version. Even ICMP (1) or ICMPv6
+    /// (58) without an address is not pinned to one version, since the dataplane compares the IPv4 protocol
+    /// and the IPv6 next header alike; so a protocol-only rule is never claimed covered by an EtherType rule.
+    var impliedEtherType: UInt16? {
+        if let etherType { return etherType }
+        switch localIP?.family ?? remoteIP?.family {
+        case .ipv4?: return 0x0800
+        case .ipv6?: return 0x86DD
+        case nil: return nil
+        }
+    }
+
+    /// Whether every frame matched by `other` is matched by `self` (claimed only when certain: a missed warning
+    /// is harmless, a wrong one is not).
     func covers(_ other: ACLMatch) -> Bool {
         func eq<T: Equatable>(_ a: T?, _ b: T?) -> Bool { a == nil || a == b }
         func ip(_ a: IPKey?, _ b: IPKey?) -> Bool { a == nil || (b != nil && a!.contains(b!)) }
         func range(_ a: ClosedRange<UInt16>?, _ b: ClosedRange<UInt16>?) -> Bool {
             a == nil || (b != nil && a!.lowerBound <= b!.lowerBound && b!.upperBound <= a!.upperBound)
         }
-        return eq(localMAC, other.localMAC) && eq(remoteMAC, other.remoteMAC) && eq(etherType, other.etherType)
+        // EtherType: other's own, or the one its addresses imply (a rule EtherType=0x0800 covers one with an IPv4 address).
+        return eq(localMAC, other.localMAC) && eq(remoteMAC, other.remoteMAC) && (etherType == nil || etherType == other.impliedEtherType)
             && eq(vlan, other.vlan) && eq(priority, other.priority) && ip(localIP, other.localIP)
             && ip(remoteIP, other.remoteIP) && eq(proto, other.proto) && range(localPort, other.localPort)
             && range(remotePort, other.remotePort) && eq(icmpType, other.icmpType) && eq(icmpCode, other.icmpCode)

@@ -181,6 +181,12 @@ struct ItemReader {
                 error(c.children[0], "\(out.displayName(c)) holds a value, not elements")
                 out.touch(c)
             }
+            // The attribute-only elements take no text either: the XSD says so for form 1 only, and an OVF
+            // envelope (form 2) is not validated against it, so the reader checks it for both forms.
+            if (key == "vsx:TrunkedVLANRange" || key == "vsx:Acl"), c.hasText {
+                let attributes = key == "vsx:TrunkedVLANRange" ? " (First, Last)" : ""
+                error(c, "\(key) takes its value in attributes\(attributes); text is not allowed inside it (found '\(String(c.trimmedText.prefix(20)))')")
+            }
             if isArray {
                 if runKey != key { flushRun(); runKey = key }
                 run.append(c)

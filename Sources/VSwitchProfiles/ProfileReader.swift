@@ -151,8 +151,10 @@ struct ProfileReader {
         instanceIDElements.append(reader.instanceIDElement)
     }
 
-    private var idElements: [XMLElement?] = []
-    private var instanceIDElements: [XMLElement?] = []
+    /// Per profile (as `profiles`): its epasd:NetworkPortProfileID and epasd:InstanceID elements (the block element
+    /// for a profile taken from the cache), for the checks across profiles — here and across files (ProfileMerger).
+    private(set) var idElements: [XMLElement?] = []
+    private(set) var instanceIDElements: [XMLElement?] = []
 
     // MARK: across profiles
 

@@ -176,30 +176,19 @@ public enum TopologyLoader {
     /// Loads and merges profile files (for a reload): IDs must be unique across files.
     /// Throws `TopologyLoadError` with the diagnostics of every file.
     public static func loadProfiles(paths: [String]) throws -> ProfileSet {
-        var merged = ProfileSet()
+        var merger = ProfileMerger()   // IDs and InstanceIDs unique across files (shared with the daemon)
         var diagnostics: [XMLDiagnostic] = []
-        var owner: [String: String] = [:]
         for path in paths {
             do {
                 let set = try ProfileLoader.load(path: path)
-                for p in set.profiles {
-                    let key = ProfileSet.normalizedID(p.networkPortProfileID)
-                    if let other = owner[key] {
-                        diagnostics.append(XMLDiagnostic(file: path, line: 0, column: 0, profile: p.networkPortProfileID,
-                                                         message: "profile ID is also defined in \(other); IDs must be unique across profile files"))
-                    } else {
-                        owner[key] = path
-                        merged.profiles.append(p)
-                    }
-                }
-                merged.warnings += set.warnings
                 diagnostics += set.warnings
+                diagnostics += merger.add(file: path, set).map(\.diagnostic)
             } catch let e as ProfileLoadError {
                 diagnostics += e.diagnostics
             }
         }
         if diagnostics.contains(where: \.isError) { throw TopologyLoadError(diagnostics: diagnostics) }
-        return merged
+        return merger.merged
     }
 }
 

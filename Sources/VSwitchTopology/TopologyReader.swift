@@ -54,7 +54,7 @@ struct TopologyReader {
     static let virtualSystemAttributes = ["Namespace", "InterfaceName", "MACAddress"]
     static let mtuRange = 68...65521
     /// Ethernet header plus two VLAN tags: what a full frame adds to the MTU.
-    static let frameOverhead = 22
+    static let frameOverhead = ProfileFit.frameOverhead
 
     var out: DiagnosticCollector
     let absolutePath: String
@@ -139,8 +139,8 @@ struct TopologyReader {
 
     private mutating func readProfileFiles(_ elements: [XMLElement]) -> ([String], ProfileSet) {
         var files: [String] = []
-        var merged = ProfileSet()
-        var owner: [String: (file: String, element: XMLElement)] = [:]
+        var merger = ProfileMerger()   // IDs and InstanceIDs unique across files (shared with the daemon)
+        var fileElements: [String: XMLElement] = [:]
         let base = Paths.directory(of: absolutePath)
         for e in elements {
             checkAttributes(e, allowed: Self.profileFileAttributes)
@@ -169,14 +169,15 @@ struct TopologyReader {
             do {
                 let set = try ProfileLoader.load(data: bytes, fileName: path)
                 profileDiagnostics += set.warnings
-                merged.warnings += set.warnings
-                for p in set.profiles {
-                    let key = ProfileSet.normalizedID(p.networkPortProfileID)
-                    if let first = owner[key] {
-                        error(e, a, "profile '\(p.networkPortProfileID)' in '\(path)' is also defined in '\(first.file)' (ProfileFile at line \(first.element.line)); profile IDs must be unique across files")
-                    } else {
-                        owner[key] = (path, e)
-                        merged.profiles.append(p)
+                fileElements[path] = e
+                for c in merger.add(file: path, data: bytes, set) {
+                    profileDiagnostics.append(c.diagnostic)   // located in the profile file (listed with its name)
+                    let line = fileElements[c.firstFile]?.line ?? 0
+                    switch c.kind {
+                    case .id:
+                        error(e, a, "profile '\(c.profile)' in '\(path)' is also defined in '\(c.firstFile)' (ProfileFile at line \(line)); profile IDs must be unique across files")
+                    case .instanceID:
+                        error(e, a, "InstanceID '\(c.value)' of profile '\(c.profile)' in '\(path)' is also used by profile '\(c.firstProfile)' in '\(c.firstFile)' (ProfileFile at line \(line)); InstanceIDs must be unique across files")
                     }
                 }
             } catch let failure as ProfileLoadError {
@@ -189,7 +190,7 @@ struct TopologyReader {
                 profileFileFailed = true
             }
         }
-        return (files, merged)
+        return (files, merger.merged)
     }
 
     // MARK: Port
@@ -324,11 +325,8 @@ struct TopologyReader {
 
     /// Burst sizes hold a full frame; source MAC filtering has something to allow.
     private mutating func checkProfileFit(_ e: XMLElement, port: TopologyPort, profile: PortProfile) {
-        let frame = UInt64(port.mtu + Self.frameOverhead)
-        for (name, value) in [("TransmitBurstSize", profile.transmitBurstSize), ("ReceiveBurstSize", profile.receiveBurstSize)] {
-            if let v = value, v < frame {
-                error(e, e.attribute("Profile"), "profile '\(profile.networkPortProfileID)' has \(name) \(v) bytes, less than one full frame at this port's MTU \(port.mtu) (\(frame) bytes); raise it or lower the MTU")
-            }
+        for problem in ProfileFit.burstProblems(profile, mtu: port.mtu) {   // shared with the daemon (SwitchModel)
+            error(e, e.attribute("Profile"), problem)
         }
         if profile.effectiveSourceMACFiltering, port.mac == nil, profile.allowedToTransmit.isEmpty {
             warning(e, e.attribute("Profile"), "profile '\(profile.networkPortProfileID)' filters source MACs but this port has no MAC binding (no VirtualSystem, no MACAddress) and the profile allows no other address: every frame from it will be dropped")

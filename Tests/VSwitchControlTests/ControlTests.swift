@@ -340,6 +340,129 @@ final class ModelTests: XCTestCase {
         XCTAssertEqual(view().ports[1].policy.pvid, 20)
     }
 
+    /// Spec: TransmitBurstSize / ReceiveBurstSize "refuse a depth below one full frame" — at the MTU of every
+    /// port bound to the profile, on every path (not only a topology): add-port, set-port, profile-load and
+    /// profile-reload. The refusal names the profile, the port, the burst and the frame size; nothing changes.
+    func testBurstBelowOneFullFrameIsRefusedOnEveryPath() {
+        // tenant-a with a 1,000-byte transmit burst: valid as a document (≥ 64 bytes), but below one full frame
+        // (1,522 bytes) at MTU 1500; it fits a port with MTU 900 (922 bytes).
+        let small = profilesXML.replacingOccurrences(
+            of: "<epasd:PortVID>10</epasd:PortVID>\n      <epasd:SourceMACFilteringEnabled>false</epasd:SourceMACFilteringEnabled>",
+            with: "<epasd:PortVID>10</epasd:PortVID>\n      <epasd:SourceMACFilteringEnabled>false</epasd:SourceMACFilteringEnabled>\n      <vsx:TransmitBurstSize>1000</vsx:TransmitBurstSize>")
+        XCTAssertNotEqual(small, profilesXML)
+        let why = "profile '\(a)' has TransmitBurstSize 1000 bytes, less than one full frame at this port's MTU 1500 (1522 bytes)"
+
+        // profile-load and profile-reload: a bound port at MTU 1500 refuses the whole document.
+        loadProfiles()
+        _ = ok("add-port", ["name": "p0", "profile": .string(a)])
+        _ = ok("add-port", ["name": "p1", "profile": .string(b)])
+        commands.readFile = { _ in small }
+        refused("profile-reload", [:], "port p0: \(why)")
+        refused("profile-load", ["path": "/p/tenants.xml"], "port p0: \(why)")
+        XCTAssertNil(model.profiles.profile(id: a)?.transmitBurstSize, "the running set stays as it was")
+        let dryRun = ok("profile-validate", ["path": "/p/tenants.xml"])["changes"]?.arrayValue ?? []
+        XCTAssertTrue(dryRun.contains { $0["port"] == "p0" && ($0["changes"]?.arrayValue ?? []).contains { $0.stringValue?.contains("\(why); raise it or lower the MTU: the load would be refused") == true } },
+                      "the dry run says the load would be refused: \(dryRun)")
+
+        // Once no port at MTU 1500 is bound to it, the document loads.
+        _ = ok("del-port", ["name": "p0"])
+        _ = ok("profile-reload")
+        XCTAssertEqual(model.profiles.profile(id: a)?.transmitBurstSize, 1000)
+
+        // add-port and set-port: refused at MTU 1500, accepted at MTU 900.
+        refused("add-port", ["name": "p2", "profile": .string(a)], "port p2: \(why)")
+        refused("set-port", ["name": "p1", "profile": .string(a)], "port p1: \(why)")
+        _ = ok("add-port", ["name": "p3", "profile": .string(a), "mtu": 900])
+        XCTAssertEqual(model.portConfig("p3")?.profile, a)
+    }
+
+    /// A profile document with one profile (ID `id`, InstanceID `instanceID`).
+    static func oneProfile(id: String, instanceID: String) -> String {
+        """
+        <?xml version="1.0" encoding="UTF-8"?>
+        <vsx:NetworkPortProfiles FormatVersion="1.0"
+            xmlns:vsx="urn:vswitch:port-profile:1"
+            xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/2"
+            xmlns:epasd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_EthernetPortAllocationSettingData">
+          <ovf:NetworkPortProfile>
+            <ovf:Item>
+              <epasd:ElementName>other</epasd:ElementName>
+              <epasd:InstanceID>\(instanceID)</epasd:InstanceID>
+              <epasd:NetworkPortProfileID>\(id)</epasd:NetworkPortProfileID>
+              <epasd:NetworkPortProfileIDType>2</epasd:NetworkPortProfileIDType>
+            </ovf:Item>
+          </ovf:NetworkPortProfile>
+        </vsx:NetworkPortProfiles>
+
+        """
+    }
+
+    /// Spec: "InstanceID unique" — across the loaded set, as the ID is, not only within one document.
+    func testInstanceIDsAreUniqueAcrossProfileFiles() {
+        loadProfiles()
+        let other = Self.oneProfile(id: "urn:vswitch:profile:other", instanceID: "vswitch.example:tenant-a")
+        commands.readFile = { $0 == "/p/other.xml" ? other : profilesXML }
+        refused("profile-load", ["path": "/p/other.xml"],
+                "InstanceID 'vswitch.example:tenant-a' is already used by profile urn:vswitch:profile:tenant-a in /p/tenants.xml (line 23); InstanceIDs must be unique across profile files")
+        XCTAssertThrowsError(try SwitchModel.merge([ProfileSource(path: "/p/tenants.xml", xml: profilesXML),
+                                                    ProfileSource(path: "/p/other.xml", xml: other)]))
+        // A distinct InstanceID loads.
+        let fine = Self.oneProfile(id: "urn:vswitch:profile:other", instanceID: "vswitch.example:other")
+        commands.readFile = { $0 == "/p/other.xml" ? fine : profilesXML }
+        _ = ok("profile-load", ["path": "/p/other.xml"])
+        XCTAssertEqual(model.profiles.profiles.count, 5)
+    }
+
+    /// Every profile error names file, line, column, the profile and the element — the cross-file ones too: the
+    /// position of the duplicate's element in the later file, and the line of the first one.
+    func testCrossFileDuplicateErrorsAreLocated() {
+        loadProfiles()
+        let dupID = Self.oneProfile(id: a, instanceID: "vswitch.example:new")
+        let dupInstance = Self.oneProfile(id: "urn:vswitch:profile:other", instanceID: "vswitch.example:tenant-b")
+        commands.readFile = { $0 == "/p/dupid.xml" ? dupID : $0 == "/p/dupinstance.xml" ? dupInstance : profilesXML }
+        refused("profile-load", ["path": "/p/dupid.xml"],
+                "profile file /p/dupid.xml refused: /p/dupid.xml:10:7: error: [profile \(a)] <epasd:NetworkPortProfileID>: NetworkPortProfileID '\(a)' is already used by profile \(a) in /p/tenants.xml (line 24); IDs must be unique across profile files")
+        refused("profile-load", ["path": "/p/dupinstance.xml"],
+                "profile file /p/dupinstance.xml refused: /p/dupinstance.xml:9:7: error: [profile urn:vswitch:profile:other] <epasd:InstanceID>: InstanceID 'vswitch.example:tenant-b' is already used by profile \(b) in /p/tenants.xml (line 35); InstanceIDs must be unique across profile files")
+        refused("profile-validate", ["path": "/p/dupid.xml"], "/p/dupid.xml:10:7: error: ")
+        // The same after a reload went through the read cache (positions do not come from the cache).
+        _ = ok("profile-reload")
+        refused("profile-load", ["path": "/p/dupid.xml"], "/p/dupid.xml:10:7: error: [profile \(a)] <epasd:NetworkPortProfileID>")
+    }
+
+    /// Whatever multi-file set the daemon accepts, `profile export` writes one document that loads again, with
+    /// the same profiles: every ordered pair and the whole list of the shipped and test profile documents.
+    func testExportOfAnyAcceptedMultiFileSetLoadsAgain() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        var docs: [ProfileSource] = []
+        for path in ["topologies/profiles/tenants.xml", "topologies/profiles/examples.xml",
+                     "Tests/VSwitchProfilesTests/Fixtures/valid-form1.xml", "Tests/VSwitchProfilesTests/Fixtures/ovf-envelope.xml",
+                     "Tests/VSwitchProfilesTests/Fixtures/topology/profiles.xml",
+                     "Tests/VSwitchProfilesTests/Fixtures/topology/more-profiles.xml",
+                     "Tests/VSwitchProfilesTests/Fixtures/topology/clash-profiles.xml"] {
+            docs.append(ProfileSource(path: path, xml: try String(contentsOf: root.appendingPathComponent(path), encoding: .utf8)))
+        }
+        docs.append(ProfileSource(path: "same-instance.xml", xml: Self.oneProfile(id: "urn:test:violet", instanceID: "test:red")))
+        docs.append(ProfileSource(path: "same-instance-2.xml", xml: Self.oneProfile(id: "urn:test:indigo", instanceID: "example.org:web")))
+        var sets: [[ProfileSource]] = [docs]
+        for i in docs.indices { for j in docs.indices where i != j { sets.append([docs[i], docs[j]]) } }
+        var accepted = 0, refusedSets = 0
+        for sources in sets {
+            guard let set = try? SwitchModel.merge(sources) else { refusedSets += 1; continue }
+            accepted += 1
+            let xml = ProfileWriter.write(set.profiles)
+            let names = sources.map(\.path).joined(separator: " + ")
+            do {
+                let again = try ProfileLoader.load(data: Array(xml.utf8), fileName: "export.xml")
+                XCTAssertEqual(again.ids, set.ids, names)
+            } catch {
+                XCTFail("the export of \(names) does not load again: \(error)")
+            }
+        }
+        XCTAssertGreaterThan(accepted, 30)
+        XCTAssertGreaterThan(refusedSets, 8)
+    }
+
     func testSettingsFlushAndTableReplacement() {
         loadProfiles()
         _ = ok("add-port", ["name": "p0", "profile": .string(a)])

@@ -91,7 +91,7 @@ final class TopologyTests: XCTestCase {
             for d in own where !expectations.contains(where: { $0.isMet(by: d, file: path) }) {
                 XCTFail("\(name): unexpected \(d)")
             }
-            if name != "broken-profile-file.xml" {
+            if !["broken-profile-file.xml", "profile-clash.xml", "instanceid-clash.xml"].contains(name) {
                 XCTAssertEqual(own.count, e.diagnostics.count, "\(name): diagnostics about other files: \(e)")
             }
         }
@@ -119,8 +119,23 @@ final class TopologyTests: XCTestCase {
         let set = try TopologyLoader.loadProfiles(paths: [a, b])
         XCTAssertEqual(set.ids, ["urn:test:red", "4a1b2c3d-0000-4000-8000-00000000000b", "urn:test:green"])
         XCTAssertThrowsError(try TopologyLoader.loadProfiles(paths: [a, Fixture.path("topology/clash-profiles.xml")])) { error in
-            XCTAssertTrue("\(error)".contains("also defined in \(a)"), "\(error)")
+            XCTAssertTrue("\(error)".contains("also defined in \(a)") || "\(error)".contains("is already used by profile urn:test:red in \(a)"), "\(error)")
         }
+        XCTAssertThrowsError(try TopologyLoader.loadProfiles(paths: [a, Fixture.path("topology/instanceid-clash-profiles.xml")])) { error in
+            XCTAssertTrue("\(error)".contains("InstanceID 'test:red' is already used by profile urn:test:red in \(a)"), "\(error)")
+        }
+        // Located (D4): the duplicate's element in the later file, the first one's line.
+        let clash = Fixture.path("topology/clash-profiles.xml"), instance = Fixture.path("topology/instanceid-clash-profiles.xml")
+        XCTAssertThrowsError(try TopologyLoader.loadProfiles(paths: [a, clash])) { error in
+            XCTAssertTrue("\(error)".contains("\(clash):11:7: error: [profile urn:test:red] <epasd:NetworkPortProfileID>: NetworkPortProfileID 'urn:test:red' is already used by profile urn:test:red in \(a) (line 11); IDs must be unique across profile files"), "\(error)")
+        }
+        XCTAssertThrowsError(try TopologyLoader.loadProfiles(paths: [a, instance])) { error in
+            XCTAssertTrue("\(error)".contains("\(instance):10:7: error: [profile urn:test:violet] <epasd:InstanceID>: InstanceID 'test:red' is already used by profile urn:test:red in \(a) (line 10); InstanceIDs must be unique across profile files"), "\(error)")
+        }
+        // The topology path: the error at the ProfileFile element, and the located one in the profile file.
+        let e = topologyError(Fixture.path("topology/bad/profile-clash.xml"))
+        XCTAssertTrue(e?.diagnostics.contains { $0.file == clash && $0.line == 11 && $0.column == 7 && $0.element == "epasd:NetworkPortProfileID" && $0.profile == "urn:test:red" } ?? false,
+                      "\(String(describing: e))")
     }
 
     // MARK: the demo files shipped in topologies/
