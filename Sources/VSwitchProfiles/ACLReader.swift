@@ -55,6 +55,15 @@ struct ACLMatch {
     var remotePort: ClosedRange<UInt16>?
     var icmpType: UInt8?
     var icmpCode: UInt8?
+    /// An address given as ANY: the rule matches IP frames only (of either family), nothing else narrows it.
+    var ipOnly = false
+
+    /// Whether the rule can only match frames the flow parser read as IP (the dataplane refuses every L3/L4
+    /// field on a key with no IP version): an address (ANY included), a protocol, ports or ICMP fields.
+    var requiresIP: Bool {
+        ipOnly || localIP != nil || remoteIP != nil || proto != nil || localPort != nil || remotePort != nil
+            || icmpType != nil || icmpCode != nil
+    }
 
     /// The one EtherType every frame this rule matches has: its EtherType field, else the one its addresses imply
     /// (the flow parser sets the IP version, and so lets an address match, only for EtherType 0x0800 (IPv4) and
@@ -84,6 +93,7 @@ struct ACLMatch {
             && eq(vlan, other.vlan) && eq(priority, other.priority) && ip(localIP, other.localIP)
             && ip(remoteIP, other.remoteIP) && eq(proto, other.proto) && range(localPort, other.localPort)
             && range(remotePort, other.remotePort) && eq(icmpType, other.icmpType) && eq(icmpCode, other.icmpCode)
+            && (!ipOnly || other.requiresIP)
     }
 }
 
@@ -226,7 +236,7 @@ struct ACLReader {
         func ip(_ k: Int, local: Bool) {
             guard let text = text(k) else { return }
             if local { rule.localIP = text } else { rule.remoteIP = text }
-            if ValueSyntax.isAny(text) { return }
+            if ValueSyntax.isAny(text) { m.ipOnly = true; return }
             guard let prefix = IPPrefix(text) else {
                 fail(e, attribute(k), "'\(text)' is not an IP address; expected IPv4 or IPv6 address[/prefix] (prefix ≤ 32 or ≤ 128) or ANY")
                 ok = false
