@@ -96,6 +96,9 @@ public struct SwitchConfig: Codable, Equatable, Sendable {
     public var profiles: [ProfileSource] = []
     public var ports: [PortConfig] = []
     public var fdb: [StaticFDBEntry] = []
+    /// In the state file only, while `del-port` destroys a port's TAP and virtual system: the port, so that a
+    /// daemon killed before they are gone removes them at its next start (nil in memory and once they are).
+    public var removing: [PortConfig]?
     public init() {}
 }
 

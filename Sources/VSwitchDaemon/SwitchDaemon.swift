@@ -151,8 +151,24 @@ public final class SwitchDaemon {
         }
         if let t = options.topology {
             initial = try SwitchConfig(topology: t)
+            if let store, let saved = try store.load() {
+                // The topology replaces the saved state: what that state's ports left on the host (persistent
+                // TAPs, virtual systems) is removed, not left unowned to block the names.
+                let gone = saved.ports + (saved.removing ?? [])
+                log.warning("the topology replaces the saved state; removing the devices of its ports",
+                            metadata: ["file": "\(store.path)", "ports": "\(gone.map(\.name).joined(separator: ","))"])
+                for p in gone { system.removeLeftover(p) }
+            }
             for p in initial.ports { try system.check(p) }
-        } else if let store, let saved = try store.load() {
+        } else if let store, var saved = try store.load() {
+            if let removing = saved.removing {
+                // A del-port that was killed before the port's devices were gone: finish it.
+                for p in removing where !saved.ports.contains(where: { $0.name == p.name || ($0.namespace != nil && $0.namespace == p.namespace) }) {
+                    log.warning("removing what a deleted port left behind", metadata: ["port": "\(p.name)", "namespace": "\(p.namespace ?? "none")"])
+                    system.removeLeftover(p)
+                }
+                saved.removing = nil
+            }
             initial = saved
             restoring = true
             log.info("restoring state", metadata: ["file": "\(store.path)", "ports": "\(saved.ports.count)",
@@ -243,7 +259,7 @@ public final class SwitchDaemon {
             model.onChange = { [log] c in
                 do { try store.save(c) } catch {
                     log.error("\(error)")
-                    throw DaemonError("the change is applied but could not be saved: \(error)")
+                    throw DaemonError("refused: the state could not be saved (\(error)); nothing changed")
                 }
             }
             try store.save(model.config)

@@ -59,6 +59,10 @@ public protocol PortSystem: AnyObject {
     func detach(_ port: PortConfig, _ attachment: PortAttachment, destroy: Bool)
     /// The port's link as the kernel sees it now.
     func linkStatus(_ port: PortConfig, _ attachment: PortAttachment) -> LinkStatus
+    /// Removes what the switch may have created for `port` and no longer owns (a TAP, its virtual system),
+    /// where it still exists: a port deleted (or replaced by a topology) by a daemon that was killed before
+    /// it was gone. Never touches an adopted device.
+    func removeLeftover(_ port: PortConfig)
 }
 
 struct PortState {
@@ -178,6 +182,13 @@ public final class SwitchModel {
         try onChange?(config)
     }
 
+    /// Saves `next`, the configuration a change is about to make, before the change touches anything
+    /// (write-ahead): a change that cannot be saved is refused with nothing changed, and a daemon killed
+    /// while applying it comes back with it (restore adopts or recreates what was half made).
+    func persist(_ next: SwitchConfig) throws {
+        try onChange?(next)
+    }
+
     // MARK: - profiles
 
     /// Parses and merges profile documents; IDs must be unique across documents.
@@ -228,11 +239,13 @@ public final class SwitchModel {
             try checkFit(port: p, profile: lookup.profile(id: p.profile)!, change: "the new profile set")
         }
         try admit(bindings: bindings(), profiles: next, capacity: config.settings.bandwidthCapacity, change: "the new profile set")
+        var saved = config
+        saved.profiles = sources
+        try persist(saved)
         config.profiles = sources
         profiles = next
         profileReadCaches = caches
         publish()
-        try committed()
         return next
     }
 
@@ -344,16 +357,28 @@ public final class SwitchModel {
             p.index = freeIndex()
         }
         if !restore { try system.check(p) }
-        let attachment = try system.attach(p, persistent: persistentPorts && !p.adopt, restore: restore)
+        var saved = config
+        saved.ports.append(p)
+        saved.ports.sort { $0.index < $1.index }
+        try persist(saved)   // before the TAP and namespace exist: a crash from here on restores the port
+        let attachment: PortAttachment
+        do {
+            attachment = try system.attach(p, persistent: persistentPorts && !p.adopt, restore: restore)
+        } catch {
+            // Nothing was made (attach cleans up after itself): the saved state goes back to what it was.
+            do { try persist(config) } catch {
+                log.error("port \(p.name) was not created, but the state file could not be set back: a restart will find it detached",
+                          metadata: ["error": "\(error)"])
+            }
+            throw error
+        }
         let link = system.linkStatus(p, attachment)
         ports[p.index] = PortState(config: p, attachment: attachment, link: link, macBinding: p.mac.flatMap(MACAddress.init))
         byName[p.name] = p.index
-        config.ports.append(p)
-        config.ports.sort { $0.index < $1.index }
+        config.ports = saved.ports
         publish()
         log.info("port added", metadata: ["port": "\(p.name)", "index": "\(p.index)", "profile": "\(p.profile)",
                                           "link": "\(link.rawValue)"])
-        try committed()
         return p.index
     }
 
@@ -368,10 +393,19 @@ public final class SwitchModel {
     /// `del-port`: removes the port, flushes its MAC entries, resets its counters, frees the index.
     public func deletePort(_ name: String, destroy: Bool = true) throws {
         let i = try resolve(name)
-        let r = ports.removeValue(forKey: i)!
+        let r = ports[i]!
+        let destroying = destroy && !r.config.adopt && r.attachment != nil
+        var saved = config
+        saved.ports.removeAll { $0.index == i }
+        saved.fdb.removeAll { $0.port == name }
+        // Saved first, with the devices about to be destroyed named: a daemon killed before they are gone
+        // removes them at its next start (`removing`), instead of leaving them to block the name.
+        if destroying { saved.removing = [r.config] }
+        try persist(saved)
+        ports.removeValue(forKey: i)
         byName[name] = nil
-        config.ports.removeAll { $0.index == i }
-        config.fdb.removeAll { $0.port == name }
+        config.ports = saved.ports
+        config.fdb = saved.fdb
         publish()                                   // no thread receives from or floods to it any more
         table.flush(port: i, includingStatic: true)
         publish()                                   // no thread still holds a lookup result naming it
@@ -379,7 +413,10 @@ public final class SwitchModel {
         portRuntime.reset(port: i)
         if let a = r.attachment { system.detach(r.config, a, destroy: destroy && !r.config.adopt) }
         log.info("port deleted", metadata: ["port": "\(name)", "index": "\(i)"])
-        try committed()
+        if destroying {
+            // Gone: the state no longer needs to name them (if this save fails, the next one drops them).
+            do { try persist(config) } catch { log.warning("could not save the state after deleting \(name)", metadata: ["error": "\(error)"]) }
+        }
     }
 
     /// `set-port PORT profile=ID`: rebinds; the port's dynamic MAC entries are flushed (its VLANs may change).
@@ -389,12 +426,14 @@ public final class SwitchModel {
         try checkFit(port: ports[i]!.config, profile: p, change: "binding \(name) to \(p.networkPortProfileID)")
         try admit(bindings: bindings().map { $0.port == name ? ($0.port, p.networkPortProfileID) : $0 }, profiles: profiles,
                   capacity: config.settings.bandwidthCapacity, change: "binding \(name) to \(p.networkPortProfileID)")
+        var saved = config
+        if let k = saved.ports.firstIndex(where: { $0.index == i }) { saved.ports[k].profile = p.networkPortProfileID }
+        try persist(saved)
         ports[i]!.config.profile = p.networkPortProfileID
-        if let k = config.ports.firstIndex(where: { $0.index == i }) { config.ports[k].profile = p.networkPortProfileID }
+        config.ports = saved.ports
         publish()
         table.flush(port: i)
         log.info("port rebound", metadata: ["port": "\(name)", "profile": "\(id)"])
-        try committed()
     }
 
     /// A link event (or the periodic check) found the port's link in `status`.
@@ -505,17 +544,17 @@ public final class SwitchModel {
         if macAgingTime == nil && macTableSize == nil && bandwidthCapacity == nil {
             throw DaemonError("set switch: nothing to set (mac-aging-time=N, mac-table-size=N, bandwidth-capacity=BITS|none)")
         }
+        var saved = config
         if let c = bandwidthCapacity {
             try admit(bindings: bindings(), profiles: profiles, capacity: c,
                       change: "setting bandwidth-capacity to \(c.map { SwitchModel.bits($0) } ?? "none")")
-            config.settings.bandwidthCapacity = c
+            saved.settings.bandwidthCapacity = c
         }
-        if let a = macAgingTime { config.settings.macAgingTime = a }
-        if let s = macTableSize, s != table.limit {
-            config.settings.macTableSize = s
-            replaceTable(table.compacted(limit: s))
-        }
-        try committed()
+        if let a = macAgingTime { saved.settings.macAgingTime = a }
+        if let s = macTableSize { saved.settings.macTableSize = s }
+        try persist(saved)
+        config.settings = saved.settings
+        if let s = macTableSize, s != table.limit { replaceTable(table.compacted(limit: s)) }
     }
 
     /// Publishes `fresh` in place of the current table; the publisher frees the old one after the grace period.
@@ -553,20 +592,32 @@ public final class SwitchModel {
         guard table.addStatic(vlan: UInt16(vlan), mac: mac.rawValue, port: i) else {
             throw DaemonError("the MAC table has no room for \(mac) in VLAN \(vlan)")
         }
-        config.fdb.removeAll { $0.vlan == vlan && MACAddress($0.mac) == mac }
-        config.fdb.append(StaticFDBEntry(port: name, vlan: vlan, mac: mac.description))
-        try committed()
+        var saved = config
+        let previous = saved.fdb.first { $0.vlan == vlan && MACAddress($0.mac) == mac }
+        saved.fdb.removeAll { $0.vlan == vlan && MACAddress($0.mac) == mac }
+        saved.fdb.append(StaticFDBEntry(port: name, vlan: vlan, mac: mac.description))
+        do { try persist(saved) } catch {
+            // Not saved: the table goes back to what it held (the static entry this one replaced, or none).
+            _ = table.remove(vlan: UInt16(vlan), mac: mac.rawValue)
+            if let previous, let j = byName[previous.port] { table.addStatic(vlan: UInt16(vlan), mac: mac.rawValue, port: j) }
+            throw error
+        }
+        config.fdb = saved.fdb
     }
 
     public func fdbDelete(vlan: Int, mac text: String) throws {
         try SwitchModel.checkVLAN(vlan)
         let mac = try SwitchModel.parseMAC(text)
+        if config.fdb.contains(where: { $0.vlan == vlan && MACAddress($0.mac) == mac }) {
+            // A configured static entry: its removal is saved before the table changes.
+            var saved = config
+            saved.fdb.removeAll { $0.vlan == vlan && MACAddress($0.mac) == mac }
+            try persist(saved)
+            config.fdb = saved.fdb
+        }
         guard table.remove(vlan: UInt16(vlan), mac: mac.rawValue) else {
             throw DaemonError("no MAC table entry for \(mac) in VLAN \(vlan)")
         }
-        let had = config.fdb.count
-        config.fdb.removeAll { $0.vlan == vlan && MACAddress($0.mac) == mac }
-        if config.fdb.count != had { try committed() }
     }
 
     /// Flushes dynamic entries: all, of one port, or of one VLAN. Returns how many were removed.

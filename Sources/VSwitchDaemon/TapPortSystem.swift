@@ -58,9 +58,12 @@ public final class TapPortSystem: PortSystem {
         if p.type != "tap" { return try attachOther(p) }
         let ifname = p.interface ?? "eth0"
         let offload = offloadsAllowed && (p.offload ?? true)
-        if restore, let ns = p.namespace, NetworkNamespace.exists(ns), Netlink.linkExists(ifname, inNamespace: ns) {
-            // The virtual system kept its interface: adopt it inside the namespace.
-            let (tap, uso) = try NetworkNamespace.withNamespace(ns) { try withOffloads(offload) { try TapDevice.adopt(name: ifname, options: $0) } }
+        if restore, let ns = p.namespace, let vs = vsSpec(p), NetworkNamespace.exists(ns),
+           let inside = [ifname, p.name].first(where: { Netlink.linkExists($0, inNamespace: ns) }) {
+            // The virtual system kept its interface: adopt it inside the namespace — under the TAP's own name if
+            // the daemon was killed between the move and the rename — and finish what attach may not have done.
+            let (tap, uso) = try NetworkNamespace.withNamespace(ns) { try withOffloads(offload) { try TapDevice.adopt(name: inside, options: $0) } }
+            do { try VirtualSystemProvisioner.complete(interface: inside, to: vs) } catch { tap.close(); throw error }
             return PortAttachment(handle: tap.fd, ifindex: Netlink.interfaceIndex(ifname, inNamespace: ns), resource: tap, offload: offload, uso: uso)
         }
         let tap: TapDevice
@@ -97,6 +100,18 @@ public final class TapPortSystem: PortSystem {
         } else {
             tap.close()
         }
+    }
+
+    public func removeLeftover(_ p: PortConfig) {
+        guard p.type == "tap", !p.adopt else { return }
+        let ifname = p.interface ?? "eth0"
+        if let ns = p.namespace, NetworkNamespace.exists(ns) {
+            for name in [ifname, p.name] where Netlink.linkExists(name, inNamespace: ns) {
+                if let tap = try? NetworkNamespace.withNamespace(ns, { try TapDevice.adopt(name: name, options: []) }) { tap.destroy() }
+            }
+            VirtualSystemProvisioner.teardown(namespace: ns)
+        }
+        if Netlink.linkExists(p.name), let tap = try? TapDevice.adopt(name: p.name, options: []) { tap.destroy() }
     }
 
     public func linkStatus(_ p: PortConfig, _ a: PortAttachment) -> LinkStatus {

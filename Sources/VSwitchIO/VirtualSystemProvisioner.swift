@@ -78,6 +78,30 @@ public enum VirtualSystemProvisioner {
         }
     }
 
+    /// Finishes a virtual system whose TAP netdev is already inside `vs.namespace` under `currentName` —
+    /// `vs.interfaceName`, or the TAP's own name when a daemon was killed between the move and the rename
+    /// — as `attach` would have left it: renamed, MTU and MAC where they differ, missing addresses added,
+    /// `lo` and the interface up. Idempotent: on a finished virtual system it changes nothing.
+    public static func complete(interface currentName: String, to vs: VirtualSystemSpec) throws {
+        let operation = "complete virtual system"
+        let context = "\(quoted(currentName)) in \(quoted(vs.namespace))"
+        try validateInterfaceName(vs.interfaceName, operation: operation)
+        let prefixes = try vs.addresses.map { try IPPrefix(parsing: $0, for: vs.interfaceName) }
+        let disableIPv6 = !prefixes.contains { $0.isIPv6 }
+        try NetworkNamespace.withNamespace(vs.namespace) {
+            let socket = try RouteSocket(namespace: vs.namespace)
+            guard let now = try socket.info(currentName) else {
+                throw SystemError(operation: operation, errno: ENODEV, context: context, detail: "no such interface")
+            }
+            try socket.setUp("lo", true)
+            try socket.apply(LinkConfig(name: currentName, newName: currentName == vs.interfaceName ? nil : vs.interfaceName,
+                                        mac: vs.mac == now.mac ? nil : vs.mac, mtu: vs.mtu == now.mtu ? nil : vs.mtu),
+                             prefixes: prefixes)
+            if disableIPv6 { try writeSysctl("net/ipv6/conf/\(vs.interfaceName)/disable_ipv6", "1") }
+            try socket.setUp(vs.interfaceName, true)
+        }
+    }
+
     /// Deletes the virtual system's namespace. The kernel destroys the virtual links in it
     /// (a TAP netdev goes with it). Errors are ignored: a missing namespace is already gone.
     public static func teardown(namespace: String) {

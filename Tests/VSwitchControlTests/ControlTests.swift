@@ -23,6 +23,7 @@ final class FakeSystem: PortSystem {
         if port.name == "taken" { throw DaemonError("port taken: an interface named taken already exists") }
     }
     func attach(_ port: PortConfig, persistent: Bool, restore: Bool) throws -> PortAttachment {
+        onAttach?(port)
         if failAttach.contains(port.name) { throw DaemonError("cannot create TAP \(port.name)") }
         nextFD += 1
         attached[port.name] = nextFD
@@ -30,9 +31,14 @@ final class FakeSystem: PortSystem {
     }
     func detach(_ port: PortConfig, _ a: PortAttachment, destroy: Bool) {
         attached[port.name] = nil
-        if destroy { destroyed.append(port.name) }
+        if destroy { onDestroy?(port); destroyed.append(port.name) }
     }
     func linkStatus(_ port: PortConfig, _ a: PortAttachment) -> LinkStatus { links[port.name] ?? .up }
+    var leftoversRemoved: [String] = []
+    func removeLeftover(_ port: PortConfig) { leftoversRemoved.append(port.name) }
+    /// Called when a device is made / destroyed (the write-ahead tests look at what was saved by then).
+    var onAttach: ((PortConfig) -> Void)?
+    var onDestroy: ((PortConfig) -> Void)?
 }
 
 final class ProtocolTests: XCTestCase {
@@ -230,7 +236,9 @@ final class ModelTests: XCTestCase {
         XCTAssertFalse(r.error?.contains("\n") ?? true, file: file, line: line)
         XCTAssertEqual(model.config, before, file: file, line: line)
         XCTAssertEqual(model.generation, gen, "a refused request published a snapshot", file: file, line: line)
-        XCTAssertEqual(saved.count, n, "a refused request was persisted", file: file, line: line)
+        // Nothing new is saved — or, for a change refused after its write-ahead save (the TAP could not be
+        // made), the state is saved back to what it was.
+        XCTAssertTrue(saved.count == n || saved.last == before, "a refused request was persisted", file: file, line: line)
     }
 
     func view() -> ConfigView { model.publisher.current.view.pointee }
@@ -290,6 +298,55 @@ final class ModelTests: XCTestCase {
         let r = commands.handle(line: Data("{not json".utf8))
         XCTAssertFalse(r.ok)
         XCTAssertEqual(r.error, "malformed request: not valid JSON")
+    }
+
+    /// Write-ahead (session 8 review): every change is saved before it touches the switch or the system, so
+    /// one that cannot be saved is refused with nothing changed — no TAP made, no snapshot, no MAC entry.
+    func testAChangeThatCannotBeSavedIsRefusedWithNothingChanged() {
+        loadProfiles()
+        _ = ok("add-port", ["name": "p0", "profile": .string(a)])
+        _ = ok("fdb-add", ["port": "p0", "vlan": 10, "mac": "02:00:00:00:00:0a"])
+        model.onChange = { _ in throw DaemonError("cannot write state file: No space left on device") }
+        let madeBefore = system.attached, tableBefore = model.table.liveCount
+        refused("add-port", ["name": "p1", "profile": .string(a)], "No space left")
+        XCTAssertEqual(system.attached, madeBefore, "no TAP is made for a change that was not saved")
+        refused("del-port", ["name": "p0"], "No space left")
+        XCTAssertEqual(system.destroyed, [], "nothing destroyed")
+        refused("set-port", ["name": "p0", "profile": .string(b)], "No space left")
+        refused("set-switch", ["mac-aging-time": 200, "mac-table-size": 500], "No space left")
+        XCTAssertEqual(model.table.limit, SettingsConfig().macTableSize)
+        refused("profile-load", ["path": "/p/tenants.xml"], "No space left")
+        refused("fdb-add", ["port": "p0", "vlan": 10, "mac": "02:00:00:00:00:0b"], "No space left")
+        refused("fdb-add", ["port": "p0", "vlan": 10, "mac": "02:00:00:00:00:0a"], "No space left")
+        refused("fdb-del", ["vlan": 10, "mac": "02:00:00:00:00:0a"], "No space left")
+        XCTAssertEqual(model.table.liveCount, tableBefore)
+        XCTAssertEqual(model.table.lookup(vlan: 10, mac: 0x0200_0000_000A), 0, "the configured static entry is still in the table")
+        XCTAssertEqual(model.table.lookup(vlan: 10, mac: 0x0200_0000_000B), -1)
+    }
+
+    /// A daemon killed while a port is being made comes back with it (the restore adopts or recreates what was
+    /// half made); one killed while a deleted port's devices are destroyed removes them at its next start.
+    func testPortsAreSavedBeforeTheirDevicesAreMadeOrDestroyed() {
+        loadProfiles()
+        var seenAtAttach: SwitchConfig?
+        system.onAttach = { [unowned self] _ in seenAtAttach = self.saved.last }
+        _ = ok("add-port", ["name": "p0", "profile": .string(a), "namespace": "ns0"])
+        XCTAssertEqual(seenAtAttach?.ports.map(\.name), ["p0"], "saved before the TAP was made")
+        var seenAtDestroy: SwitchConfig?
+        system.onDestroy = { [unowned self] _ in seenAtDestroy = self.saved.last }
+        _ = ok("del-port", ["name": "p0"])
+        XCTAssertEqual(seenAtDestroy?.ports, [])
+        XCTAssertEqual(seenAtDestroy?.removing?.map(\.name), ["p0"], "the devices being destroyed are named in the state")
+        XCTAssertEqual(seenAtDestroy?.removing?.first?.namespace, "ns0")
+        XCTAssertNil(saved.last?.removing, "and forgotten once they are gone")
+        XCTAssertNil(model.config.removing)
+        // A TAP that cannot be made: the write-ahead save is taken back.
+        system.failAttach = ["p1"]
+        let n = saved.count
+        refused("add-port", ["name": "p1", "profile": .string(a)], "cannot create TAP p1")
+        XCTAssertEqual(saved.count, n + 2)
+        XCTAssertEqual(saved[n].ports.map(\.name), ["p1"])
+        XCTAssertEqual(saved.last?.ports, [])
     }
 
     func testProfilesBindingsAndReloadRefusal() {
