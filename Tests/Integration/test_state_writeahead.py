@@ -30,20 +30,22 @@ def daemon(environment, tmp_path):
         d.cleanup()   # a stop in state mode keeps the virtual systems: removed here
 
 
-def add_port_args(d, name, ns, ip):
-    return [VSWITCHCTL, "--socket", d.socket, "add-port", name, "--profile", TENANT_A, "--mac", "02:00:00:00:8a:01",
-            "--namespace", ns, "--address", ip]
+PORT_ARGS = {"vsw8-p1": ["--profile", TENANT_A, "--mac", "02:00:00:00:8a:01", "--namespace", "vsw8-ns1", "--address", "10.88.0.1/24"],
+             "vsw8-p2": ["--profile", TENANT_A, "--mac", "02:00:00:00:8a:02", "--namespace", "vsw8-ns2", "--address", "10.88.0.2/24"]}
+
+
+def add_port(d, name):
+    d.ctl("add-port", name, *PORT_ARGS[name])
 
 
 def test_kill9_during_add_port_leaves_the_port_or_nothing(daemon):
     d = daemon
     d.start()
     d.ctl("profile", "load", str(PROFILES))
-    d.ctl("add-port", "vsw8-p2", "--profile", TENANT_A, "--mac", "02:00:00:00:8a:02", "--namespace", "vsw8-ns2",
-          "--address", "10.88.0.2/24")
+    add_port(d, "vsw8-p2")
     outcomes = []
     for delay in [0.0, 0.004, 0.008, 0.012, 0.016, 0.02, 0.025, 0.03, 0.04, 0.06]:
-        ctl = subprocess.Popen(add_port_args(d, "vsw8-p1", "vsw8-ns1", "10.88.0.1/24"),
+        ctl = subprocess.Popen([VSWITCHCTL, "--socket", d.socket, "add-port", "vsw8-p1", *PORT_ARGS["vsw8-p1"]],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(delay)
         d.kill9()
@@ -80,10 +82,8 @@ def test_del_port_killed_before_its_devices_were_gone_is_finished_at_start(daemo
     d = daemon
     d.start()
     d.ctl("profile", "load", str(PROFILES))
-    d.ctl("add-port", "vsw8-p1", "--profile", TENANT_A, "--mac", "02:00:00:00:8a:01", "--namespace", "vsw8-ns1",
-          "--address", "10.88.0.1/24")
-    d.ctl("add-port", "vsw8-p2", "--profile", TENANT_A, "--mac", "02:00:00:00:8a:02", "--namespace", "vsw8-ns2",
-          "--address", "10.88.0.2/24")
+    add_port(d, "vsw8-p1")
+    add_port(d, "vsw8-p2")
     d.kill9()
     # What del-port saves before it destroys anything: the port gone from "ports", named in "removing".
     def delete_p1(obj):
@@ -98,8 +98,7 @@ def test_del_port_killed_before_its_devices_were_gone_is_finished_at_start(daemo
     assert "removing what a deleted port left behind" in d.stderr()
     assert [p["name"] for p in d.show()["ports"]] == ["vsw8-p2"]
     assert "removing" not in (d.state_dir / "state.json").read_text(), "the finished removal is still in the state"
-    d.ctl("add-port", "vsw8-p1", "--profile", TENANT_A, "--mac", "02:00:00:00:8a:01", "--namespace", "vsw8-ns1",
-          "--address", "10.88.0.1/24")
+    add_port(d, "vsw8-p1")
     assert ping("vsw8-ns1", "10.88.0.2").returncode == 0
 
 
@@ -108,8 +107,7 @@ def test_topology_replaces_the_saved_state_and_its_devices(daemon):
     topology = str(harness.REPO / "Tests" / "Integration" / "topologies" / "vswt-ping.xml")
     d.start()
     d.ctl("profile", "load", str(PROFILES))
-    d.ctl("add-port", "vsw8-p1", "--profile", TENANT_A, "--mac", "02:00:00:00:8a:01", "--namespace", "vsw8-ns1",
-          "--address", "10.88.0.1/24")
+    add_port(d, "vsw8-p1")
     assert d.stop() == 0
     assert "vsw8-ns1" in harness.netns_list(), "a stop in state mode keeps the virtual systems"
     for run in range(2):

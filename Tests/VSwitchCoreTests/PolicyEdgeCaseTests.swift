@@ -8,14 +8,7 @@ import XCTest
 /// MTU, bursts too large for a 64-bit nanosecond count, a switch-wide MAC limit of 0, and the length a
 /// receive policer charges after another port rewrote the frame's tags.
 final class PolicyEdgeCaseTests: XCTestCase {
-    func compiled(_ configure: (inout PortProfile) -> Void) -> CompiledPort {
-        var p = PortProfile(id: "urn:t", elementName: "t", instanceID: "o:t")
-        p.desiredVLANEndpointMode = .access
-        p.portVID = 10
-        p.sourceMACFilteringEnabled = false
-        configure(&p)
-        return PolicyCompiler.compilePort(p)
-    }
+    func compiled(_ configure: (inout PortProfile) -> Void) -> CompiledPort { compiledProfile(configure) }
 
     /// An 8-byte IPv6 destination-options header (PadN) followed by `next`.
     func destOpts(next: UInt8) -> [UInt8] { [next, 0, 1, 4, 0, 0, 0, 0] }

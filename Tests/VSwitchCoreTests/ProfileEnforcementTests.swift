@@ -5,14 +5,7 @@ import XCTest
 
 /// Issue 3: the port profile beyond VLANs, enforced by the pipeline over memory ports.
 final class ProfileEnforcementTests: XCTestCase {
-    func compiled(_ configure: (inout PortProfile) -> Void) -> CompiledPort {
-        var p = PortProfile(id: "urn:t", elementName: "t", instanceID: "o:t")
-        p.desiredVLANEndpointMode = .access
-        p.portVID = 10
-        p.sourceMACFilteringEnabled = false
-        configure(&p)
-        return PolicyCompiler.compilePort(p)
-    }
+    func compiled(_ configure: (inout PortProfile) -> Void) -> CompiledPort { compiledProfile(configure) }
 
     func testSourceMACFilteringWithAllowedToTransmitPairs() {
         let guarded = compiled {

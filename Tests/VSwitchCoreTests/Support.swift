@@ -123,3 +123,14 @@ func l3frame(dst: UInt64, src: UInt64, tags: [(tpid: UInt16, vid: UInt16, pcp: U
 func v6(_ last: UInt8, prefix: [UInt8] = [0x20, 0x01, 0x0d, 0xb8]) -> [UInt8] {
     prefix + [UInt8](repeating: 0, count: 15 - prefix.count) + [last]
 }
+
+/// A profile compiled for a port: access in VLAN 10, anti-spoofing off, then `configure` (the profile tests'
+/// common starting point).
+func compiledProfile(_ configure: (inout PortProfile) -> Void) -> CompiledPort {
+    var p = PortProfile(id: "urn:t", elementName: "t", instanceID: "o:t")
+    p.desiredVLANEndpointMode = .access
+    p.portVID = 10
+    p.sourceMACFilteringEnabled = false
+    configure(&p)
+    return PolicyCompiler.compilePort(p)
+}
