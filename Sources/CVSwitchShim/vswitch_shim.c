@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/vfs.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <linux/futex.h>
@@ -136,6 +137,10 @@ int vsw_mount_bind(const char *src, const char *dst, int recursive) {
     return mount(src, dst, "none", MS_BIND | (recursive ? MS_REC : 0), NULL);
 }
 int vsw_umount_detach(const char *path) { return umount2(path, MNT_DETACH); }
+int vsw_is_nsfs(const char *path) {
+    struct statfs st;
+    return statfs(path, &st) == 0 && st.f_type == 0x6e736673 /* NSFS_MAGIC */;
+}
 
 int vsw_if_get_flags(const char *name) {
     int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);

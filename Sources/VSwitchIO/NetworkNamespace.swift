@@ -24,7 +24,13 @@ public enum NetworkNamespace {
         try prepareRunDirectory(operation: operation, context: context)
 
         let nsPath = path(name)
-        let fd = retryingEINTR { open(nsPath, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0) }
+        var fd = retryingEINTR { open(nsPath, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0) }
+        if fd < 0 && errno == EEXIST && !isNamespaceMount(nsPath) {
+            // A bare file, no namespace on it: what a creation killed between its two steps leaves (ours or
+            // `ip netns add`'s). It names nothing; reclaim it.
+            _ = unlink(nsPath)
+            fd = retryingEINTR { open(nsPath, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0) }
+        }
         if fd < 0 {
             let code = errno
             if code == EEXIST {
@@ -58,7 +64,7 @@ public enum NetworkNamespace {
         let context = quoted(name)
         try validate(name, operation: operation)
         let nsPath = path(name)
-        guard exists(name) else {
+        guard access(nsPath, F_OK) == 0 else {   // a bare file (no namespace on it) is removed too
             throw SystemError(operation: operation, errno: ENOENT, context: context, detail: "no such network namespace")
         }
         if retryingEINTR({ vsw_umount_detach(nsPath) }) != 0 {
@@ -74,11 +80,16 @@ public enum NetworkNamespace {
         }
     }
 
-    /// Whether namespace `name` exists (its file in /run/netns is present).
+    /// Whether namespace `name` exists: its file in /run/netns has a namespace mounted on it. A bare file is
+    /// what a creation killed between creating the file and mounting the namespace leaves: no namespace can be
+    /// entered through it (`ip netns exec` fails with EINVAL), and `create` reclaims it.
     public static func exists(_ name: String) -> Bool {
         guard (try? validate(name, operation: "")) != nil else { return false }
-        return access(path(name), F_OK) == 0
+        return isNamespaceMount(path(name))
     }
+
+    /// Whether `path` is a namespace bind mount (nsfs).
+    static func isNamespaceMount(_ path: String) -> Bool { vsw_is_nsfs(path) == 1 }
 
     /// The names in /run/netns, sorted.
     public static func list() -> [String] {

@@ -29,6 +29,22 @@ final class NetworkNamespaceTests: PrivilegedTestCase {
                        "cannot delete network namespace \"\(ns)\": no such network namespace (ENOENT)")
     }
 
+    /// A daemon killed between creating /run/netns/NAME and mounting the namespace on it leaves a bare file:
+    /// not a namespace (nothing can enter it), reclaimed by the next create, removed by delete.
+    func testABareFileIsNoNamespaceAndIsReclaimed() throws {
+        let ns = uniqueNamespace()
+        let file = NetworkNamespace.path(ns)
+        XCTAssertTrue(FileManager.default.createFile(atPath: file, contents: nil))
+        XCTAssertFalse(NetworkNamespace.exists(ns), "a bare file is not a namespace")
+        try NetworkNamespace.create(ns)
+        XCTAssertTrue(NetworkNamespace.exists(ns))
+        XCTAssertEqual(try ip(["netns", "exec", ns, "true"]).status, 0)
+        try NetworkNamespace.delete(ns)
+        XCTAssertTrue(FileManager.default.createFile(atPath: file, contents: nil))
+        try NetworkNamespace.delete(ns)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: file), "delete removes a bare file too")
+    }
+
     func testNamespacesMadeByIpAreUsable() throws {
         let ns = uniqueNamespace()
         XCTAssertEqual(try ip(["netns", "add", ns]).status, 0)

@@ -93,6 +93,8 @@ int vsw_mount_make_shared(const char *path);
 int vsw_mount_bind(const char *src, const char *dst, int recursive);
 /// umount2(path, MNT_DETACH)
 int vsw_umount_detach(const char *path);
+/// 1 when `path` is a namespace bind mount (statfs f_type == NSFS_MAGIC), 0 otherwise (or on error).
+int vsw_is_nsfs(const char *path);
 
 // MARK: interfaces
 /// SIOCGIFFLAGS on `name` in the calling thread's network namespace: the IFF_* flags, or -1.
