@@ -112,17 +112,34 @@ public final class StateStore {
 
     deinit { if lockFD >= 0 { Glibc.close(lockFD) } }
 
-    /// Creates the directory (0700) and takes its lock: one daemon per state directory.
+    /// Creates the directory (0700) and takes its lock: one daemon per state directory. An existing directory
+    /// is used only if it is a directory (not a symlink to one) owned by the daemon's user and writable by no one
+    /// else — anyone who can write in it could make the daemon (root) write through a link of theirs — and its
+    /// mode is left as it is (it may be shared: only the daemon's own files in it are touched).
     public func prepare() throws {
         var path = ""
+        var created = false
         for part in directory.split(separator: "/") {
             path += "/" + part
-            if mkdir(path, 0o755) != 0 && errno != EEXIST {
-                throw DaemonError("state directory \(directory): cannot create \(path): \(String(cString: strerror(errno)))")
+            if mkdir(path, 0o755) != 0 {
+                if errno != EEXIST { throw DaemonError("state directory \(directory): cannot create \(path): \(String(cString: strerror(errno)))") }
+                created = false
+            } else {
+                created = true
             }
         }
-        _ = chmod(directory, 0o700)
-        let fd = open(directory + "/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        if created { _ = chmod(directory, 0o700) }
+        var st = stat()
+        guard lstat(directory, &st) == 0 else {
+            throw DaemonError("state directory \(directory): \(String(cString: strerror(errno)))")
+        }
+        if st.st_mode & S_IFMT != S_IFDIR {
+            throw DaemonError("state directory \(directory) is not a directory (a symlink is refused: give the real path)")
+        }
+        if st.st_uid != geteuid() || st.st_mode & (S_IWGRP | S_IWOTH) != 0 {
+            throw DaemonError("state directory \(directory) is owned by uid \(st.st_uid) with mode \(String(st.st_mode & 0o7777, radix: 8)): it must be owned by uid \(geteuid()) and writable by no one else (chown/chmod it, or use another directory)")
+        }
+        let fd = open(directory + "/lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else { throw DaemonError("state directory \(directory): cannot open its lock file: \(String(cString: strerror(errno)))") }
         if flock(fd, LOCK_EX | LOCK_NB) != 0 {
             Glibc.close(fd)
@@ -192,10 +209,22 @@ public final class StateStore {
         return a.withUTF8 { x in b.withUTF8 { y in x.count == y.count && (x.count == 0 || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0) } }
     }
 
-    /// Removes the profile files `keep` does not name (after a save: no state names them any more).
+    /// Whether `name` is a file name this store writes: `profile-` + 8 lowercase hex digits + `-` + a length + `.xml`.
+    static func isProfileFileName(_ name: String) -> Bool {
+        let u = Array(name.utf8)
+        let prefix = Array(profileFilePrefix.utf8), suffix = Array(".xml".utf8)
+        guard u.count > prefix.count + 8 + 1 + suffix.count, u.starts(with: prefix), u.suffix(4).elementsEqual(suffix) else { return false }
+        let hex = u[prefix.count..<(prefix.count + 8)]
+        let digits = u[(prefix.count + 9)..<(u.count - 4)]
+        return hex.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) } && u[prefix.count + 8] == 0x2D
+            && !digits.isEmpty && digits.allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
+    }
+
+    /// Removes the profile files `keep` does not name (after a save: no state names them any more). Only names of
+    /// the store's own form are touched: the directory may hold other files (the operator's own profile-*.xml too).
     func removeProfileFiles(except keep: Set<String>) {
         for f in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-            where f.hasPrefix(StateStore.profileFilePrefix) && f.hasSuffix(".xml") && !keep.contains(f) {
+            where StateStore.isProfileFileName(f) && !keep.contains(f) {
             unlink(directory + "/" + f)
             written[f] = nil
         }
@@ -292,7 +321,9 @@ public final class StateStore {
 
     /// Writes `data` to `tmp`, fsyncs it and renames it to `path` (the caller fsyncs the directory).
     static func writeDurably(_ data: Data, to path: String, tmp: String) throws {
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        // A new file, never through a link: whatever is at the temporary name goes first.
+        _ = unlink(tmp)
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw DaemonError("cannot write state file \(tmp): \(String(cString: strerror(errno)))") }
         var ok = data.withUnsafeBytes { raw -> Bool in
             var off = 0

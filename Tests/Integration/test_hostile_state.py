@@ -27,7 +27,7 @@ def statefs(environment, tmp_path):
     harness.delete_leftovers(NS, PORTS)
     state = tmp_path / "state"
     state.mkdir()
-    harness.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(state)], check=True)
+    harness.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", str(state)], check=True)
     d = CtlDaemon(tmp_path, namespaces=NS, links=PORTS)
     try:
         yield d

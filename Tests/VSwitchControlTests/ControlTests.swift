@@ -140,6 +140,48 @@ final class StateProfileFileTests: XCTestCase {
         }
     }
 
+    /// Session 8 security review: the store touches only its own files in its directory, never through a link, and
+    /// refuses a directory someone else could write in (they could make root write through a link of theirs).
+    func testStateDirectoryIsTheDaemonsOwnAndOnlyItsFilesAreTouched() throws {
+        let dir = NSTemporaryDirectory() + "vswitch-state-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        XCTAssertEqual(mkdir(dir, 0o755), 0)
+        // The operator's own files, one named like a profile file: kept; the directory's mode: kept.
+        XCTAssertTrue(FileManager.default.createFile(atPath: dir + "/profile-tenants.xml", contents: Data("mine".utf8)))
+        XCTAssertTrue(FileManager.default.createFile(atPath: dir + "/profile-0badc0de-12.xml.bak", contents: Data("mine".utf8)))
+        let store = StateStore(directory: dir)
+        try store.prepare()
+        var c = SwitchConfig()
+        c.profiles = [ProfileSource(path: "/etc/a.xml", xml: profilesXML)]
+        try store.save(c)
+        c.profiles = []
+        try store.save(c)
+        let left = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
+        XCTAssertEqual(left, ["lock", "profile-0badc0de-12.xml.bak", "profile-tenants.xml", "state.json"])
+        var st = stat()
+        XCTAssertEqual(stat(dir, &st), 0)
+        XCTAssertEqual(st.st_mode & 0o777, 0o755, "an existing directory keeps its mode")
+        XCTAssertTrue(StateStore.isProfileFileName("profile-0badc0de-12.xml"))
+        for name in ["profile-tenants.xml", "profile-0BADC0DE-12.xml", "profile-0badc0de-.xml", "profile-0badc0d-12.xml", "profile-0badc0de-12.xml.bak"] {
+            XCTAssertFalse(StateStore.isProfileFileName(name), name)
+        }
+        // A link at the temporary name is replaced, not written through.
+        let victim = dir + "-victim"
+        defer { unlink(victim) }
+        XCTAssertTrue(FileManager.default.createFile(atPath: victim, contents: Data("victim".utf8)))
+        XCTAssertEqual(symlink(victim, dir + "/.state.json.tmp"), 0)
+        try store.save(c)
+        XCTAssertEqual(FileManager.default.contents(atPath: victim), Data("victim".utf8))
+        XCTAssertEqual(try StateStore(directory: dir).load(), c)
+        // Writable by others, or a symlink: refused.
+        XCTAssertEqual(chmod(dir, 0o775), 0)
+        XCTAssertThrowsError(try StateStore(directory: dir).prepare()) { XCTAssertTrue("\($0)".contains("writable by no one else"), "\($0)") }
+        XCTAssertEqual(chmod(dir, 0o755), 0)
+        XCTAssertEqual(symlink(dir, dir + "-link"), 0)
+        defer { unlink(dir + "-link") }
+        XCTAssertThrowsError(try StateStore(directory: dir + "-link").prepare()) { XCTAssertTrue("\($0)".contains("not a directory"), "\($0)") }
+    }
+
     func testProfileDocumentsBesideTheStateFile() throws {
         let dir = NSTemporaryDirectory() + "vswitch-state-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: dir) }
