@@ -54,15 +54,18 @@ public enum PrometheusText {
 
     /// Label value escaping: backslash, double quote and newline.
     public static func escape(_ s: String) -> String {
-        var r = ""
-        for c in s {
-            switch c {
-            case "\\": r += "\\\\"
-            case "\"": r += "\\\""
-            case "\n": r += "\\n"
-            default: r.append(c)
+        // By Unicode scalar, not Character: "\r\n" is one Character, and it went out unescaped (a label value could
+        // end the line and forge a sample). Other control characters have no escape in the text format: U+FFFD.
+        var r = String.UnicodeScalarView()
+        for u in s.unicodeScalars {
+            switch u {
+            case "\\": r.append(contentsOf: "\\\\".unicodeScalars)
+            case "\"": r.append(contentsOf: "\\\"".unicodeScalars)
+            case "\n": r.append(contentsOf: "\\n".unicodeScalars)
+            case _ where u.value < 0x20 || u.value == 0x7F: r.append("\u{FFFD}")
+            default: r.append(u)
             }
         }
-        return r
+        return String(r)
     }
 }

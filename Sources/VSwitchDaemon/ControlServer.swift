@@ -57,8 +57,15 @@ public final class ControlServer {
                 }
             }
         }
-        if access(path, F_OK) == 0 {
-            if (try? ControlClient(path: path)) != nil {
+        var st = stat()
+        if lstat(path, &st) == 0 {
+            // Only a stale socket (or a link, itself removed, never its target) is cleared away: anything else at the
+            // path is somebody's file, and a mistyped --control-socket must not destroy it.
+            let kind = st.st_mode & S_IFMT
+            guard kind == S_IFSOCK || kind == S_IFLNK else {
+                throw DaemonError("control socket \(path): a file that is not a socket is in the way (remove it, or use another --control-socket)")
+            }
+            if kind == S_IFSOCK, (try? ControlClient(path: path)) != nil {
                 throw DaemonError("control socket \(path) is in use by another vswitchd (stop it, or use --control-socket)")
             }
             unlink(path)

@@ -304,6 +304,12 @@ public final class SwitchModel {
 
     /// Validates a new port's configuration against the model (not the system).
     func validateNew(_ p: PortConfig) throws {
+        // Every port's name (a TAP's is further an interface name): it reaches logs, metrics labels and JSON.
+        let nameBytes = Array(p.name.utf8)
+        guard (1...64).contains(nameBytes.count),
+              nameBytes.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) else {
+            throw DaemonError("port name \(p.name.debugDescription) is not valid: 1–64 printable ASCII characters, no space, '/', '\"' or '\\'")
+        }
         if byName[p.name] != nil { throw DaemonError("port \(p.name) already exists") }
         guard ["tap", "netdev", "pcap"].contains(p.type) else {
             throw DaemonError("port \(p.name): unsupported port type \(p.type) (supported: tap, netdev, pcap)")

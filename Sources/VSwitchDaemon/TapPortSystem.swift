@@ -148,8 +148,25 @@ extension TapPortSystem {
             guard let f = p.file, access(f, R_OK) == 0 else {
                 throw DaemonError("port \(p.name): cannot read pcap file \(p.file ?? "?")")
             }
+            try checkPcapFiles(p)
         default:
             throw DaemonError("port \(p.name): unsupported port type \(p.type)")
+        }
+    }
+
+    /// A pcap port's files must be regular files (its output may not exist yet): libpcap opens them on the control
+    /// thread, and a FIFO or a device there would block it (and with it SIGTERM) until someone opened the other end.
+    func checkPcapFiles(_ p: PortConfig) throws {
+        for (what, path, mayBeNew) in [("pcap file", p.file, false), ("output file", p.output, true)] {
+            guard let path else { continue }
+            var st = stat()
+            if stat(path, &st) != 0 {
+                if mayBeNew && errno == ENOENT { continue }
+                throw DaemonError("port \(p.name): \(what) \(path): \(String(cString: strerror(errno)))")
+            }
+            if st.st_mode & S_IFMT != S_IFREG {
+                throw DaemonError("port \(p.name): \(what) \(path) is not a regular file")
+            }
         }
     }
 
@@ -165,6 +182,7 @@ extension TapPortSystem {
             return PortAttachment(handle: port.slot, ifindex: port.ifindex, resource: port,
                                   offload: offloadsAllowed && port.ring.pointee.vnet, uso: true)
         default:
+            try checkPcapFiles(p)   // also on restore: a FIFO put there since would block the control thread
             let port = try ReplayPort(file: p.file ?? "", loop: p.loop ?? false, rate: UInt64(max(0, p.rate ?? 0)), output: p.output)
             return PortAttachment(handle: port.slot, ifindex: nil, resource: port)
         }

@@ -35,11 +35,22 @@ struct CaptureCmd: ParsableCommand {
         if let duration { args["duration"] = .double(duration) }
         if let snaplen { args["snaplen"] = .int(snaplen) }
         let fd: Int32
+        // A regular file is written as a new file beside it, renamed over it once the daemon accepts the capture: a
+        // refused capture (a typo in the port, a bad filter, no daemon) leaves whatever was there as it was. A FIFO
+        // or a device is written as it is and never removed.
+        var temporary: String?
+        var st = stat()
         if output == "-" {
             fd = STDOUT_FILENO
-        } else {
-            fd = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        } else if stat(output, &st) == 0 && st.st_mode & S_IFMT != S_IFREG {
+            fd = open(output, O_WRONLY | O_CLOEXEC)
             if fd < 0 { fail("cannot open \(output): \(String(cString: strerror(errno)))") }
+        } else {
+            let dir = (output as NSString).deletingLastPathComponent
+            let tmp = (dir.isEmpty ? "" : dir + "/") + ".\((output as NSString).lastPathComponent).vswitchctl-\(getpid()).tmp"
+            fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+            if fd < 0 { fail("cannot create \(tmp) (for \(output)): \(String(cString: strerror(errno)))") }
+            temporary = tmp
         }
         signal(SIGPIPE, SIG_IGN)
         let outcome: Result<(ControlClient, ControlResponse), ControlError> = Result { () throws(ControlError) in
@@ -48,12 +59,17 @@ struct CaptureCmd: ParsableCommand {
         }
         switch outcome {
         case .failure(let e):
-            if output != "-" { unlink(output) }
+            if let temporary { unlink(temporary) }
             fail(e.description)
         case .success(let (client, r)):
             if !r.ok {
-                if output != "-" { unlink(output) }
+                if let temporary { unlink(temporary) }
                 fail(r.error ?? "capture refused")
+            }
+            if let temporary, rename(temporary, output) != 0 {
+                let why = String(cString: strerror(errno))
+                unlink(temporary)
+                fail("cannot rename \(temporary) to \(output): \(why) (the capture goes on into the removed file: interrupt it)")
             }
             if fd != STDOUT_FILENO { close(fd) }
             let ports = str(r.result["ports"])

@@ -69,6 +69,11 @@ final class ProtocolTests: XCTestCase {
         XCTAssertTrue(text.contains("vswitch_port_rx_packets_total{port=\"a\\\"b\"} 3\n"), text)
         XCTAssertTrue(text.contains("vswitch_port_drops_total{port=\"a\\\"b\",reason=\"mtu-exceeded\"} 2\n"), text)
         XCTAssertTrue(text.contains("# TYPE vswitch_mac_table_entries gauge\nvswitch_mac_table_entries 4\n"), text)
+        // "\r\n" is one Character: escaped by scalar, a label value cannot end the line (session 8 review).
+        XCTAssertEqual(PrometheusText.escape("p\r\nforged 1\n\u{7}"), "p\u{FFFD}\\nforged 1\\n\u{FFFD}")
+        let forged: JSON = ["ports": [["name": "p\r\nvswitch_injected_total 31337\r\n#", "rx_packets": 1]]]
+        let lines = PrometheusText.render(portStats: forged, fdbStats: ["entries": 0, "limit": 10]).split(separator: "\n")
+        XCTAssertFalse(lines.contains { $0.hasPrefix("vswitch_injected_total") })
     }
 }
 
@@ -325,6 +330,9 @@ final class ModelTests: XCTestCase {
         refused("add-port", ["name": "p9", "profile": .string(a), "mtu": 20], "MTU")
         refused("add-port", ["name": "p9", "profile": .string(a), "colour": "red"], "unknown argument")
         refused("add-port", ["profile": .string(a)], "missing argument \"name\"")
+        for bad in ["p\r\nforged", "a b", "a/b", "a\"b", "", String(repeating: "x", count: 65), "caf\u{E9}"] {
+            refused("add-port", ["name": .string(bad), "profile": .string(a), "type": "pcap", "file": "/dev/null"], "is not valid")
+        }
         refused("del-port", ["name": "nope"], "no such port: nope")
         refused("set-port", ["name": "nope", "profile": .string(a)], "no such port")
         refused("set-port", ["name": "p0", "profile": "urn:nope"], "unknown profile ID")
