@@ -3,7 +3,8 @@
 set -euo pipefail
 pkgs=(libnl-3-dev libnl-route-3-dev libxml2-dev libxml2-utils libpcap-dev liburing-dev
       iproute2 iputils-ping tcpdump tshark python3-scapy python3-pytest procps
-      netsniff-ng iperf3 openvswitch-switch nftables ethtool python3-matplotlib cpio kmod)
+      netsniff-ng iperf3 openvswitch-switch nftables ethtool python3-matplotlib cpio kmod
+      e2fsprogs util-linux)   # mkfs.ext4, fsfreeze, losetup: the stalled-disk capture test
 # The VM test and `make demo-vm` (issue 8): QEMU without its recommends (no GUI, no firmware extras).
 norec=(qemu-system-x86)
 missing=()

@@ -22,8 +22,12 @@
 //   (the client went away); the writer then writes one summary line on that connection
 //   (captured, filtered out, dropped because a ring was full) and closes everything. The
 //   daemon polls `activeTaps()` / `activeSnaplens()` to set the ports' taps and copy lengths.
-// - A slow reader of one output stalls only this thread; rings then fill and copies are dropped
-//   and counted (PortCounter.captureDrops), never frames.
+// - Outputs are non-blocking: a reader that does not keep up (a pipe into a slow or stopped tshark)
+//   never stalls this thread, which serves every session. What its output cannot take is kept in the
+//   session's own buffer (4 MiB, whole records) and written first on the next pass; when that is full
+//   the session's records are dropped whole and counted (`droppedSlowOutput`, "dropped_slow_output" in
+//   the summary). A full ring drops copies (PortCounter.captureDrops), never frames. A regular file
+//   blocks as files do (the page cache). A session ends when its port is deleted (`portRemoved`).
 // - Measured (bench/README.md "Capture cost"): perf of a 1518-byte capture at 100 kpps showed the
 //   earlier writer (records copied into a 1 MiB buffer, fwrite per MiB, 1 ms sleeps) spending, per
 //   frame, ~80 ns on that copy, ~75 ns on wake-ups and ~590 ns in the kernel's write into tmpfs
@@ -101,6 +105,19 @@ public final class CaptureSession: @unchecked Sendable {
     let headers: UnsafeMutableRawPointer
     var headerCount = 0
     var outputFailed = false
+    /// errno of the write that failed (the summary says it), 0 if none.
+    public private(set) var outputErrno: Int32 = 0
+    /// Records queued by `offer` since the last `writeOut`.
+    var queuedRecords = 0
+    /// What the non-blocking output has not taken yet: whole records (and the file header), written before anything
+    /// newer. Allocated when first needed.
+    static let pendingCapacity = 4 << 20
+    var pending: UnsafeMutableRawPointer?
+    var pendingStart = 0, pendingEnd = 0
+    /// Records dropped because the output could not take them and `pending` was full.
+    public private(set) var droppedSlowOutput = 0
+    /// Set (under the writer's lock) by the control thread: end at the writer's next pass, for this reason.
+    var requestedEnd: String?
     /// The control connection: watched for the client going away; gets the summary line.
     public var controlFD: Int32 = -1
     public private(set) var captured = 0
@@ -124,6 +141,9 @@ public final class CaptureSession: @unchecked Sendable {
         for (p, t) in ports where p >= 0 { table[p] = t }
         tapTable = table
         self.output = output
+        // Non-blocking: a reader that stops reading must not stall the writer thread (every session's) or the
+        // control thread writing this header (a regular file is unaffected: it blocks as files do).
+        _ = fcntl(output, F_SETFL, fcntl(output, F_GETFL) | O_NONBLOCK)
         iov = .allocate(capacity: CaptureSession.maxIov)
         headers = .allocate(byteCount: 16 * CaptureSession.maxIov, alignment: 16)
         // The pcap file header as libpcap writes it (host byte order): nanosecond magic, version 2.4,
@@ -152,6 +172,7 @@ public final class CaptureSession: @unchecked Sendable {
     deinit {
         iov.deallocate()
         headers.deallocate()
+        pending?.deallocate()
         if output >= 0 { close(output) }
         if controlFD >= 0 { close(controlFD) }
     }
@@ -180,6 +201,7 @@ public final class CaptureSession: @unchecked Sendable {
             append(UnsafeMutableRawPointer(mutating: r.bytes.baseAddress!), caplen)
         }
         captured += 1
+        queuedRecords += 1
         if let count, captured >= count { endReason = "count" }
     }
 
@@ -197,21 +219,36 @@ public final class CaptureSession: @unchecked Sendable {
         iovCount += 1
     }
 
-    /// Writes the queued records (writev, IOV_MAX iovecs per call; partial writes resumed). A write error
-    /// ends the session (reason "output"); a slow reader blocks this thread only.
+    /// Writes the queued records (writev, IOV_MAX iovecs per call; partial writes resumed) without ever blocking on
+    /// a pipe or socket: what was left over from before goes first; what the output cannot take now is kept in
+    /// `pending` (whole records), or, when that is full, dropped whole and counted. A write error ends the session
+    /// (reason "output").
     func writeOut() {
-        defer { iovCount = 0; headerCount = 0 }
-        guard iovCount > 0, output >= 0, !outputFailed else { return }
+        defer { iovCount = 0; headerCount = 0; queuedRecords = 0 }
+        guard output >= 0, !outputFailed else { return }
+        if pendingEnd > pendingStart { _ = flushPending() }
+        guard iovCount > 0, !outputFailed else { return }
+        if pendingEnd > pendingStart {
+            // Still behind: these records wait behind the older ones, whole, or are dropped whole.
+            let bytes = (0..<iovCount).reduce(0) { $0 + iov[$1].iov_len }
+            if keep(from: 0, bytes: bytes) == false { drop() }
+            return
+        }
         var first = 0
         while first < iovCount {
             let n = writev(output, iov + first, Int32(iovCount - first))
             if n < 0 && errno == EINTR { continue }
-            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {   // a non-blocking output: wait until it drains
-                var p = pollfd(fd: output, events: Int16(POLLOUT), revents: 0)
-                _ = poll(&p, 1, 100)
-                continue
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                // The output is full: keep the rest (it ends on a record boundary: the queue holds whole records).
+                let bytes = (first..<iovCount).reduce(0) { $0 + iov[$1].iov_len }
+                if keep(from: first, bytes: bytes) == false {
+                    // Only a queue larger than the buffer gets here (never with 64 KiB chunks); a record already
+                    // begun on the output cannot be taken back, so the session ends rather than corrupt the file.
+                    fail(EAGAIN)
+                }
+                return
             }
-            if n <= 0 { outputFailed = true; return }
+            if n <= 0 { fail(errno); return }
             writeCalls += 1
             bytesWritten += n
             var left = n
@@ -223,12 +260,70 @@ public final class CaptureSession: @unchecked Sendable {
         }
     }
 
+    /// The output failed with `code`: the session ends; records queued and not written are not counted captured.
+    func fail(_ code: Int32) {
+        outputFailed = true
+        outputErrno = code
+        captured -= queuedRecords
+        queuedRecords = 0
+    }
+
+    /// The queued records are dropped whole: the output is too slow and `pending` is full.
+    func drop() {
+        droppedSlowOutput += queuedRecords
+        captured -= queuedRecords
+        queuedRecords = 0
+    }
+
+    /// Copies iovecs `first...` (`bytes` in all) to the end of `pending`; false (nothing copied) if they do not fit.
+    func keep(from first: Int, bytes: Int) -> Bool {
+        if pending == nil { pending = .allocate(byteCount: CaptureSession.pendingCapacity, alignment: 16) }
+        guard let buffer = pending else { return false }
+        if pendingStart == pendingEnd { pendingStart = 0; pendingEnd = 0 }
+        if pendingEnd + bytes > CaptureSession.pendingCapacity && pendingStart > 0 {
+            memmove(buffer, buffer + pendingStart, pendingEnd - pendingStart)
+            pendingEnd -= pendingStart; pendingStart = 0
+        }
+        guard pendingEnd + bytes <= CaptureSession.pendingCapacity else { return false }
+        for k in first..<iovCount {
+            memcpy(buffer + pendingEnd, iov[k].iov_base, iov[k].iov_len)
+            pendingEnd += iov[k].iov_len
+        }
+        return true
+    }
+
+    /// Writes what `pending` holds, as far as the output takes it now. True when it is empty.
+    func flushPending() -> Bool {
+        guard let buffer = pending else { return true }
+        while pendingEnd > pendingStart {
+            let n = write(output, buffer + pendingStart, pendingEnd - pendingStart)
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return false }
+            if n <= 0 { fail(errno); return false }
+            writeCalls += 1
+            bytesWritten += n
+            pendingStart += n
+        }
+        pendingStart = 0; pendingEnd = 0
+        return true
+    }
+
     func finish(_ reason: String, drops: UInt64) {
         if endReason == nil { endReason = reason }
         writeOut()
+        // What the output has not taken yet: up to one more second for it (then the rest is lost, and said so).
+        let deadline = monotonicNanoseconds() &+ 1_000_000_000
+        while output >= 0 && !outputFailed && pendingEnd > pendingStart && monotonicNanoseconds() < deadline {
+            if flushPending() { break }
+            var p = pollfd(fd: output, events: Int16(POLLOUT), revents: 0)
+            _ = poll(&p, 1, 50)
+        }
+        let unwritten = pendingEnd - pendingStart
         if output >= 0 { close(output); output = -1 }
         summary = ["capture": id, "reason": endReason ?? reason, "captured": captured, "filtered_out": filteredOut,
-                   "dropped": drops]
+                   "dropped": drops, "dropped_slow_output": droppedSlowOutput]
+        if outputErrno != 0 { summary["output_error"] = String(cString: strerror(outputErrno)) }
+        if unwritten > 0 { summary["unwritten_bytes"] = unwritten }
         if controlFD >= 0 {
             let line = (try? JSONSerialization.data(withJSONObject: ["ok": true, "result": ["capture-end": summary]],
                                                     options: [.sortedKeys])) ?? Data()
@@ -282,12 +377,20 @@ public final class CaptureWriter: @unchecked Sendable {
         sessions.append(s)
     }
 
-    /// Union of the taps every running session wants, per port.
+    /// Union of the taps every running session wants, per port (a session asked to end wants none).
     public func activeTaps() -> [Int: UInt8] {
         lock.lock(); defer { lock.unlock() }
         var out: [Int: UInt8] = [:]
-        for s in sessions { for (p, t) in s.ports { out[p, default: 0] |= t } }
+        for s in sessions where s.requestedEnd == nil { for (p, t) in s.ports { out[p, default: 0] |= t } }
         return out
+    }
+
+    /// Port index `port` is gone (its index may be given to a new port): every session tapping it ends at the
+    /// writer's next pass (reason "port-deleted") and taps nothing meanwhile.
+    public func portRemoved(_ port: Int) {
+        lock.lock(); defer { lock.unlock() }
+        for s in sessions where s.ports[port] != nil && s.requestedEnd == nil { s.requestedEnd = "port-deleted" }
+        lock.broadcast()
     }
 
     /// The largest snaplen of the running sessions, per port: the forwarding threads copy no more than that.
@@ -326,6 +429,8 @@ public final class CaptureWriter: @unchecked Sendable {
     public func pump() -> Int {
         lock.lock()
         let sessions = self.sessions   // a reference to the array's storage: no copy, no allocation
+        var requested: [ObjectIdentifier: String]?
+        for s in sessions { if let r = s.requestedEnd { requested = (requested ?? [:]).merging([ObjectIdentifier(s): r]) { a, _ in a } } }
         lock.unlock()
         var total = 0, bytes = 0
         let offset = realtimeOffset
@@ -334,6 +439,7 @@ public final class CaptureWriter: @unchecked Sendable {
             while walked < ring.byteCount {   // at most one ring's worth per pass: the other rings and housekeeping get their turn
                 let start = ring.consumerPosition
                 let (n, end) = ring.peek(maxBytes: chunkBytes) { r in
+                    // (a session asked to end still gets the records already in the ring: they were taken while it ran)
                     let t = r.timestampNs &+ offset
                     let h = r.header
                     h.storeBytes(of: UInt32(truncatingIfNeeded: t / 1_000_000_000), toByteOffset: 0, as: UInt32.self)
@@ -358,6 +464,7 @@ public final class CaptureWriter: @unchecked Sendable {
         var ended = false
         for s in sessions {
             var reason = s.endReason
+            if reason == nil, let r = requested?[ObjectIdentifier(s)] { reason = r }
             if check {
                 if reason == nil, let d = s.durationNs, now &- s.startNs >= d { reason = "duration" }
                 if reason == nil, s.controlFD >= 0 { if clientGone(s.controlFD) { reason = "client" } }

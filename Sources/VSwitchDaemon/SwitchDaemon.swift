@@ -242,6 +242,7 @@ public final class SwitchDaemon {
         })
         writer.start()
         captureWriter = writer
+        model.onPortRemoved = { [weak writer] i in writer?.portRemoved(i) }
         commands.capture = writer
         if let server { commands.takeDescriptors = { [unowned server] in server.takeDescriptors() } }
 

@@ -88,6 +88,8 @@ public final class SwitchModel {
     public var persistentPorts = false
     /// Called after every accepted change (persistence). A throw is reported to the requester.
     public var onChange: ((SwitchConfig) throws -> Void)?
+    /// Called with the index of a deleted port (the daemon ends the capture sessions tapping it).
+    public var onPortRemoved: ((Int) -> Void)?
     /// The forwarding threads' counter blocks.
     public var counterBlocks: () -> [CounterBlock] = { [] }
     public var clock: () -> UInt32 = { monotonicSeconds() }
@@ -412,6 +414,10 @@ public final class SwitchModel {
         byName[name] = nil
         config.ports = saved.ports
         config.fdb = saved.fdb
+        // Its captures end (the index may be given to the next port: it must not be tapped for them).
+        captureTaps[i] = nil
+        captureSnaps[i] = nil
+        onPortRemoved?(i)
         publish()                                   // no thread receives from or floods to it any more
         table.flush(port: i, includingStatic: true)
         publish()                                   // no thread still holds a lookup result naming it

@@ -80,8 +80,16 @@ struct CaptureCmd: ParsableCommand {
             case .failure(let e): fail(e.description)
             case .success(let line):
                 let s = (try? ControlResponse.parse(line))?.result["capture-end"] ?? .null
+                let slow = s["dropped_slow_output"]?.intValue ?? 0
                 FileHandle.standardError.write(Data(("vswitchctl: \(str(s["captured"])) frames captured, \(str(s["filtered_out"])) filtered out, "
-                    + "\(str(s["dropped"])) dropped (capture ring full); ended by \(str(s["reason"]))\n").utf8))
+                    + "\(str(s["dropped"])) dropped (capture ring full)"
+                    + (slow > 0 ? ", \(slow) dropped (output too slow)" : "")
+                    + "; ended by \(str(s["reason"]))\n").utf8))
+                if let error = s["output_error"]?.stringValue, error != String(cString: strerror(EPIPE)) {
+                    // The output failed (disk full, …): the file may end in a cut-off record. A reader that went away
+                    // (EPIPE: `-w - | head`) is an ordinary end.
+                    fail("the capture output failed: \(error)" + (output == "-" ? "" : " (\(output) may end in a cut-off record)"))
+                }
             }
         }
     }

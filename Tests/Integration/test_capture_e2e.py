@@ -257,35 +257,55 @@ def _port_row(sock, name):
 
 
 def test_capture_ring_size_holds_a_stalled_writers_backlog(vswitch, tmp_path):
-    """--capture-ring-mib: the copies a stalled writer has not written wait in the ring. The capture streams
-    into a pipe nobody reads (the writer blocks on it), 2,000 frames of 1514 bytes (3.06 MB of records) go
-    through the port: an 8 MiB ring holds them all (no copy dropped), a 1 MiB ring ~700 (the rest dropped
-    and counted); the frames themselves are forwarded either way. Values outside 1...1024 are refused."""
+    """--capture-ring-mib: the copies a stalled writer has not written wait in the ring. The writer is stalled the
+    way a slow disk stalls it: the capture goes to a file on an ext4 loop file system that is then frozen
+    (fsfreeze: every write to it blocks until it is thawed; a pipe no longer stalls it, its outputs are
+    non-blocking). 2,000 frames of 1514 bytes (3.06 MB of records) go through the port: an 8 MiB ring holds them
+    all (no copy dropped), a 1 MiB ring ~700 (the rest dropped and counted); the frames themselves are forwarded
+    either way. Values outside 1...1024 are refused."""
+    image, mnt = tmp_path / "stall.img", tmp_path / "stall"
+    mnt.mkdir()
+    subprocess.run(["truncate", "-s", "64M", str(image)], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True)
+    subprocess.run(["mount", "-o", "loop", str(image), str(mnt)], check=True)
     results = {}
-    for mib in (1, 8):
-        sock = str(tmp_path / ("ctl%d.sock" % mib))
-        d = vswitch("vswt-trunk.xml", threads=1, extra_args=("--control-socket", sock, "--capture-ring-mib", str(mib)))
-        src = d.vs(A10).mac
-        p = capture(sock, A10, "--direction", "in", "--filter", "ether proto 0x88b5", "-w", "-")   # stdout not read
-        before = _port_row(sock, A10)
-        sent = d.pace(A10, [frame(src, token=new_token(), size=1514)], rate=20000, count=2000)
-        assert sent["sent"] == 2000, sent
-        deadline = time.time() + 10
-        while True:
-            row = _port_row(sock, A10)
-            got = row["rx_packets"] - before["rx_packets"]
-            if got >= 2000 or time.time() > deadline:
-                break
-            time.sleep(0.1)
-        assert got >= 2000, "the switch received %d of the 2000 frames" % got
-        time.sleep(0.3)
-        row = _port_row(sock, A10)
-        copies = row["capture_copies"] - before["capture_copies"]
-        drops = row["capture_drops"] - before["capture_drops"]
-        p.kill()
-        p.communicate(timeout=10)
-        results[mib] = (copies, drops)
-        assert d.alive()
+    try:
+        for mib in (1, 8):
+            sock = str(tmp_path / ("ctl%d.sock" % mib))
+            d = vswitch("vswt-trunk.xml", threads=1, extra_args=("--control-socket", sock, "--capture-ring-mib", str(mib)))
+            src = d.vs(A10).mac
+            with open(mnt / ("cap%d.pcap" % mib), "wb") as out:
+                p = subprocess.Popen([VSWITCHCTL, "--socket", sock, "capture", A10, "--direction", "in",
+                                      "--filter", "ether proto 0x88b5", "-w", "-"], stdout=out, stderr=subprocess.PIPE)
+                line = p.stderr.readline().decode()
+                assert "capturing on" in line, line
+                time.sleep(0.2)   # the pcap header is written (on the control thread) before the freeze
+                subprocess.run(["fsfreeze", "-f", str(mnt)], check=True)
+                try:
+                    before = _port_row(sock, A10)
+                    sent = d.pace(A10, [frame(src, token=new_token(), size=1514)], rate=20000, count=2000)
+                    assert sent["sent"] == 2000, sent
+                    deadline = time.time() + 10
+                    while True:
+                        row = _port_row(sock, A10)
+                        got = row["rx_packets"] - before["rx_packets"]
+                        if got >= 2000 or time.time() > deadline:
+                            break
+                        time.sleep(0.1)
+                    assert got >= 2000, "the switch received %d of the 2000 frames" % got
+                    time.sleep(0.3)
+                    row = _port_row(sock, A10)
+                    copies = row["capture_copies"] - before["capture_copies"]
+                    drops = row["capture_drops"] - before["capture_drops"]
+                finally:
+                    subprocess.run(["fsfreeze", "-u", str(mnt)])
+                p.kill()
+                p.communicate(timeout=10)
+            results[mib] = (copies, drops)
+            assert d.alive()
+    finally:
+        subprocess.run(["fsfreeze", "-u", str(mnt)], capture_output=True)
+        subprocess.run(["umount", "-l", str(mnt)])
     # capture_copies counts the copies taken; capture_drops those a full ring refused.
     assert results[8][1] == 0 and results[8][0] >= 2000, results
     assert results[1][1] >= 1000 and results[1][0] + results[1][1] >= 2000, results
