@@ -25,7 +25,7 @@ struct VSwitchd: ParsableCommand {
     @Option(name: .long, help: "Control socket path (default \(ControlProtocol.defaultSocketPath)).") var controlSocket: String?
     @Flag(name: .long, help: "Run without a control socket.") var noControlSocket = false
     @Option(name: .long, help: "Serve the Prometheus metrics (as `vswitchctl metrics`) over HTTP on GET /metrics at HOST:PORT, e.g. 127.0.0.1:9477 (off by default).") var metricsListen: String?
-    @Option(name: .long, help: "Forwarding threads (default: the topology's setting, else one per core).") var threads: Int?
+    @Option(name: .long, help: "Forwarding threads, 0...64 like the topology's ForwardingThreads (default: the topology's setting, else one per core; 0: one per core).") var threads: Int?
     @Option(name: .long, help: "TAP port I/O: uring (batched io_uring submissions, default) or syscall (one read/write per frame).") var portIo = "uring"
     @Option(name: .long, help: "TAP offloads: on (default: IFF_VNET_HDR with checksum and TSO, per port unless a port turns them off) or off (every port without, e.g. for A/B benchmarks).") var offloads = "on"
     @Option(name: .long, help: "Netdev port RX rings: latency (default: TPACKET_V2, a frame is read as soon as it lands, ~30 µs) or throughput (TPACKET_V3 blocks: fewer wake-ups, less CPU per frame at moderate rates, but a frame waits up to the 1 ms block timeout).") var netdevRing = "latency"
@@ -39,6 +39,13 @@ struct VSwitchd: ParsableCommand {
     @Flag(name: .long, help: "Validate the topology and its profiles, print a summary, and exit.") var check = false
 
     func run() throws {
+        // Refused before anything is created: each forwarding thread allocates its frame pool and capture ring, so
+        // an unchecked --threads 5000 aborted in an allocation and --threads 100000 exhausted the host's memory.
+        let threadsRange = SwitchSettings.forwardingThreadsRange   // the topology's ForwardingThreads range
+        if let threads, !threadsRange.contains(threads) {
+            FileHandle.standardError.write(Data("vswitchd: --threads must be \(threadsRange.lowerBound)...\(threadsRange.upperBound) (0: one per core), got \(threads)\n".utf8))
+            throw ExitCode(2)
+        }
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var h = StreamLogHandler.standardError(label: label)
