@@ -53,20 +53,47 @@ struct VSwitchd: ParsableCommand {
             return h
         }
         let log = Logger(label: "vswitchd")
+        // Every option is checked before the topology is read and before --check answers: --check must refuse what
+        // a real start refuses, with the same one-line errors (it said OK to --port-io foo, --capture-ring-mib 0, …).
+        var options = DaemonOptions(threads: threads, statsJSONPath: statsJson, readyFile: readyFile)
+        func refuse(_ message: String) -> ExitCode {
+            FileHandle.standardError.write(Data("vswitchd: \(message)\n".utf8))
+            return ExitCode(2)
+        }
+        guard let io = PortIO(rawValue: portIo) else {
+            throw refuse("--port-io must be one of: \(PortIO.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        options.portIO = io
+        guard offloads == "on" || offloads == "off" else { throw refuse("--offloads must be on or off") }
+        options.offloads = offloads == "on"
+        switch netdevRing {
+        case "latency": options.netdevRing = .latency
+        case "throughput": options.netdevRing = .throughput
+        default: throw refuse("--netdev-ring must be latency or throughput")
+        }
+        do {
+            options.cpus = CPUPlacement(forwarding: try forwardingCpus.map { try CPUList(parsing: $0) },
+                                        housekeeping: try housekeepingCpus.map { try CPUList(parsing: $0) })
+            try options.cpus.check(allowed: CPUList.allowed())   // as start() does (same error)
+            if let metricsListen { _ = try MetricsHTTPServer.parse(metricsListen) }   // syntax only: start() binds it
+        } catch {
+            throw refuse("\(error)")
+        }
+        guard (0...1_000_000).contains(idleSpinUs) else { throw refuse("--idle-spin-us must be 0...1000000 (microseconds)") }
+        options.idleSpinNs = UInt64(idleSpinUs) * 1_000
+        guard (1...1024).contains(captureRingMib) else { throw refuse("--capture-ring-mib must be 1...1024") }
+        options.captureRingBytes = captureRingMib << 20
+
         var topo: Topology?
         if let topology {
             do {
                 topo = try TopologyLoader.load(path: topology)
             } catch {
-                FileHandle.standardError.write(Data("vswitchd: \(error)\n".utf8))
-                throw ExitCode(2)
+                throw refuse("\(error)")
             }
         }
         if check {
-            guard let topo else {
-                FileHandle.standardError.write(Data("vswitchd: --check needs --topology\n".utf8))
-                throw ExitCode(2)
-            }
+            guard let topo else { throw refuse("--check needs --topology") }
             print("topology \(topo.name): \(topo.ports.count) ports, \(topo.profiles.profiles.count) profiles: OK")
             return
         }
@@ -76,41 +103,6 @@ struct VSwitchd: ParsableCommand {
         for s in [SIGINT, SIGTERM, SIGUSR1, SIGHUP] { sigaddset(&set, s) }
         pthread_sigmask(SIG_BLOCK, &set, nil)
         signal(SIGPIPE, SIG_IGN)
-        var options = DaemonOptions(threads: threads, statsJSONPath: statsJson, readyFile: readyFile)
-        guard let io = PortIO(rawValue: portIo) else {
-            FileHandle.standardError.write(Data("vswitchd: --port-io must be one of: \(PortIO.allCases.map(\.rawValue).joined(separator: ", "))\n".utf8))
-            throw ExitCode(2)
-        }
-        options.portIO = io
-        guard offloads == "on" || offloads == "off" else {
-            FileHandle.standardError.write(Data("vswitchd: --offloads must be on or off\n".utf8))
-            throw ExitCode(2)
-        }
-        options.offloads = offloads == "on"
-        switch netdevRing {
-        case "latency": options.netdevRing = .latency
-        case "throughput": options.netdevRing = .throughput
-        default:
-            FileHandle.standardError.write(Data("vswitchd: --netdev-ring must be latency or throughput\n".utf8))
-            throw ExitCode(2)
-        }
-        do {
-            options.cpus = CPUPlacement(forwarding: try forwardingCpus.map { try CPUList(parsing: $0) },
-                                        housekeeping: try housekeepingCpus.map { try CPUList(parsing: $0) })
-        } catch {
-            FileHandle.standardError.write(Data("vswitchd: \(error)\n".utf8))
-            throw ExitCode(2)
-        }
-        guard (0...1_000_000).contains(idleSpinUs) else {
-            FileHandle.standardError.write(Data("vswitchd: --idle-spin-us must be 0...1000000 (microseconds)\n".utf8))
-            throw ExitCode(2)
-        }
-        options.idleSpinNs = UInt64(idleSpinUs) * 1_000
-        guard (1...1024).contains(captureRingMib) else {
-            FileHandle.standardError.write(Data("vswitchd: --capture-ring-mib must be 1...1024\n".utf8))
-            throw ExitCode(2)
-        }
-        options.captureRingBytes = captureRingMib << 20
         options.topology = topo
         options.metricsListen = metricsListen
         options.stateDirectory = stateDir ?? (topo == nil ? "/var/lib/vswitch" : nil)

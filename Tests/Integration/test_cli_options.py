@@ -58,3 +58,37 @@ def test_threads_out_of_range_is_refused(vswitchd, tmp_path, threads):
 def test_threads_in_range_pass_check(vswitchd, tmp_path, threads):
     p = run("--topology", topology(tmp_path), "--check", "--threads=%d" % threads)
     assert p.returncode == 0 and "OK" in p.stdout, p.stderr
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--port-io", "foo"], "--port-io must be one of: uring, syscall"),
+    (["--offloads", "maybe"], "--offloads must be on or off"),
+    (["--netdev-ring", "fast"], "--netdev-ring must be latency or throughput"),
+    (["--capture-ring-mib", "0"], "--capture-ring-mib must be 1...1024"),
+    (["--capture-ring-mib", "1025"], "--capture-ring-mib must be 1...1024"),
+    (["--idle-spin-us", "1000001"], "--idle-spin-us must be 0...1000000"),
+    (["--forwarding-cpus", "x"], "bad CPU list 'x'"),
+    (["--metrics-listen", "127.0.0.1"], "--metrics-listen 127.0.0.1: expected HOST:PORT"),
+])
+def test_check_validates_every_option(vswitchd, tmp_path, option, message):
+    """--check answers OK only if a real start would get past its options: each bad option is refused by --check
+    with the same one line as by a start."""
+    t = topology(tmp_path)
+    checked = run("--topology", t, "--check", *option)
+    refused(checked, message)
+    started = run("--topology", t, "--no-control-socket", *option)
+    refused(started, message)
+    assert checked.stderr == started.stderr
+
+
+def test_check_refuses_an_mtu_the_daemon_refuses(vswitchd, tmp_path):
+    """Port MTU 9500 passed --check (the reader allowed 68..65521) while start-up refused it (the daemon's 9000):
+    one range now (PortMTU), so --check refuses it with the reader's located diagnostic, and 9000 passes."""
+    ports = '  <Port Name="vswt-cli0" Profile="urn:vswitch:profile:tenant-a" MTU="%d"/>\n'
+    bad = topology(tmp_path, ports % 9500, name="bad.xml")
+    p = run("--topology", bad, "--check")
+    assert p.returncode != 0, p.stdout
+    assert "bad.xml:4:" in p.stderr and "'9500' is out of range; MTU is 68..9000" in p.stderr, p.stderr
+    good = topology(tmp_path, ports % 9000, name="good.xml")
+    p = run("--topology", good, "--check")
+    assert p.returncode == 0 and "1 ports" in p.stdout, p.stderr
