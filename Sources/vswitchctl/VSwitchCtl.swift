@@ -200,8 +200,10 @@ struct SetPort: ParsableCommand {
     }
 }
 
+/// The path as the daemon needs it (docs/control-protocol.md: absolute, it does not share our working directory),
+/// normalised ("." and ".." removed), so `profile load x.xml` and `profile load ./x.xml` name the same document.
 func absolute(_ path: String) -> String {
-    path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+    URL(fileURLWithPath: path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path).standardized.path
 }
 
 struct Profile: ParsableCommand {

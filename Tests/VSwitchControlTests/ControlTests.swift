@@ -578,6 +578,75 @@ final class ModelTests: XCTestCase {
     }
 }
 
+/// `profile-load` / `profile-validate` with the daemon's own file reading (not the injected reader of ModelTests):
+/// a path that is not a regular file is refused as such, a missing or unreadable one with its real errno (it said
+/// "Resource temporarily unavailable": strerror(errno) read after FileManager had returned nil), and a relative
+/// path is refused (docs/control-protocol.md: the daemon's working directory is not the operator's).
+final class ProfileFileReadingTests: XCTestCase {
+    var model: SwitchModel!
+    var commands: ControlCommands!
+    var dir = ""
+
+    override func setUpWithError() throws {
+        model = SwitchModel(settings: SettingsConfig(), system: FakeSystem(), logger: Logger(label: "test"))
+        commands = ControlCommands(model: model)   // the default readFile
+        dir = NSTemporaryDirectory() + "vsw-profile-read-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    }
+
+    override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+
+    func error(_ command: String, _ path: String, file: StaticString = #filePath, line: UInt = #line) -> String {
+        let r = commands.handle(ControlRequest(command, ["path": .string(path)]))
+        XCTAssertFalse(r.ok, "\(command) \(path) accepted", file: file, line: line)
+        XCTAssertEqual(model.profiles.ids, [], file: file, line: line)
+        return r.error ?? ""
+    }
+
+    func testNonRegularFilesAreRefusedAsSuch() {
+        for path in ["/dev/null", "/dev/zero", dir] {
+            for command in ["profile-load", "profile-validate"] {
+                let e = error(command, path)
+                XCTAssertTrue(e.contains("\(path) is not a regular file"), "\(command) \(path): \(e)")
+                XCTAssertFalse(e.contains("Resource temporarily unavailable"), e)
+            }
+        }
+    }
+
+    func testMissingFileReportsItsOwnErrno() {
+        let e = error("profile-load", dir + "/missing.xml")
+        XCTAssertTrue(e.contains("cannot read profile file \(dir)/missing.xml: No such file or directory"), e)
+    }
+
+    func testRelativePathIsRefused() throws {
+        try profilesXML.write(toFile: dir + "/tenants.xml", atomically: true, encoding: .utf8)
+        let cwd = FileManager.default.currentDirectoryPath
+        XCTAssertTrue(FileManager.default.changeCurrentDirectoryPath(dir))
+        defer { _ = FileManager.default.changeCurrentDirectoryPath(cwd) }
+        for command in ["profile-load", "profile-validate"] {
+            let e = error(command, "tenants.xml")
+            XCTAssertTrue(e.contains("must be an absolute path"), "\(command): \(e)")
+        }
+    }
+
+    func testRegularFileLoads() throws {
+        try profilesXML.write(toFile: dir + "/tenants.xml", atomically: true, encoding: .utf8)
+        let r = commands.handle(ControlRequest("profile-load", ["path": .string(dir + "/tenants.xml")]))
+        XCTAssertTrue(r.ok, r.error ?? "")
+        XCTAssertFalse(model.profiles.ids.isEmpty)
+    }
+
+    /// A FIFO: refused at once, without waiting for a writer (the daemon opens it non-blocking).
+    func testFIFOIsRefusedWithoutBlocking() throws {
+        let fifo = dir + "/fifo.xml"
+        XCTAssertEqual(mkfifo(fifo, 0o600), 0)
+        let start = Date()
+        let e = error("profile-load", fifo)
+        XCTAssertTrue(e.contains("\(fifo) is not a regular file"), e)
+        XCTAssertLessThan(Date().timeIntervalSince(start), 2)
+    }
+}
+
 /// The hand-written JSON reader (JSONReader): what Foundation's decoder accepted, it accepts, with the same
 /// values; malformed documents are refused with the offset.
 final class JSONReaderTests: XCTestCase {
