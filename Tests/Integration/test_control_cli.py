@@ -57,3 +57,23 @@ def test_relative_profile_path_is_made_absolute_by_vswitchctl_and_refused_by_the
         [r] = ctl.raw(b'{"command": "%s", "args": {"path": "%s"}}\n' % (command.encode(), PROFILES.name.encode()))
         assert r["ok"] is False
         assert r["error"].startswith('%s: "%s" must be an absolute path' % (command, PROFILES.name)), r
+
+
+def test_non_root_always_sees_the_daemons_refusal(ctl):
+    """The daemon answers a non-root peer with one error line and closes without reading its request: the client
+    often got EPIPE writing the request and printed "lost the connection to vswitchd while sending: Broken pipe".
+    With the socket opened to everyone (chmod 666) the connection itself succeeds, so every one of 20 tries must
+    print the daemon's refusal."""
+    os.chmod(ctl.workdir, 0o755)  # let uid 65534 reach the socket file itself
+    for d in ctl.workdir.parents:
+        if str(d) in ("/", "/tmp"):
+            break
+        os.chmod(d, os.stat(d).st_mode | 0o005)
+    os.chmod(ctl.socket, 0o666)
+    expected = "vswitchctl: permission denied: the vswitchd control socket accepts root (uid 0) only, not uid 65534"
+    seen = []
+    for _ in range(20):
+        p = vswitchctl(ctl, "show", user=65534)
+        assert p.returncode == 1, p.stdout
+        seen.append(p.stderr.strip())
+    assert seen == [expected] * 20, "\n".join(sorted(set(seen)))

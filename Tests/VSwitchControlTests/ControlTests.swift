@@ -72,6 +72,46 @@ final class ProtocolTests: XCTestCase {
     }
 }
 
+/// The client reads the daemon's answer even when sending its request failed: the daemon refuses a non-root peer
+/// (or one connection too many) with one response line and closes without reading, so the request's send() may
+/// get EPIPE (or ECONNRESET) — the refusal is already in the client's receive queue and is what the operator must
+/// see, not "lost the connection to vswitchd while sending: Broken pipe".
+final class ClientRefusalTests: XCTestCase {
+    func testAnswerIsReadWhenTheDaemonClosedBeforeTheRequestWasSent() throws {
+        let path = NSTemporaryDirectory() + "vsw-client-\(getpid()).sock"
+        unlink(path)
+        defer { unlink(path) }
+        let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        XCTAssertGreaterThanOrEqual(listener, 0)
+        defer { close(listener) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in for (i, b) in path.utf8.enumerated() { raw[i] = b } }
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        XCTAssertEqual(bound, 0)
+        XCTAssertEqual(listen(listener, 4), 0)
+
+        let refusal = "permission denied: the vswitchd control socket accepts root (uid 0) only, not uid 65534"
+        for request in [ControlRequest("show"), ControlRequest("profile-load", ["path": .string(String(repeating: "x", count: 1 << 20))])] {
+            let client = try ControlClient(path: path)     // connected (queued in the backlog)
+            let conn = accept(listener, nil, nil)           // the daemon's side: answer, close, never read
+            XCTAssertGreaterThanOrEqual(conn, 0)
+            let line = Array(ControlResponse.failure(refusal).line.utf8)
+            XCTAssertEqual(write(conn, line, line.count), line.count)
+            close(conn)
+            do {
+                let r = try client.call(request, timeout: 5)
+                XCTAssertFalse(r.ok)
+                XCTAssertEqual(r.error, refusal)
+            } catch {
+                XCTFail("\(request.command): \(error)")
+            }
+        }
+    }
+}
+
 final class StateFileTests: XCTestCase {
     func testRoundTripAndCorruptionDetected() throws {
         let dir = NSTemporaryDirectory() + "vswitch-state-\(UUID().uuidString)"
