@@ -46,7 +46,10 @@ struct VSwitchd: ParsableCommand {
             FileHandle.standardError.write(Data("vswitchd: --threads must be \(threadsRange.lowerBound)...\(threadsRange.upperBound) (0: one per core), got \(threads)\n".utf8))
             throw ExitCode(2)
         }
-        let level = Logger.Level(rawValue: logLevel) ?? .info
+        guard let level = Logger.Level(rawValue: logLevel) else {
+            FileHandle.standardError.write(Data("vswitchd: --log-level must be one of: \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")), got \(logLevel)\n".utf8))
+            throw ExitCode(2)
+        }
         LoggingSystem.bootstrap { label in
             var h = StreamLogHandler.standardError(label: label)
             h.logLevel = level

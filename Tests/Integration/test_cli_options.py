@@ -92,3 +92,12 @@ def test_check_refuses_an_mtu_the_daemon_refuses(vswitchd, tmp_path):
     good = topology(tmp_path, ports % 9000, name="good.xml")
     p = run("--topology", good, "--check")
     assert p.returncode == 0 and "1 ports" in p.stdout, p.stderr
+
+
+def test_unknown_log_level_is_refused(vswitchd, tmp_path):
+    """--log-level loud was taken silently as info."""
+    msg = "--log-level must be one of: trace, debug, info, notice, warning, error, critical, got loud"
+    t = topology(tmp_path)
+    refused(run("--topology", t, "--check", "--log-level", "loud"), msg)
+    refused(run("--topology", t, "--no-control-socket", "--log-level", "loud"), msg)
+    assert run("--topology", t, "--check", "--log-level", "warning").returncode == 0
