@@ -308,6 +308,7 @@ public final class ControlCommands {
     /// 100,000 entries in tens of milliseconds, where building JSON values took ~1 s (bench/README.md).
     func fdbShow(port: String?, vlan: Int?) throws -> JSON {
         var filterPort: Int?
+        if let vlan { try SwitchModel.checkVLAN(vlan) }   // the range of every VLAN argument (fdb add/del/flush)
         if let port {
             guard let i = model.index(of: port) else { throw DaemonError("no such port: \(port)") }
             filterPort = i

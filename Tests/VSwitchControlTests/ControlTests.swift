@@ -389,6 +389,15 @@ final class ModelTests: XCTestCase {
         XCTAssertEqual(saved.last?.ports, [])
     }
 
+    /// fdb-show's VLAN filter has the range of every other VLAN argument (it took 9999 and showed nothing).
+    func testFDBShowVLANOutOfRangeIsRefused() {
+        for v in [0, 4095, 9999, -1] {
+            refused("fdb-show", ["vlan": .int(v)], "VLAN \(v) out of range 1–4094")
+        }
+        XCTAssertNotNil(ok("fdb-show", ["vlan": 4094])["entries"])
+        XCTAssertNotNil(ok("fdb-show", ["vlan": 1])["entries"])
+    }
+
     func testProfilesBindingsAndReloadRefusal() {
         loadProfiles()
         _ = ok("add-port", ["name": "p0", "profile": .string(a)])
