@@ -260,6 +260,8 @@ public final class ControlCommands {
         ["switch": ["name": .string(model.config.name), "generation": .int(Int(model.generation)),
                     "protocol": .int(ControlProtocol.version), "settings": settingsJSON(),
                     "mac-table-entries": .int(model.table.liveCount),
+                    // The forwarding threads running (settings' forwarding-threads is the setting: 0 = one per core).
+                    "forwarding-threads-running": .int(model.publisher.threadCount),
                     "reserved": ["transmit": .int(Int(clamping: model.reserved.transmit)),
                                  "receive": .int(Int(clamping: model.reserved.receive))]],
          "ports": .array(model.sortedPorts.map(portJSON)),

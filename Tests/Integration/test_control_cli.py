@@ -77,3 +77,12 @@ def test_non_root_always_sees_the_daemons_refusal(ctl):
         assert p.returncode == 1, p.stdout
         seen.append(p.stderr.strip())
     assert seen == [expected] * 20, "\n".join(sorted(set(seen)))
+
+
+def test_show_prints_the_running_forwarding_threads(ctl):
+    """`forwarding-threads=0` (the setting: one per core) now says how many run; JSON gains a field."""
+    j = json.loads(vswitchctl(ctl, "show", "--format", "json").stdout)
+    running = j["switch"]["forwarding-threads-running"]
+    assert running >= 1 and j["switch"]["settings"]["forwarding-threads"] == 0, j["switch"]
+    text = vswitchctl(ctl, "show").stdout
+    assert "forwarding-threads=0 (running %d)" % running in text, text

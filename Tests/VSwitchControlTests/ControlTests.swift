@@ -398,6 +398,15 @@ final class ModelTests: XCTestCase {
         XCTAssertNotNil(ok("fdb-show", ["vlan": 1])["entries"])
     }
 
+    /// `show` reports the forwarding threads actually running beside the setting (0 = one per core), as a new
+    /// field: `forwarding-threads=0` alone read as if nothing forwarded.
+    func testShowReportsRunningForwardingThreads() {
+        model.publisher.setThreadCount(3)
+        let sw = ok("show")["switch"]
+        XCTAssertEqual(sw?["forwarding-threads-running"], 3)
+        XCTAssertEqual(sw?["settings"]?["forwarding-threads"], 0, "the setting is unchanged (backward compatible)")
+    }
+
     func testProfilesBindingsAndReloadRefusal() {
         loadProfiles()
         _ = ok("add-port", ["name": "p0", "profile": .string(a)])
