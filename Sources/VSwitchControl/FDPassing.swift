@@ -79,8 +79,11 @@ extension ControlClient {
     public func call(_ request: ControlRequest, passing descriptor: Int32, timeout: Int32 = 30) throws(ControlError) -> ControlResponse {
         let line = Array(request.line.utf8)
         let n = sendWithDescriptor(fd, line, descriptor: descriptor)
-        if n < 0 { throw ControlError("lost the connection to vswitchd while sending: \(String(cString: strerror(errno)))") }
-        if n < line.count { try send(Data(line[n...])) }
+        if n < 0 { return try answerAfterFailedSend(errno) }
+        if n < line.count {
+            let err = sendAll(Data(line[n...]))
+            if err != 0 { return try answerAfterFailedSend(err) }
+        }
         return try ControlResponse.parse(readLine(timeout: timeout))
     }
 }

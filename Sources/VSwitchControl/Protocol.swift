@@ -180,21 +180,42 @@ public final class ControlClient {
 
     /// Sends `request` and waits (up to `timeout` seconds) for its response.
     public func call(_ request: ControlRequest, timeout: Int32 = 30) throws(ControlError) -> ControlResponse {
-        try send(Data(request.line.utf8))
+        let err = sendAll(Data(request.line.utf8))
+        if err != 0 { return try answerAfterFailedSend(err) }
         return try ControlResponse.parse(readLine(timeout: timeout))
     }
 
     public func send(_ data: Data) throws(ControlError) {
+        let err = sendAll(data)
+        if err != 0 { throw lostWhileSending(err) }
+    }
+
+    /// Sends all of `data`; 0, or the errno of the send that failed.
+    func sendAll(_ data: Data) -> Int32 {
         var off = 0
-        let ok = data.withUnsafeBytes { raw -> Bool in
+        var err: Int32 = 0
+        data.withUnsafeBytes { raw in
             while off < raw.count {
                 let n = Glibc.send(fd, raw.baseAddress! + off, raw.count - off, Int32(MSG_NOSIGNAL))
-                if n < 0 { if errno == EINTR { continue }; return false }
+                if n < 0 { if errno == EINTR { continue }; err = errno; return }
                 off += n
             }
-            return true
         }
-        if !ok { throw ControlError("lost the connection to vswitchd while sending: \(String(cString: strerror(errno)))") }
+        return err
+    }
+
+    func lostWhileSending(_ err: Int32) -> ControlError {
+        ControlError("lost the connection to vswitchd while sending: \(String(cString: strerror(err)))")
+    }
+
+    /// After a send that failed with `err`: the daemon may have answered and closed without reading the request (it
+    /// refuses a non-root peer, or one connection too many, that way), so the send got EPIPE or ECONNRESET while
+    /// the daemon's answer waits in the receive queue. That answer is returned (it is what the operator must see);
+    /// without one, the send's error is thrown.
+    func answerAfterFailedSend(_ err: Int32) throws(ControlError) -> ControlResponse {
+        guard err == EPIPE || err == ECONNRESET, let line = try? readLine(timeout: 1),
+              let r = try? ControlResponse.parse(line) else { throw lostWhileSending(err) }
+        return r
     }
 
     public func readLine(timeout: Int32) throws(ControlError) -> Data {

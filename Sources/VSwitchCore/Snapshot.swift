@@ -672,7 +672,8 @@ public final class SnapshotPublisher: @unchecked Sendable {
     public let quiescence: QuiescentStates
     /// The snapshot currently published (control thread's reference keeps it alive).
     public private(set) var current: ConfigSnapshot
-    var threadCount: Int = 0
+    /// Forwarding threads taking part in grace periods: the threads the daemon runs (`show` reports it).
+    public internal(set) var threadCount: Int = 0
     /// How long the last `publish` waited for the forwarding threads (its grace period), in ns; the rest of
     /// a publish is the pointer swap and freeing the old snapshot (issue 3's reload benchmark reports both).
     public private(set) var lastGracePeriodNs: UInt64 = 0

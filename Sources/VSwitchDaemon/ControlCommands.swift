@@ -15,12 +15,61 @@ import VSwitchProfiles
 public final class ControlCommands {
     let model: SwitchModel
     /// Reads a profile file (the daemon reads paths itself, so `profile reload` can re-read them).
-    var readFile: (String) throws -> String = { path in
-        guard let d = FileManager.default.contents(atPath: path) else {
-            throw DaemonError("cannot read profile file \(path): \(String(cString: strerror(errno)))")
+    var readFile: (String) throws -> String = { path in try ControlCommands.readProfileFile(path) }
+
+    /// Largest profile file the daemon reads (bytes): far above any real profile set, below a mistaken multi-GB file.
+    static let maxProfileFileBytes = 256 << 20
+
+    /// A profile file's text. Opens and reads the file itself, so every error carries its own errno (reading
+    /// `errno` after FileManager returned nil reported whatever the last failed call left, e.g. "Resource temporarily
+    /// unavailable" for /dev/null). Only a regular file is read: a device, a directory, a FIFO or a socket is
+    /// refused as such (opened non-blocking, so a FIFO without a writer does not stall the control thread).
+    static func readProfileFile(_ path: String) throws -> String {
+        func failure(_ e: Int32) -> DaemonError { DaemonError("cannot read profile file \(path): \(String(cString: strerror(e)))") }
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
+        guard fd >= 0 else { throw failure(errno) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw failure(errno) }
+        let type = st.st_mode & S_IFMT
+        guard type == S_IFREG else {
+            let what: String
+            switch type {
+            case S_IFDIR: what = "a directory"
+            case S_IFCHR: what = "a character device"
+            case S_IFBLK: what = "a block device"
+            case S_IFIFO: what = "a FIFO"
+            case S_IFSOCK: what = "a socket"
+            default: what = "not a file"
+            }
+            throw DaemonError("cannot read profile file: \(path) is not a regular file (\(what))")
         }
-        guard let s = String(data: d, encoding: .utf8) else { throw DaemonError("profile file \(path) is not UTF-8") }
+        guard Int(st.st_size) <= maxProfileFileBytes else {
+            throw DaemonError("cannot read profile file \(path): \(st.st_size) bytes, more than the \(maxProfileFileBytes >> 20) MiB a profile file may have")
+        }
+        var data = Data()
+        var buf = [UInt8](repeating: 0, count: 64 << 10)
+        while true {
+            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            if n < 0 { if errno == EINTR { continue }; throw failure(errno) }
+            if n == 0 { break }
+            data.append(contentsOf: buf[0..<n])
+            if data.count > maxProfileFileBytes {
+                throw DaemonError("cannot read profile file \(path): more than the \(maxProfileFileBytes >> 20) MiB a profile file may have")
+            }
+        }
+        guard let s = String(data: data, encoding: .utf8) else { throw DaemonError("profile file \(path) is not UTF-8") }
         return s
+    }
+
+    /// The `path` argument of profile-load / profile-validate: absolute (docs/control-protocol.md). The daemon's
+    /// working directory is not the operator's; vswitchctl sends an absolute path.
+    static func absolutePath(_ r: ControlRequest) throws -> String {
+        let path = try r.string("path")
+        guard path.hasPrefix("/") else {
+            throw DaemonError("\(r.command): \"\(path)\" must be an absolute path (the daemon does not share your working directory; vswitchctl makes paths absolute)")
+        }
+        return path
     }
 
     public init(model: SwitchModel) { self.model = model }
@@ -99,7 +148,7 @@ public final class ControlCommands {
             return ["name": .string(try r.string("name")), "profile": .string(try r.string("profile"))]
         case "profile-load":
             try r.allowOnly(["path"])
-            let path = try r.string("path")
+            let path = try ControlCommands.absolutePath(r)
             let set = try model.loadProfileFile(path: path, xml: try readFile(path))
             return ["loaded": .array(set.ids.map { .string($0) }), "warnings": warnings(set)]
         case "profile-reload":
@@ -108,7 +157,7 @@ public final class ControlCommands {
             return ["loaded": .array(set.ids.map { .string($0) }), "warnings": warnings(set)]
         case "profile-validate":
             try r.allowOnly(["path"])
-            let path = try r.string("path")
+            let path = try ControlCommands.absolutePath(r)
             let (set, changes) = try model.validateProfileFileWithChanges(path: path, xml: try readFile(path))
             let perPort: [JSON] = changes.map { c in
                 .object(["port": .string(c.port), "changes": .array(c.changes.map { .string($0) })])
@@ -211,6 +260,8 @@ public final class ControlCommands {
         ["switch": ["name": .string(model.config.name), "generation": .int(Int(model.generation)),
                     "protocol": .int(ControlProtocol.version), "settings": settingsJSON(),
                     "mac-table-entries": .int(model.table.liveCount),
+                    // The forwarding threads running (settings' forwarding-threads is the setting: 0 = one per core).
+                    "forwarding-threads-running": .int(model.publisher.threadCount),
                     "reserved": ["transmit": .int(Int(clamping: model.reserved.transmit)),
                                  "receive": .int(Int(clamping: model.reserved.receive))]],
          "ports": .array(model.sortedPorts.map(portJSON)),
@@ -259,6 +310,7 @@ public final class ControlCommands {
     /// 100,000 entries in tens of milliseconds, where building JSON values took ~1 s (bench/README.md).
     func fdbShow(port: String?, vlan: Int?) throws -> JSON {
         var filterPort: Int?
+        if let vlan { try SwitchModel.checkVLAN(vlan) }   // the range of every VLAN argument (fdb add/del/flush)
         if let port {
             guard let i = model.index(of: port) else { throw DaemonError("no such port: \(port)") }
             filterPort = i

@@ -104,7 +104,7 @@ public final class SwitchModel {
     public var captureSnaps: [Int: UInt16] = [:]
     public static let maxPorts = 1024
     /// Largest MTU a port may have (the forwarding threads' frame room is sized for it).
-    public static let maxMTU = 9000
+    public static let maxMTU = PortMTU.maximum
 
     public init(settings: SettingsConfig, system: PortSystem, logger: Logger) {
         var c = SwitchConfig()
@@ -328,7 +328,7 @@ public final class SwitchModel {
         }
         if let r = p.rate, r < 0 { throw DaemonError("port \(p.name): rate \(r) must be ≥ 0 frames/s") }
         _ = try profile(p.profile)
-        guard (68...SwitchModel.maxMTU).contains(p.mtu) else { throw DaemonError("port \(p.name): MTU \(p.mtu) out of range 68–\(SwitchModel.maxMTU)") }
+        guard PortMTU.range.contains(p.mtu) else { throw DaemonError("port \(p.name): MTU \(p.mtu) out of range \(PortMTU.minimum)–\(PortMTU.maximum)") }
         if let m = p.mac {
             guard let mac = MACAddress(m) else { throw DaemonError("port \(p.name): invalid MAC address \(m)") }
             if mac.isMulticast || mac.isZero { throw DaemonError("port \(p.name): MAC \(m) is not a unicast address") }

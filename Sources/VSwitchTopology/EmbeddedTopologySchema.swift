@@ -51,7 +51,7 @@ enum EmbeddedTopologySchema {
   <xs:simpleType name="MTU">
     <xs:restriction base="xs:unsignedInt">
       <xs:minInclusive value="68"/>
-      <xs:maxInclusive value="65521"/>
+      <xs:maxInclusive value="9000"/>
     </xs:restriction>
   </xs:simpleType>
 

@@ -52,7 +52,8 @@ struct TopologyReader {
     static let profileFileAttributes = ["Path"]
     static let portAttributes = ["Name", "Type", "Profile", "MTU", "MACAddress", "Adopt", "Interface", "Offload"]
     static let virtualSystemAttributes = ["Namespace", "InterfaceName", "MACAddress"]
-    static let mtuRange = 68...65521
+    /// The daemon's range (PortMTU, shared with SwitchModel): a topology --check accepts is one start-up accepts.
+    static let mtuRange = PortMTU.range
     /// Ethernet header plus two VLAN tags: what a full frame adds to the MTU.
     static let frameOverhead = ProfileFit.frameOverhead
 

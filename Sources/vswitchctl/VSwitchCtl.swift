@@ -120,7 +120,9 @@ struct Show: ParsableCommand {
             let st = sw["settings"] ?? .null
             var s = "switch \(str(sw["name"])) (generation \(str(sw["generation"])))\n"
             s += "  mac-aging-time=\(str(st["mac-aging-time"])) mac-table-size=\(str(st["mac-table-size"])) "
-            s += "mac-table-entries=\(str(sw["mac-table-entries"])) forwarding-threads=\(str(st["forwarding-threads"]))\n"
+            s += "mac-table-entries=\(str(sw["mac-table-entries"])) forwarding-threads=\(str(st["forwarding-threads"]))"
+            if let running = sw["forwarding-threads-running"] { s += " (running \(str(running)))" }
+            s += "\n"
             let reserved = sw["reserved"] ?? .null
             s += "  bandwidth-capacity=\(bitsText(st["bandwidth-capacity"], none: "none (no admission check)")) "
             s += "reserved transmit=\(bitsText(reserved["transmit"])) receive=\(bitsText(reserved["receive"]))\n"
@@ -200,8 +202,10 @@ struct SetPort: ParsableCommand {
     }
 }
 
+/// The path as the daemon needs it (docs/control-protocol.md: absolute, it does not share our working directory),
+/// normalised ("." and ".." removed), so `profile load x.xml` and `profile load ./x.xml` name the same document.
 func absolute(_ path: String) -> String {
-    path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+    URL(fileURLWithPath: path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path).standardized.path
 }
 
 struct Profile: ParsableCommand {

@@ -25,7 +25,7 @@ struct VSwitchd: ParsableCommand {
     @Option(name: .long, help: "Control socket path (default \(ControlProtocol.defaultSocketPath)).") var controlSocket: String?
     @Flag(name: .long, help: "Run without a control socket.") var noControlSocket = false
     @Option(name: .long, help: "Serve the Prometheus metrics (as `vswitchctl metrics`) over HTTP on GET /metrics at HOST:PORT, e.g. 127.0.0.1:9477 (off by default).") var metricsListen: String?
-    @Option(name: .long, help: "Forwarding threads (default: the topology's setting, else one per core).") var threads: Int?
+    @Option(name: .long, help: "Forwarding threads, 0...64 like the topology's ForwardingThreads (default: the topology's setting, else one per core; 0: one per core).") var threads: Int?
     @Option(name: .long, help: "TAP port I/O: uring (batched io_uring submissions, default) or syscall (one read/write per frame).") var portIo = "uring"
     @Option(name: .long, help: "TAP offloads: on (default: IFF_VNET_HDR with checksum and TSO, per port unless a port turns them off) or off (every port without, e.g. for A/B benchmarks).") var offloads = "on"
     @Option(name: .long, help: "Netdev port RX rings: latency (default: TPACKET_V2, a frame is read as soon as it lands, ~30 µs) or throughput (TPACKET_V3 blocks: fewer wake-ups, less CPU per frame at moderate rates, but a frame waits up to the 1 ms block timeout).") var netdevRing = "latency"
@@ -39,27 +39,64 @@ struct VSwitchd: ParsableCommand {
     @Flag(name: .long, help: "Validate the topology and its profiles, print a summary, and exit.") var check = false
 
     func run() throws {
-        let level = Logger.Level(rawValue: logLevel) ?? .info
+        // Refused before anything is created: each forwarding thread allocates its frame pool and capture ring, so
+        // an unchecked --threads 5000 aborted in an allocation and --threads 100000 exhausted the host's memory.
+        let threadsRange = SwitchSettings.forwardingThreadsRange   // the topology's ForwardingThreads range
+        if let threads, !threadsRange.contains(threads) {
+            FileHandle.standardError.write(Data("vswitchd: --threads must be \(threadsRange.lowerBound)...\(threadsRange.upperBound) (0: one per core), got \(threads)\n".utf8))
+            throw ExitCode(2)
+        }
+        guard let level = Logger.Level(rawValue: logLevel) else {
+            FileHandle.standardError.write(Data("vswitchd: --log-level must be one of: \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")), got \(logLevel)\n".utf8))
+            throw ExitCode(2)
+        }
         LoggingSystem.bootstrap { label in
             var h = StreamLogHandler.standardError(label: label)
             h.logLevel = level
             return h
         }
         let log = Logger(label: "vswitchd")
+        // Every option is checked before the topology is read and before --check answers: --check must refuse what
+        // a real start refuses, with the same one-line errors (it said OK to --port-io foo, --capture-ring-mib 0, …).
+        var options = DaemonOptions(threads: threads, statsJSONPath: statsJson, readyFile: readyFile)
+        func refuse(_ message: String) -> ExitCode {
+            FileHandle.standardError.write(Data("vswitchd: \(message)\n".utf8))
+            return ExitCode(2)
+        }
+        guard let io = PortIO(rawValue: portIo) else {
+            throw refuse("--port-io must be one of: \(PortIO.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        options.portIO = io
+        guard offloads == "on" || offloads == "off" else { throw refuse("--offloads must be on or off") }
+        options.offloads = offloads == "on"
+        switch netdevRing {
+        case "latency": options.netdevRing = .latency
+        case "throughput": options.netdevRing = .throughput
+        default: throw refuse("--netdev-ring must be latency or throughput")
+        }
+        do {
+            options.cpus = CPUPlacement(forwarding: try forwardingCpus.map { try CPUList(parsing: $0) },
+                                        housekeeping: try housekeepingCpus.map { try CPUList(parsing: $0) })
+            try options.cpus.check(allowed: CPUList.allowed())   // as start() does (same error)
+            if let metricsListen { _ = try MetricsHTTPServer.parse(metricsListen) }   // syntax only: start() binds it
+        } catch {
+            throw refuse("\(error)")
+        }
+        guard (0...1_000_000).contains(idleSpinUs) else { throw refuse("--idle-spin-us must be 0...1000000 (microseconds)") }
+        options.idleSpinNs = UInt64(idleSpinUs) * 1_000
+        guard (1...1024).contains(captureRingMib) else { throw refuse("--capture-ring-mib must be 1...1024") }
+        options.captureRingBytes = captureRingMib << 20
+
         var topo: Topology?
         if let topology {
             do {
                 topo = try TopologyLoader.load(path: topology)
             } catch {
-                FileHandle.standardError.write(Data("vswitchd: \(error)\n".utf8))
-                throw ExitCode(2)
+                throw refuse("\(error)")
             }
         }
         if check {
-            guard let topo else {
-                FileHandle.standardError.write(Data("vswitchd: --check needs --topology\n".utf8))
-                throw ExitCode(2)
-            }
+            guard let topo else { throw refuse("--check needs --topology") }
             print("topology \(topo.name): \(topo.ports.count) ports, \(topo.profiles.profiles.count) profiles: OK")
             return
         }
@@ -69,41 +106,6 @@ struct VSwitchd: ParsableCommand {
         for s in [SIGINT, SIGTERM, SIGUSR1, SIGHUP] { sigaddset(&set, s) }
         pthread_sigmask(SIG_BLOCK, &set, nil)
         signal(SIGPIPE, SIG_IGN)
-        var options = DaemonOptions(threads: threads, statsJSONPath: statsJson, readyFile: readyFile)
-        guard let io = PortIO(rawValue: portIo) else {
-            FileHandle.standardError.write(Data("vswitchd: --port-io must be one of: \(PortIO.allCases.map(\.rawValue).joined(separator: ", "))\n".utf8))
-            throw ExitCode(2)
-        }
-        options.portIO = io
-        guard offloads == "on" || offloads == "off" else {
-            FileHandle.standardError.write(Data("vswitchd: --offloads must be on or off\n".utf8))
-            throw ExitCode(2)
-        }
-        options.offloads = offloads == "on"
-        switch netdevRing {
-        case "latency": options.netdevRing = .latency
-        case "throughput": options.netdevRing = .throughput
-        default:
-            FileHandle.standardError.write(Data("vswitchd: --netdev-ring must be latency or throughput\n".utf8))
-            throw ExitCode(2)
-        }
-        do {
-            options.cpus = CPUPlacement(forwarding: try forwardingCpus.map { try CPUList(parsing: $0) },
-                                        housekeeping: try housekeepingCpus.map { try CPUList(parsing: $0) })
-        } catch {
-            FileHandle.standardError.write(Data("vswitchd: \(error)\n".utf8))
-            throw ExitCode(2)
-        }
-        guard (0...1_000_000).contains(idleSpinUs) else {
-            FileHandle.standardError.write(Data("vswitchd: --idle-spin-us must be 0...1000000 (microseconds)\n".utf8))
-            throw ExitCode(2)
-        }
-        options.idleSpinNs = UInt64(idleSpinUs) * 1_000
-        guard (1...1024).contains(captureRingMib) else {
-            FileHandle.standardError.write(Data("vswitchd: --capture-ring-mib must be 1...1024\n".utf8))
-            throw ExitCode(2)
-        }
-        options.captureRingBytes = captureRingMib << 20
         options.topology = topo
         options.metricsListen = metricsListen
         options.stateDirectory = stateDir ?? (topo == nil ? "/var/lib/vswitch" : nil)

@@ -77,6 +77,46 @@ final class ProtocolTests: XCTestCase {
     }
 }
 
+/// The client reads the daemon's answer even when sending its request failed: the daemon refuses a non-root peer
+/// (or one connection too many) with one response line and closes without reading, so the request's send() may
+/// get EPIPE (or ECONNRESET) — the refusal is already in the client's receive queue and is what the operator must
+/// see, not "lost the connection to vswitchd while sending: Broken pipe".
+final class ClientRefusalTests: XCTestCase {
+    func testAnswerIsReadWhenTheDaemonClosedBeforeTheRequestWasSent() throws {
+        let path = NSTemporaryDirectory() + "vsw-client-\(getpid()).sock"
+        unlink(path)
+        defer { unlink(path) }
+        let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        XCTAssertGreaterThanOrEqual(listener, 0)
+        defer { close(listener) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in for (i, b) in path.utf8.enumerated() { raw[i] = b } }
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        XCTAssertEqual(bound, 0)
+        XCTAssertEqual(listen(listener, 4), 0)
+
+        let refusal = "permission denied: the vswitchd control socket accepts root (uid 0) only, not uid 65534"
+        for request in [ControlRequest("show"), ControlRequest("profile-load", ["path": .string(String(repeating: "x", count: 1 << 20))])] {
+            let client = try ControlClient(path: path)     // connected (queued in the backlog)
+            let conn = accept(listener, nil, nil)           // the daemon's side: answer, close, never read
+            XCTAssertGreaterThanOrEqual(conn, 0)
+            let line = Array(ControlResponse.failure(refusal).line.utf8)
+            XCTAssertEqual(write(conn, line, line.count), line.count)
+            close(conn)
+            do {
+                let r = try client.call(request, timeout: 5)
+                XCTAssertFalse(r.ok)
+                XCTAssertEqual(r.error, refusal)
+            } catch {
+                XCTFail("\(request.command): \(error)")
+            }
+        }
+    }
+}
+
 final class StateFileTests: XCTestCase {
     func testRoundTripAndCorruptionDetected() throws {
         let dir = NSTemporaryDirectory() + "vswitch-state-\(UUID().uuidString)"
@@ -399,6 +439,24 @@ final class ModelTests: XCTestCase {
         XCTAssertEqual(saved.last?.ports, [])
     }
 
+    /// fdb-show's VLAN filter has the range of every other VLAN argument (it took 9999 and showed nothing).
+    func testFDBShowVLANOutOfRangeIsRefused() {
+        for v in [0, 4095, 9999, -1] {
+            refused("fdb-show", ["vlan": .int(v)], "VLAN \(v) out of range 1–4094")
+        }
+        XCTAssertNotNil(ok("fdb-show", ["vlan": 4094])["entries"])
+        XCTAssertNotNil(ok("fdb-show", ["vlan": 1])["entries"])
+    }
+
+    /// `show` reports the forwarding threads actually running beside the setting (0 = one per core), as a new
+    /// field: `forwarding-threads=0` alone read as if nothing forwarded.
+    func testShowReportsRunningForwardingThreads() {
+        model.publisher.setThreadCount(3)
+        let sw = ok("show")["switch"]
+        XCTAssertEqual(sw?["forwarding-threads-running"], 3)
+        XCTAssertEqual(sw?["settings"]?["forwarding-threads"], 0, "the setting is unchanged (backward compatible)")
+    }
+
     func testProfilesBindingsAndReloadRefusal() {
         loadProfiles()
         _ = ok("add-port", ["name": "p0", "profile": .string(a)])
@@ -625,6 +683,75 @@ final class ModelTests: XCTestCase {
         XCTAssertEqual(saved.count, 1)
         XCTAssertEqual(saved.last?.ports.map(\.name), ["y", "x"])
         XCTAssertEqual(saved.last?.settings.macAgingTime, 77)
+    }
+}
+
+/// `profile-load` / `profile-validate` with the daemon's own file reading (not the injected reader of ModelTests):
+/// a path that is not a regular file is refused as such, a missing or unreadable one with its real errno (it said
+/// "Resource temporarily unavailable": strerror(errno) read after FileManager had returned nil), and a relative
+/// path is refused (docs/control-protocol.md: the daemon's working directory is not the operator's).
+final class ProfileFileReadingTests: XCTestCase {
+    var model: SwitchModel!
+    var commands: ControlCommands!
+    var dir = ""
+
+    override func setUpWithError() throws {
+        model = SwitchModel(settings: SettingsConfig(), system: FakeSystem(), logger: Logger(label: "test"))
+        commands = ControlCommands(model: model)   // the default readFile
+        dir = NSTemporaryDirectory() + "vsw-profile-read-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    }
+
+    override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
+
+    func error(_ command: String, _ path: String, file: StaticString = #filePath, line: UInt = #line) -> String {
+        let r = commands.handle(ControlRequest(command, ["path": .string(path)]))
+        XCTAssertFalse(r.ok, "\(command) \(path) accepted", file: file, line: line)
+        XCTAssertEqual(model.profiles.ids, [], file: file, line: line)
+        return r.error ?? ""
+    }
+
+    func testNonRegularFilesAreRefusedAsSuch() {
+        for path in ["/dev/null", "/dev/zero", dir] {
+            for command in ["profile-load", "profile-validate"] {
+                let e = error(command, path)
+                XCTAssertTrue(e.contains("\(path) is not a regular file"), "\(command) \(path): \(e)")
+                XCTAssertFalse(e.contains("Resource temporarily unavailable"), e)
+            }
+        }
+    }
+
+    func testMissingFileReportsItsOwnErrno() {
+        let e = error("profile-load", dir + "/missing.xml")
+        XCTAssertTrue(e.contains("cannot read profile file \(dir)/missing.xml: No such file or directory"), e)
+    }
+
+    func testRelativePathIsRefused() throws {
+        try profilesXML.write(toFile: dir + "/tenants.xml", atomically: true, encoding: .utf8)
+        let cwd = FileManager.default.currentDirectoryPath
+        XCTAssertTrue(FileManager.default.changeCurrentDirectoryPath(dir))
+        defer { _ = FileManager.default.changeCurrentDirectoryPath(cwd) }
+        for command in ["profile-load", "profile-validate"] {
+            let e = error(command, "tenants.xml")
+            XCTAssertTrue(e.contains("must be an absolute path"), "\(command): \(e)")
+        }
+    }
+
+    func testRegularFileLoads() throws {
+        try profilesXML.write(toFile: dir + "/tenants.xml", atomically: true, encoding: .utf8)
+        let r = commands.handle(ControlRequest("profile-load", ["path": .string(dir + "/tenants.xml")]))
+        XCTAssertTrue(r.ok, r.error ?? "")
+        XCTAssertFalse(model.profiles.ids.isEmpty)
+    }
+
+    /// A FIFO: refused at once, without waiting for a writer (the daemon opens it non-blocking).
+    func testFIFOIsRefusedWithoutBlocking() throws {
+        let fifo = dir + "/fifo.xml"
+        XCTAssertEqual(mkfifo(fifo, 0o600), 0)
+        let start = Date()
+        let e = error("profile-load", fifo)
+        XCTAssertTrue(e.contains("\(fifo) is not a regular file"), e)
+        XCTAssertLessThan(Date().timeIntervalSince(start), 2)
     }
 }
 
