@@ -97,7 +97,8 @@ public final class ReplayPort {
     public init(file: String, loop: Bool, rate: UInt64, output: String? = nil) throws {
         var err = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1)
         guard let p = pcap_open_offline(file, &err) else {
-            throw SystemError(operation: "open pcap file", errno: ENOENT, context: file, detail: String(cString: err))
+            let code: Int32 = access(file, F_OK) == 0 ? EINVAL : ENOENT   // libpcap's message says which
+            throw SystemError(operation: "open pcap file", errno: code, context: file, detail: String(cString: err))
         }
         defer { pcap_close(p) }
         guard pcap_datalink(p) == DLT_EN10MB else {
@@ -107,10 +108,18 @@ public final class ReplayPort {
         var offs: [Int] = [0]
         var hdr: UnsafeMutablePointer<pcap_pkthdr>?
         var pkt: UnsafePointer<UInt8>?
-        while pcap_next_ex(p, &hdr, &pkt) == 1 {
-            guard let h = hdr, let d = pkt else { break }
+        var rc: Int32 = 0
+        while true {
+            rc = pcap_next_ex(p, &hdr, &pkt)
+            guard rc == 1, let h = hdr, let d = pkt else { break }
             bytes.append(contentsOf: UnsafeBufferPointer(start: d, count: Int(h.pointee.caplen)))
             offs.append(bytes.count)
+        }
+        // -2 is the end of the file; -1 a damaged one (a truncated record, an absurd length): refused whole,
+        // rather than replaying the part before the damage without a word.
+        if rc == -1 {
+            throw SystemError(operation: "replay pcap file", errno: EINVAL, context: file,
+                              detail: "damaged after \(offs.count - 1) records: \(String(cString: pcap_geterr(p)))")
         }
         let data = UnsafeMutableRawPointer.allocate(byteCount: max(1, bytes.count), alignment: 64)
         bytes.withUnsafeBytes { if let b = $0.baseAddress { data.copyMemory(from: b, byteCount: $0.count) } }

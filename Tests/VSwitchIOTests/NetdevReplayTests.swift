@@ -246,6 +246,33 @@ final class NetdevReplayTests: PrivilegedTestCase {
         return out
     }
 
+    /// A damaged pcap (a record cut short, an absurd record length) is refused whole with libpcap's message, not
+    /// replayed up to the damage without a word (session 8 review).
+    func testReplayPortRefusesADamagedFile() throws {
+        let dir = NSTemporaryDirectory() + "vsw-replay-bad-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let frames = (0..<10).map { frame($0, tag: nil, size: 64 + $0) }
+        try writePcap(dir + "/in.pcap", frames)
+        var whole = try Data(contentsOf: URL(fileURLWithPath: dir + "/in.pcap"))
+        XCTAssertNoThrow(try ReplayPort(file: dir + "/in.pcap", loop: false, rate: 0).close())
+        try whole.prefix(whole.count - 20).write(to: URL(fileURLWithPath: dir + "/cut.pcap"))
+        XCTAssertThrowsError(try ReplayPort(file: dir + "/cut.pcap", loop: false, rate: 0)) { e in
+            XCTAssertTrue("\(e)".contains("damaged after 9 records"), "\(e)")
+        }
+        // Record 3's caplen (offset 24 + 3 records of 16 + 64..66 bytes, + 8) made 0x7fffffff.
+        let at = 24 + (16 + 64) + (16 + 65) + (16 + 66) + 8
+        whole.replaceSubrange(at..<(at + 4), with: [0xFF, 0xFF, 0xFF, 0x7F])
+        try whole.write(to: URL(fileURLWithPath: dir + "/huge.pcap"))
+        XCTAssertThrowsError(try ReplayPort(file: dir + "/huge.pcap", loop: false, rate: 0)) { e in
+            XCTAssertTrue("\(e)".contains("damaged after 3 records"), "\(e)")
+        }
+        try Data("not a pcap at all".utf8).write(to: URL(fileURLWithPath: dir + "/text.pcap"))
+        XCTAssertThrowsError(try ReplayPort(file: dir + "/text.pcap", loop: false, rate: 0)) { e in
+            XCTAssertEqual((e as? SystemError)?.errno, EINVAL, "\(e)")
+        }
+    }
+
     func testReplayPortReplaysAtRateAndRecordsWhatItIsSent() throws {
         let dir = NSTemporaryDirectory() + "vsw-replay-\(getpid())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
