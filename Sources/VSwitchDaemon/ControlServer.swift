@@ -150,6 +150,9 @@ public final class ControlServer {
         }
     }
 
+    /// Descriptors a client may have passed before its request line ends.
+    static let maxPendingDescriptors = 4
+
     func refuse(_ c: Client, _ message: String) {
         queue(c, ControlResponse.failure(message))
         c.closeAfterFlush = true
@@ -166,6 +169,9 @@ public final class ControlServer {
         while clients[c.fd] != nil && !c.closeAfterFlush {
             let (n, passed) = buf.withUnsafeMutableBytes { receiveWithDescriptors(c.fd, $0) }
             c.fds += passed
+            // A request carries at most one descriptor (capture's output): a client piling them up without a request
+            // line would run the daemon out of file descriptors.
+            if c.fds.count > ControlServer.maxPendingDescriptors { drop(c); return }
             if n < 0 {
                 if errno == EINTR { continue }
                 if errno != EAGAIN && errno != EWOULDBLOCK { drop(c) }

@@ -109,7 +109,14 @@ public final class MetricsHTTPServer {
                 if fd < 0 { break }
                 _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
                 _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-                if clients.count >= maxClients { close(fd); continue }
+                if clients.count >= maxClients {
+                    // Full: the oldest client still without a complete request makes room (else clients that connect
+                    // and say nothing locked every scrape out until they timed out).
+                    guard let oldest = clients.values.filter({ !$0.responded }).min(by: { $0.since < $1.since }) else {
+                        close(fd); continue
+                    }
+                    drop(oldest)
+                }
                 clients[fd] = Client(fd: fd, since: now)
             }
             return

@@ -377,7 +377,14 @@ def test_metrics_http_endpoint(ctl):
     assert r.returncode == 0, r.stdout + r.stderr
     url = "http://127.0.0.1:%d/metrics" % port
 
-    # A client that connects and says nothing must not hold up the daemon.
+    # Clients that connect and say nothing must not hold up the daemon, nor lock scrapes out: 16 of them (the
+    # limit) and a scrape still gets through (the oldest silent one makes room).
+    silent = [so.create_connection(("127.0.0.1", port)) for _ in range(16)]
+    time.sleep(0.2)
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        assert resp.status == 200
+    for s in silent:
+        s.close()
     idle = so.create_connection(("127.0.0.1", port))
     with urllib.request.urlopen(url, timeout=5) as resp:
         assert resp.status == 200

@@ -77,3 +77,37 @@ def test_port_names_with_control_characters_are_refused(daemon):
     [resp] = d.raw(line)
     assert resp["ok"] is False and "is not valid" in resp["error"], resp
     assert "vswitch_injected_total" not in d.ctl("metrics").stdout
+
+
+def test_a_client_piling_up_descriptors_is_dropped(daemon):
+    """A request carries at most one descriptor: a (root) client passing them by the dozen without ever ending a
+    request line is dropped before the daemon runs out of file descriptors."""
+    import array
+    import socket
+    d = daemon
+    d.start()
+    fd_dir = "/proc/%d/fd" % d.proc.pid
+    before = len(os.listdir(fd_dir))
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(d.socket)
+    nulls = [os.open("/dev/null", os.O_RDONLY) for _ in range(12)]
+    dropped = False
+    try:
+        for _ in range(200):
+            s.sendmsg([b"x"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", nulls))])
+    except (BrokenPipeError, ConnectionResetError):
+        dropped = True
+    finally:
+        for fd in nulls:
+            os.close(fd)
+    time.sleep(0.3)
+    if not dropped:
+        s.settimeout(2)
+        try:
+            dropped = s.recv(100) == b""
+        except ConnectionResetError:
+            dropped = True
+    s.close()
+    assert dropped, "the client was not dropped"
+    assert len(os.listdir(fd_dir)) <= before + 2, "the daemon kept the passed descriptors"
+    assert d.ctl("show").returncode == 0
