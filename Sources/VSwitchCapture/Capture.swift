@@ -185,7 +185,9 @@ public final class CaptureSession: @unchecked Sendable {
         guard endReason == nil, !outputFailed else { return }
         let kept = r.bytes.count
         let caplen = kept < snaplen ? kept : snaplen
-        if let filter, !filter.matches(UnsafeRawBufferPointer(rebasing: r.bytes.prefix(caplen)), originalLength: r.originalLength) {
+        // The filter sees every byte the ring kept (a filtered session has its ports copied whole, `activeSnaplens`),
+        // as tcpdump filters the packet before it cuts it to the snaplen.
+        if let filter, !filter.matches(r.bytes, originalLength: r.originalLength) {
             filteredOut += 1; return
         }
         if caplen == kept {
@@ -397,7 +399,8 @@ public final class CaptureWriter: @unchecked Sendable {
     public func activeSnaplens() -> [Int: Int] {
         lock.lock(); defer { lock.unlock() }
         var out: [Int: Int] = [:]
-        for s in sessions { for p in s.ports.keys { out[p] = max(out[p] ?? 0, s.snaplen) } }
+        // A session with a filter needs whole copies (its filter may look past its snaplen); it cuts them when writing.
+        for s in sessions { for p in s.ports.keys { out[p] = max(out[p] ?? 0, s.filter != nil ? CaptureRing.maxSnaplen : s.snaplen) } }
         return out
     }
 

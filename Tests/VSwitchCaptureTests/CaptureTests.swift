@@ -242,6 +242,28 @@ final class CaptureTapTests: XCTestCase {
         close(fds[0])
     }
 
+    /// The filter sees the whole frame, as tcpdump's does, and the record is cut to the snaplen afterwards (session 8
+    /// review: it saw only the snaplen's bytes, so a filter on a later field matched nothing).
+    func testFilterSeesTheWholeFrameThenTheRecordIsCut() throws {
+        let rig = Rig()
+        let path = NSTemporaryDirectory() + "vsw-cap-filter-\(getpid()).pcap"
+        defer { unlink(path) }
+        let writer = CaptureWriter(rings: [rig.engine.capture], dropsOf: { _ in 0 })
+        writer.add(try CaptureSession(id: 1, ports: [0: PortEntry.captureIn], filter: try CaptureFilter("ether[60] = 0xab"),
+                                      count: nil, duration: nil, snaplen: 20, output: open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)))
+        XCTAssertEqual(writer.activeSnaplens(), [0: CaptureRing.maxSnaplen], "a filtered session's port is copied whole")
+        rig.specs[0].capture = PortEntry.captureIn
+        rig.specs[0].captureSnap = 0
+        rig.apply()
+        rig.inject(0, [frame(dst: bcast, src: macA, payload: 100), frame(dst: bcast, src: macA, payload: 30)])
+        writer.pump()
+        writer.stopAll()
+        XCTAssertEqual(writer.takeFinished().first?["filtered_out"] as? Int, 1, "the 44-byte frame has no byte 60")
+        let records = try XCTUnwrap(pcapRecords(try Data(contentsOf: URL(fileURLWithPath: path))))
+        XCTAssertEqual(records.map(\.caplen), [20])
+        XCTAssertEqual(records.map(\.len), [114])
+    }
+
     func testDeletedPortEndsItsCaptures() throws {
         let rig = Rig()
         rig.specs[0].capture = PortEntry.captureIn
