@@ -29,6 +29,12 @@ for s in r["switches"]:
 assert r["core"] and r["core"][0]["mpps_per_core"] > 0, "no core result"
 vs = next(s for s in r["switches"] if s["name"] == "vswitch-1t")
 assert not vs.get("error"), f"vswitch-1t failed: {vs['error']}"
+# A broken run must not pass (session 8 review): VSwitch forwarded something at every size, and every ratio published
+# is a finite positive number (ratios are left out, not set to 0, when a side failed or did not sustain the load).
+for z in vs["sizes"]:
+    assert z["ceiling_forwarded_pps"] > 0 and z["loss_free_pps"] > 0, f"vswitch-1t forwarded nothing at {z['size']} B: {z}"
+for k, v in r["ratios"].items():
+    assert v == v and 0 < v < float("inf"), f"ratio {k} = {v}"
 print(f"bench-smoke: results.json OK ({len(names)} switches, {len(r['ratios'])} ratios)")
 PY
 # `vswitch-bench capture-replay` (issue 4's capture cost with the load made inside the switch), when run.

@@ -439,8 +439,19 @@ struct ReloadBenchResult: Codable {
 }
 
 enum ReloadBench {
-    static func p50(_ v: [Double]) -> Double { v.isEmpty ? 0 : v.sorted()[v.count / 2] }
-    static func p99(_ v: [Double]) -> Double { v.isEmpty ? 0 : v.sorted()[min(v.count - 1, (v.count * 99) / 100)] }
+    /// The median (the mean of the two middle values of an even count).
+    static func p50(_ v: [Double]) -> Double {
+        guard !v.isEmpty else { return 0 }
+        let s = v.sorted(), n = s.count
+        return n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2
+    }
+    /// The 99th percentile by nearest rank: the ceil(0.99 n)-th smallest (of 100 values the 99th, not the maximum:
+    /// session 8 review; earlier figures called p99 were the maximum of their runs).
+    static func p99(_ v: [Double]) -> Double {
+        guard !v.isEmpty else { return 0 }
+        let s = v.sorted()
+        return s[max(0, Int((0.99 * Double(s.count)).rounded(.up)) - 1)]
+    }
 
     /// `xml`: each reload parses and validates a profile document holding every port's profile
     /// (ProfileLoader: XSD + semantic rules), compiles each profile, builds the snapshot and publishes
