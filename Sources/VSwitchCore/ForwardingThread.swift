@@ -27,8 +27,23 @@ public protocol PollingBackend: PortBackend {
     /// `poll` must not read the snapshot, because it runs while the thread is offline.
     mutating func prepare(ports: UnsafePointer<UInt16>, count: Int, view: UnsafeMutablePointer<ConfigView>)
     /// Waits up to `timeoutMs` (0 = don't wait) for any prepared port to have frames; writes the ready
-    /// port indices to `ready` and returns how many.
+    /// port indices to `ready` and returns how many. Called online.
     mutating func poll(timeoutMs: Int32, ready: UnsafeMutablePointer<UInt16>) -> Int
+    /// Online, just before the thread goes offline to wait: the ports ready without waiting whose readiness is
+    /// memory the switch frees once a deleted port's grace period is over (netdev rings, replay schedules: a thread
+    /// offline holds up no grace period), and how long the wait may last.
+    mutating func readyBeforeWaiting(timeoutMs: Int32, ready: UnsafeMutablePointer<UInt16>) -> (count: Int, timeoutMs: Int32)
+    /// Offline: waits up to `timeoutMs` on the prepared ports' descriptors only, reading no port's state (a port may
+    /// be deleted and its memory freed meanwhile; the kernel drops a closed descriptor from the wait set).
+    mutating func waitOffline(timeoutMs: Int32, ready: UnsafeMutablePointer<UInt16>) -> Int
+}
+
+public extension PollingBackend {
+    /// Backends whose `poll` reads only their own memory: nothing to check first, and `poll` may run offline.
+    mutating func readyBeforeWaiting(timeoutMs: Int32, ready: UnsafeMutablePointer<UInt16>) -> (count: Int, timeoutMs: Int32) {
+        (0, timeoutMs)
+    }
+    mutating func waitOffline(timeoutMs: Int32, ready: UnsafeMutablePointer<UInt16>) -> Int { poll(timeoutMs: timeoutMs, ready: ready) }
 }
 
 public final class ForwardingThread<Backend: PollingBackend>: @unchecked Sendable {
@@ -105,14 +120,22 @@ public final class ForwardingThread<Backend: PollingBackend>: @unchecked Sendabl
             }
             var nready: Int
             if idlePasses >= 2 && (idleSpinNs == 0 || clock() &- lastFrameNs >= idleSpinNs) {
-                qs.goOffline(index)
-                nready = backend.poll(timeoutMs: idleTimeoutMs, ready: ready)
-                qs.goOnline(index)
-                // While offline the snapshot may have been replaced (and the old one freed):
-                // never touch `view` again; start the pass over with the current one.
-                idlePasses = 0
-                let current = publisher.load()
-                if nready == 0 || current != view || current.pointee.generation != generation { continue }
+                // Port state (netdev rings, replay schedules) is read while still online; offline only the
+                // descriptors are waited on: a port deleted meanwhile has its memory freed without waiting for an
+                // offline thread (session 8 review: a SIGSEGV in a freed netdev ring).
+                let (early, wait) = backend.readyBeforeWaiting(timeoutMs: idleTimeoutMs, ready: ready)
+                if early > 0 {
+                    nready = early
+                } else {
+                    qs.goOffline(index)
+                    nready = backend.waitOffline(timeoutMs: wait, ready: ready)
+                    qs.goOnline(index)
+                    // While offline the snapshot may have been replaced (and the old one freed):
+                    // never touch `view` again; start the pass over with the current one.
+                    idlePasses = 0
+                    let current = publisher.load()
+                    if nready == 0 || current != view || current.pointee.generation != generation { continue }
+                }
             } else {
                 nready = backend.poll(timeoutMs: 0, ready: ready)
             }

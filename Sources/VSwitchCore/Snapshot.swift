@@ -604,7 +604,9 @@ public final class QuiescentStates: @unchecked Sendable {
     @inline(__always)
     public func quiescent(_ t: Int) {
         let s = state(t)
-        s.store((s.load(ordering: .relaxed) &+ 1) & ~QuiescentStates.offlineBit, ordering: .releasing)
+        // seq_cst (xchg on x86): the next pass's snapshot load must not be satisfied before this store is
+        // visible (store-buffering with the publisher's pointer store + state load).
+        s.store((s.load(ordering: .relaxed) &+ 1) & ~QuiescentStates.offlineBit, ordering: .sequentiallyConsistent)
         if waiting.load(ordering: .relaxed) != 0 { wakePublisher() }
     }
 
@@ -705,7 +707,10 @@ public final class SnapshotPublisher: @unchecked Sendable {
         quiescence.synchronize(threads: threadCount)
         lastGracePeriodNs = vsw_now_ns() &- t0
         let oldTable = old.macTable
-        if oldTable.slotsAddress != next.macTable.slotsAddress { oldTable.deallocate() }
+        if oldTable.slotsAddress != next.macTable.slotsAddress {
+            next.macTable.absorb(oldTable)   // what threads learned in the old table while the new one was copied
+            oldTable.deallocate()
+        }
         _ = old   // released here, after the grace period
     }
 }

@@ -276,7 +276,8 @@ public final class SwitchDaemon {
     func threadCount(_ s: SettingsConfig) -> Int {
         if let t = options.threads, t > 0 { return t }
         if s.forwardingThreads > 0 { return s.forwardingThreads }
-        return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        // One per core, at most the range's 64 (the quiescence table and the per-thread rings are sized for that).
+        return min(SwitchSettings.forwardingThreadsRange.upperBound, max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
     }
 
     // MARK: - running

@@ -244,11 +244,29 @@ public final class SwitchModel {
         var saved = config
         saved.profiles = sources
         try persist(saved)
+        // Ports whose VLANs or learn limit change: their learned entries belong to the old VLANs and would count
+        // against the new limit (session 8 review: a MaxNumMACAddress 1 port dropped its VM's frames as mac-limit
+        // until aging after a reload moved it to another VLAN). Flushed after the new snapshot is published.
+        let before = ProfileLookup(profiles)
+        let stale = ports.keys.sorted().filter { i in
+            let id = ports[i]!.config.profile
+            return !SwitchModel.sameLearning(before.profile(id: id), lookup.profile(id: id))
+        }
         config.profiles = sources
         profiles = next
         profileReadCaches = caches
         publish()
+        for i in stale { table.flush(port: i) }
         return next
+    }
+
+    /// Whether two profiles put a port's learned entries in the same place under the same limit (VLAN mode, VIDs,
+    /// trunk list, learn limit).
+    static func sameLearning(_ a: PortProfile?, _ b: PortProfile?) -> Bool {
+        guard let a, let b else { return a == nil && b == nil }
+        return a.desiredVLANEndpointMode == b.desiredVLANEndpointMode && a.portVID == b.portVID
+            && a.defaultPortVID == b.defaultPortVID && a.trunkedVLANs == b.trunkedVLANs
+            && a.maxNumMACAddress == b.maxNumMACAddress
     }
 
     /// `profile load FILE`: adds the document (or replaces the one loaded from the same path).
@@ -553,6 +571,11 @@ public final class SwitchModel {
         if let s = macTableSize, !SettingsConfig.macTableSizeRange.contains(s) {
             throw DaemonError("mac-table-size \(s) out of range \(SettingsConfig.macTableSizeRange.lowerBound)–\(SettingsConfig.macTableSizeRange.upperBound)")
         }
+        if let s = macTableSize, s < config.fdb.count {
+            // compacted(limit:) keeps at most `s` entries: configured static entries beyond it would vanish from the
+            // table while the configuration still lists them (session 8 review).
+            throw DaemonError("mac-table-size \(s) is smaller than the \(config.fdb.count) configured static entries (fdb del some first)")
+        }
         if macAgingTime == nil && macTableSize == nil && bandwidthCapacity == nil {
             throw DaemonError("set switch: nothing to set (mac-aging-time=N, mac-table-size=N, bandwidth-capacity=BITS|none)")
         }
@@ -566,7 +589,10 @@ public final class SwitchModel {
         if let s = macTableSize { saved.settings.macTableSize = s }
         try persist(saved)
         config.settings = saved.settings
-        if let s = macTableSize, s != table.limit { replaceTable(table.compacted(limit: s)) }
+        if let s = macTableSize, s != table.limit {
+            replaceTable(table.compacted(limit: s))
+            applyStaticEntries()   // every configured static entry is in the new table (they fit: checked above)
+        }
     }
 
     /// Publishes `fresh` in place of the current table; the publisher frees the old one after the grace period.

@@ -143,6 +143,38 @@ public struct PortSetBackend<Tap: PortBackend>: PollingBackend {
         return n
     }
 
+    /// Online: netdev rings with frames and replay ports due now; the wait is shortened to the next replay frame.
+    public mutating func readyBeforeWaiting(timeoutMs: Int32, ready: UnsafeMutablePointer<UInt16>) -> (count: Int, timeoutMs: Int32) {
+        var n = 0
+        var timeout = timeoutMs
+        for k in 0..<netdevCount where netdevRings[k].pointee.hasFrames() {
+            ready[n] = netdevPorts[k]; n += 1
+        }
+        if replayCount > 0 {
+            let now = vsw_now_ns()
+            for k in 0..<replayCount {
+                guard let ms = replayStates[k].pointee.msUntilDue(now: now) else { continue }
+                if ms == 0 { ready[n] = replayPorts[k]; n += 1 } else if ms < timeout { timeout = ms }
+            }
+        }
+        return (n, n > 0 ? 0 : timeout)
+    }
+
+    /// Offline: epoll on the prepared descriptors only (no ring, no replay state: either may be freed meanwhile).
+    public mutating func waitOffline(timeoutMs: Int32, ready: UnsafeMutablePointer<UInt16>) -> Int {
+        if fdCount == 0 {
+            if timeoutMs > 0 { usleep(UInt32(timeoutMs) * 1000) }
+            return 0
+        }
+        let rc = epoll_wait(epfd, events, Int32(min(fdCount, maxPorts)), timeoutMs)
+        if rc <= 0 { return 0 }
+        var n = 0
+        for k in 0..<Int(rc) where events[k].events & (EPOLLIN.rawValue | EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 {
+            ready[n] = UInt16(truncatingIfNeeded: events[k].data.u64); n += 1
+        }
+        return n
+    }
+
     @inline(__always)
     public mutating func receive(port: Int, entry: UnsafeMutablePointer<PortEntry>, into batch: inout FrameBatch) -> Int {
         switch entry.pointee.kind {

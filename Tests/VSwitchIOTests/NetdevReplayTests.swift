@@ -302,6 +302,41 @@ final class NetdevReplayTests: PrivilegedTestCase {
         XCTAssertEqual(port.state.pointee.startNs, t0 + 52_000_000)
     }
 
+    /// A forwarding thread goes offline to wait; the control thread deletes a netdev port meanwhile (both grace
+    /// periods skip an offline thread) and closes it (rings unmapped). The thread's offline wait must not read the
+    /// ring (session 8 review: `poll` read it there, SIGSEGV in NetdevRing.hasFrames): rings are checked online
+    /// (`readyBeforeWaiting`), the offline part only waits on descriptors (`waitOffline`).
+    func testOfflineWaitReadsNoPortStateOfADeletedPort() throws {
+        let (a, _) = try vethPair()
+        let pa = try NetdevPort(interface: a, txQueues: 1, tuning: .standard)
+        let table = MACTable(limit: 1024)
+        defer { table.deallocate() }
+        var sa = PortSpec(index: 0, handle: pa.slot, policy: .access(1)); sa.kind = PortKindCode.netdev
+        let publisher = SnapshotPublisher(initial: ConfigSnapshot(generation: 1, ports: [sa], macTable: table))
+        publisher.setThreadCount(1)
+        var backend = PortSetBackend(tap: TapBackend(), threadIndex: 0)
+        defer { backend.deallocate(); backend.tap.deallocate() }
+        let qs = publisher.quiescence
+        qs.goOnline(0)
+        var list: [UInt16] = [0]
+        backend.prepare(ports: &list, count: 1, view: publisher.load())
+        var ready = [UInt16](repeating: 0, count: 1024)
+        let (early, wait) = ready.withUnsafeMutableBufferPointer { backend.readyBeforeWaiting(timeoutMs: 10, ready: $0.baseAddress!) }
+        XCTAssertEqual(early, 0)
+        qs.goOffline(0)
+        // Control thread: deletePort — publish without the port, flush, publish, close (rings unmapped, state freed).
+        publisher.publish(ConfigSnapshot(generation: 2, ports: [], macTable: table))
+        table.flush(port: 0, includingStatic: true)
+        publisher.publish(ConfigSnapshot(generation: 3, ports: [], macTable: table))
+        pa.close()
+        // The thread's wait: descriptors only (the closed socket left the epoll set); no crash.
+        let n = ready.withUnsafeMutableBufferPointer { backend.waitOffline(timeoutMs: wait, ready: $0.baseAddress!) }
+        qs.goOnline(0)
+        XCTAssertEqual(n, 0)
+        XCTAssertEqual(publisher.load().pointee.generation, 3, "the thread starts its next pass over with the new snapshot")
+        qs.goOffline(0)
+    }
+
     func testReplayPortReplaysAtRateAndRecordsWhatItIsSent() throws {
         let dir = NSTemporaryDirectory() + "vsw-replay-\(getpid())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
