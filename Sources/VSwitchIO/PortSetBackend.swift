@@ -110,20 +110,8 @@ public struct PortSetBackend<Tap: PortBackend>: PollingBackend {
     }
 
     public mutating func poll(timeoutMs: Int32, ready: UnsafeMutablePointer<UInt16>) -> Int {
-        var n = 0
-        var timeout = timeoutMs
-        // Ports ready without asking the kernel.
-        for k in 0..<netdevCount where netdevRings[k].pointee.hasFrames() {
-            ready[n] = netdevPorts[k]; n += 1
-        }
-        if replayCount > 0 {
-            let now = vsw_now_ns()
-            for k in 0..<replayCount {
-                guard let ms = replayStates[k].pointee.msUntilDue(now: now) else { continue }
-                if ms == 0 { ready[n] = replayPorts[k]; n += 1 } else if ms < timeout { timeout = ms }
-            }
-        }
-        if n > 0 { timeout = 0 }
+        // Ports ready without asking the kernel (netdev rings, replay schedules); no wait when there are some.
+        var (n, timeout) = readyBeforeWaiting(timeoutMs: timeoutMs, ready: ready)
         // A netdev ring's readiness is its status word, read above: without other fds, a pass that does not
         // wait needs no system call (with TPACKET_V2 rings the thread wakes per frame at moderate rates, and
         // the forwarding loop makes two such passes before it sleeps).
