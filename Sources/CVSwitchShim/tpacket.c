@@ -139,6 +139,9 @@ int vsw_tpacket_tx_open(int ifindex, unsigned frame_size, unsigned frame_count, 
     if (setsockopt(fd, SOL_PACKET, PACKET_VERSION, &v, sizeof v) < 0) return fail(fd, 0, 0);
     int one = 1;
     (void)setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof one);   // best effort
+    // A frame the kernel refuses (longer than the interface takes: EMSGSIZE) is skipped, its slot handed back.
+    // Without it the slot stays TP_STATUS_WRONG_FORMAT and the ring sends nothing again (session 8 review).
+    if (setsockopt(fd, SOL_PACKET, PACKET_LOSS, &one, sizeof one) < 0) return fail(fd, 0, 0);
     struct tpacket_req req;
     memset(&req, 0, sizeof req);
     unsigned per_block = 16;                       // frames per block (block = 16 frames)

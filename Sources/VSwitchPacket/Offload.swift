@@ -245,7 +245,10 @@ public extension FrameBatch {
         guard start >= 14, field &+ 2 <= len else { return false }
         let p = data(i)
         let sum = Checksum.add(p + start, len &- start, 0)
-        p.storeBytes(of: Checksum.finish(sum).bigEndian, toByteOffset: field, as: UInt16.self)
+        // 0 is written as 0xFFFF, as Linux's skb_checksum_help does (CSUM_MANGLED_0): a UDP checksum of 0 means "none"
+        // over IPv4 and is invalid over IPv6; for TCP both are the same value.
+        let c = Checksum.finish(sum)
+        p.storeBytes(of: (c == 0 ? 0xFFFF : c).bigEndian, toByteOffset: field, as: UInt16.self)
         let h = buffer(i)
         h.storeBytes(of: (vnetFlags(i) & ~VirtioNet.needsCsum) | VirtioNet.dataValid, as: UInt8.self)
         if gsoType(i) & 0x7F == VirtioNet.gsoNone { meta[i].flags &= ~FrameMeta.offload }
