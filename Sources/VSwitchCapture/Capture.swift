@@ -92,7 +92,7 @@ public final class CaptureSession: @unchecked Sendable {
     public let durationNs: UInt64?
     public let snaplen: Int
     /// Taps wanted per port index (`ports` as a table: the writer's per-record lookup).
-    let tapTable: [UInt8]
+    var tapTable: [UInt8]   // written by the writer thread only (a deleted port's taps cleared, under the lock)
     /// The output (a file or a pipe), owned by the session; -1 once closed.
     var output: Int32
     /// The records of the current chunk as iovecs: runs of whole records straight from the ring (pcap header
@@ -118,6 +118,12 @@ public final class CaptureSession: @unchecked Sendable {
     public private(set) var droppedSlowOutput = 0
     /// Set (under the writer's lock) by the control thread: end at the writer's next pass, for this reason.
     var requestedEnd: String?
+    /// Port indices deleted while the session runs (under the writer's lock): their records are no longer taken; the
+    /// session ends when none of its ports is left (a mirror session's capture goes on with its other sources).
+    var removedPorts: Set<Int> = []
+    /// The output's file status flags as handed over (its open file description is the client's too, e.g. a
+    /// terminal or a shell's pipe): restored before it is closed.
+    var outputFlags: Int32 = 0
     /// The control connection: watched for the client going away; gets the summary line.
     public var controlFD: Int32 = -1
     public private(set) var captured = 0
@@ -143,7 +149,8 @@ public final class CaptureSession: @unchecked Sendable {
         self.output = output
         // Non-blocking: a reader that stops reading must not stall the writer thread (every session's) or the
         // control thread writing this header (a regular file is unaffected: it blocks as files do).
-        _ = fcntl(output, F_SETFL, fcntl(output, F_GETFL) | O_NONBLOCK)
+        outputFlags = fcntl(output, F_GETFL)
+        _ = fcntl(output, F_SETFL, outputFlags | O_NONBLOCK)   // given back at the end: the description is shared
         iov = .allocate(capacity: CaptureSession.maxIov)
         headers = .allocate(byteCount: 16 * CaptureSession.maxIov, alignment: 16)
         // The pcap file header as libpcap writes it (host byte order): nanosecond magic, version 2.4,
@@ -310,18 +317,20 @@ public final class CaptureSession: @unchecked Sendable {
         return true
     }
 
-    func finish(_ reason: String, drops: UInt64) {
+    /// `drainUntil`: how long (monotonic ns) what the output has not taken yet may still be waited for. The writer
+    /// ends sessions with a short grace (it serves every other session meanwhile); a daemon stop gives all one second.
+    func finish(_ reason: String, drops: UInt64, drainUntil: UInt64 = monotonicNanoseconds() &+ 20_000_000) {
         if endReason == nil { endReason = reason }
         writeOut()
-        // What the output has not taken yet: up to one more second for it (then the rest is lost, and said so).
-        let deadline = monotonicNanoseconds() &+ 1_000_000_000
+        // What the output has not taken yet: until the deadline (then the rest is lost, and said so).
+        let deadline = drainUntil
         while output >= 0 && !outputFailed && pendingEnd > pendingStart && monotonicNanoseconds() < deadline {
             if flushPending() { break }
             var p = pollfd(fd: output, events: Int16(POLLOUT), revents: 0)
             _ = poll(&p, 1, 50)
         }
         let unwritten = pendingEnd - pendingStart
-        if output >= 0 { close(output); output = -1 }
+        if output >= 0 { _ = fcntl(output, F_SETFL, outputFlags); close(output); output = -1 }
         summary = ["capture": id, "reason": endReason ?? reason, "captured": captured, "filtered_out": filteredOut,
                    "dropped": drops, "dropped_slow_output": droppedSlowOutput]
         if outputErrno != 0 { summary["output_error"] = String(cString: strerror(outputErrno)) }
@@ -383,15 +392,20 @@ public final class CaptureWriter: @unchecked Sendable {
     public func activeTaps() -> [Int: UInt8] {
         lock.lock(); defer { lock.unlock() }
         var out: [Int: UInt8] = [:]
-        for s in sessions where s.requestedEnd == nil { for (p, t) in s.ports { out[p, default: 0] |= t } }
+        for s in sessions where s.requestedEnd == nil {
+            for (p, t) in s.ports where !s.removedPorts.contains(p) { out[p, default: 0] |= t }
+        }
         return out
     }
 
-    /// Port index `port` is gone (its index may be given to a new port): every session tapping it ends at the
-    /// writer's next pass (reason "port-deleted") and taps nothing meanwhile.
+    /// Port index `port` is gone (its index may be given to a new port): no session takes its records any more
+    /// (from the writer's next pass; the daemon untaps it at once); a session left with no port ends ("port-deleted").
     public func portRemoved(_ port: Int) {
         lock.lock(); defer { lock.unlock() }
-        for s in sessions where s.ports[port] != nil && s.requestedEnd == nil { s.requestedEnd = "port-deleted" }
+        for s in sessions where s.ports[port] != nil && s.requestedEnd == nil {
+            s.removedPorts.insert(port)
+            if s.ports.keys.allSatisfy({ s.removedPorts.contains($0) }) { s.requestedEnd = "port-deleted" }
+        }
         lock.broadcast()
     }
 
@@ -400,7 +414,11 @@ public final class CaptureWriter: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         var out: [Int: Int] = [:]
         // A session with a filter needs whole copies (its filter may look past its snaplen); it cuts them when writing.
-        for s in sessions { for p in s.ports.keys { out[p] = max(out[p] ?? 0, s.filter != nil ? CaptureRing.maxSnaplen : s.snaplen) } }
+        for s in sessions {
+            for p in s.ports.keys where !s.removedPorts.contains(p) {
+                out[p] = max(out[p] ?? 0, s.filter != nil ? CaptureRing.maxSnaplen : s.snaplen)
+            }
+        }
         return out
     }
 
@@ -461,6 +479,13 @@ public final class CaptureWriter: @unchecked Sendable {
             bytes += walked
         }
         lastPumpBytes = bytes
+        // A deleted port's records already in the rings were taken above (the daemon untapped it when it deleted it);
+        // from the next pass the sessions that tapped it take none for its index, which a new port may get.
+        lock.lock()
+        for s in sessions where !s.removedPorts.isEmpty {   // the writer's own table (in place: no copy)
+            for p in s.removedPorts where p < s.tapTable.count { s.tapTable[p] = 0 }
+        }
+        lock.unlock()
         let now = clock()
         let check = total == 0 || now &- lastCheckNs >= checkIntervalNs
         if check { lastCheckNs = now }
@@ -484,10 +509,10 @@ public final class CaptureWriter: @unchecked Sendable {
         return total
     }
 
-    func end(_ s: CaptureSession, _ reason: String) {
+    func end(_ s: CaptureSession, _ reason: String, drainUntil: UInt64 = monotonicNanoseconds() &+ 20_000_000) {
         var drops: UInt64 = 0
         for p in s.ports.keys { drops &+= dropsOf(p) &- (s.dropsAtStart[p] ?? 0) }
-        s.finish(reason, drops: drops)
+        s.finish(reason, drops: drops, drainUntil: drainUntil)
     }
 
     func clientGone(_ fd: Int32) -> Bool {
@@ -502,7 +527,8 @@ public final class CaptureWriter: @unchecked Sendable {
     /// Stops every session (reason "stopped") — daemon shutdown.
     public func stopAll() {
         lock.lock(); defer { lock.unlock() }
-        for s in sessions { end(s, "stopped"); finished.append(s.summary) }
+        let deadline = monotonicNanoseconds() &+ 1_000_000_000   // one second for every session's output together
+        for s in sessions { end(s, "stopped", drainUntil: deadline); finished.append(s.summary) }
         sessions = []
     }
 

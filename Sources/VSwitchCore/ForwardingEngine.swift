@@ -401,8 +401,11 @@ public struct ForwardingEngine {
             }
             if length &- headerLen > maxPayload {
                 // A GSO super-frame is judged by the segments it stands for: headers + gso_size of payload each.
+                // (Without a usable csum_start — a sender that set no NEEDS_CSUM — the segments' headers are not
+                // located here: judged by gso_size alone, as before, and left to the segmenter to check.)
                 let segment = batch.isGSO(i) ? batch.gsoSegmentL3Length(i, l3: headerLen) : -1
-                if segment <= 0 || segment > maxPayload {
+                let fits = segment > 0 ? segment <= maxPayload : batch.isGSO(i) && batch.gsoSize(i) <= maxPayload
+                if !fits {
                     drop(batch, i, ingress, .mtuExceeded); continue
                 }
             }

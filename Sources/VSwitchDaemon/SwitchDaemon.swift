@@ -149,17 +149,17 @@ public final class SwitchDaemon {
             try s.prepare()
             store = s
         }
+        var replaced: [PortConfig] = []   // a saved state's ports the topology replaces (their devices go before apply)
         if let t = options.topology {
             initial = try SwitchConfig(topology: t)
-            if let store, let saved = try store.load() {
-                // The topology replaces the saved state: what that state's ports left on the host (persistent
-                // TAPs, virtual systems) is removed, not left unowned to block the names.
-                let gone = saved.ports + (saved.removing ?? [])
-                log.warning("the topology replaces the saved state; removing the devices of its ports",
-                            metadata: ["file": "\(store.path)", "ports": "\(gone.map(\.name).joined(separator: ","))"])
-                for p in gone { system.removeLeftover(p) }
+            if let store, let saved = try store.load() { replaced = saved.ports + (saved.removing ?? []) }
+            // Names and namespaces the replaced ports own are theirs until they are removed, right before the
+            // topology is applied (after every check that can still refuse the start: nothing is destroyed for a
+            // start that does not happen).
+            func replacedOwns(_ p: PortConfig) -> Bool {
+                replaced.contains { $0.name == p.name || ($0.namespace != nil && $0.namespace == p.namespace) }
             }
-            for p in initial.ports { try system.check(p) }
+            for p in initial.ports where !replacedOwns(p) { try system.check(p) }
         } else if let store, var saved = try store.load() {
             if let removing = saved.removing {
                 // A del-port that was killed before the port's devices were gone: finish it.
@@ -246,7 +246,13 @@ public final class SwitchDaemon {
         commands.capture = writer
         if let server { commands.takeDescriptors = { [unowned server] in server.takeDescriptors() } }
 
-        // 4. Apply the configuration.
+        // 4. Apply the configuration. A topology that replaces a saved state: that state's devices (persistent TAPs,
+        // virtual systems) are removed first, not left unowned to block the names.
+        if !replaced.isEmpty {
+            log.warning("the topology replaces the saved state; removing the devices of its ports",
+                        metadata: ["ports": "\(replaced.map(\.name).joined(separator: ","))"])
+            for p in replaced { system.removeLeftover(p) }
+        }
         do {
             try model.apply(initial, restore: restoring)
         } catch {

@@ -7,6 +7,7 @@ not yet destroyed finishes at the next start; `--topology` with a saved state re
 devices instead of leaving them unowned."""
 
 import json
+import os
 import time
 import zlib
 import subprocess
@@ -120,3 +121,23 @@ def test_topology_replaces_the_saved_state_and_its_devices(daemon):
             assert "the topology replaces the saved state" in d.stderr()
         # The second start with the same arguments finds the first one's persistent ports and replaces them too.
         assert d.stop() == 0
+
+
+def test_a_refused_topology_start_leaves_the_saved_state_devices(daemon):
+    """--topology with a saved state removes that state's devices only once the start cannot be refused any more:
+    a start refused by a later check (here a file in the control socket's way) destroys nothing."""
+    d = daemon
+    topology = str(harness.REPO / "Tests" / "Integration" / "topologies" / "vswt-ping.xml")
+    d.start()
+    d.ctl("profile", "load", str(PROFILES))
+    add_port(d, "vsw8-p1")
+    assert d.stop() == 0
+    with open(d.socket, "w") as f:
+        f.write("in the way\n")
+    assert d.start(extra=["--topology", topology], expect_ready=False) != 0
+    assert "not a socket is in the way" in d.stderr()
+    assert "vsw8-ns1" in harness.netns_list(), "a refused start destroyed the saved state's namespace"
+    os.unlink(d.socket)
+    d.start(extra=["--topology", topology])
+    assert "vsw8-ns1" not in harness.netns_list()
+    assert [p["name"] for p in d.show()["ports"]] == ["vswt-p-a", "vswt-p-b"]

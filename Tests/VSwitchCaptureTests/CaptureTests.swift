@@ -275,13 +275,28 @@ final class CaptureTapTests: XCTestCase {
                                       snaplen: 65535, output: open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)))
         writer.add(try CaptureSession(id: 2, ports: [1: PortEntry.captureIn], filter: nil, count: nil, duration: nil,
                                       snaplen: 65535, output: open("/dev/null", O_WRONLY)))
+        // A mirror session's capture: two source ports; losing one, it goes on with the other.
+        let both = try CaptureSession(id: 3, ports: [0: PortEntry.captureIn, 2: PortEntry.captureIn], filter: nil, count: nil,
+                                      duration: nil, snaplen: 65535, output: open("/dev/null", O_WRONLY))
+        writer.add(both)
         rig.inject(0, [frame(dst: bcast, src: macA)])
         writer.portRemoved(0)
-        XCTAssertEqual(writer.activeTaps(), [1: PortEntry.captureIn], "no tap on the deleted port's index any more")
+        XCTAssertEqual(writer.activeTaps(), [1: PortEntry.captureIn, 2: PortEntry.captureIn], "no tap on the deleted port's index any more")
         writer.pump()
         let ended = writer.takeFinished()
         XCTAssertEqual(ended.map { $0["reason"] as? String }, ["port-deleted"])
         XCTAssertEqual(ended.first?["captured"] as? Int, 1, "what it took before the deletion is written")
+        XCTAssertEqual(both.endReason, nil, "the two-port session goes on")
+        // Records of index 0 (a new port given it) are no longer taken by it; port 2's are.
+        rig.specs[0].capture = PortEntry.captureIn; rig.specs[2].capture = PortEntry.captureIn; rig.apply()
+        let before = both.captured
+        rig.inject(0, [frame(dst: bcast, src: macA)])
+        rig.inject(2, [frame(dst: bcast, src: macB)])
+        writer.pump()
+        XCTAssertEqual(both.captured - before, 1)
+        writer.portRemoved(2)
+        writer.pump()
+        XCTAssertEqual(writer.takeFinished().map { $0["capture"] as? Int }, [3], "ended once none of its ports is left")
         writer.stopAll()
     }
 

@@ -117,13 +117,14 @@ final class PolicyEdgeCaseTests: XCTestCase {
         return sw
     }
 
-    func forwardSuperFrame(_ sw: TestSwitch, payload: Int, gsoSize: Int) {
+    func forwardSuperFrame(_ sw: TestSwitch, payload: Int, gsoSize: Int, needsCsum: Bool = true) {
         var s = TCPSpec()
         s.payload = payload
         let f = gsoFrame(s)
         sw.batch.count = 0
         XCTAssertTrue(sw.batch.append(f.bytes))
-        sw.batch.setVnetHeader(0, flags: 1, gsoType: 1, hdrLen: f.l4 + 20, gsoSize: gsoSize, csumStart: f.l4, csumOffset: 16)
+        sw.batch.setVnetHeader(0, flags: needsCsum ? 1 : 0, gsoType: 1, hdrLen: f.l4 + 20, gsoSize: gsoSize,
+                               csumStart: needsCsum ? f.l4 : 0, csumOffset: needsCsum ? 16 : 0)
         sw.store.clearSent()
         sw.engine.forward(sw.batch, ingress: 0, view: sw.snapshot.view, now: sw.now, nowNs: sw.nowNs, backend: &sw.backend)
     }
@@ -158,6 +159,9 @@ final class PolicyEdgeCaseTests: XCTestCase {
         forwardSuperFrame(sw, payload: 3000, gsoSize: 1461)
         XCTAssertNil(sw.store.outbound[1])
         XCTAssertEqual(sw.counters(0).drops(.mtuExceeded), 2)
+        // A sender that sets no NEEDS_CSUM (no csum_start to find the headers): judged by gso_size alone, as before.
+        forwardSuperFrame(sw, payload: 3000, gsoSize: 1448, needsCsum: false)
+        XCTAssertEqual(sw.counters(0).drops(.mtuExceeded), 2, "not an MTU drop")
     }
 
     func testBurstTooLargeForNanosecondsSaturatesInsteadOfTrapping() {
