@@ -103,14 +103,22 @@ def test_del_port_killed_before_its_devices_were_gone_is_finished_at_start(daemo
     assert ping("vsw8-ns1", "10.88.0.2").returncode == 0
 
 
-def test_topology_replaces_the_saved_state_and_its_devices(daemon):
-    d = daemon
-    topology = str(harness.REPO / "Tests" / "Integration" / "topologies" / "vswt-ping.xml")
+TOPOLOGY = str(harness.REPO / "Tests" / "Integration" / "topologies" / "vswt-ping.xml")
+
+
+def saved_state_with_one_port(d):
+    """A state-mode daemon with port vsw8-p1 (namespace vsw8-ns1), stopped: its virtual system stays on the host."""
     d.start()
     d.ctl("profile", "load", str(PROFILES))
     add_port(d, "vsw8-p1")
     assert d.stop() == 0
     assert "vsw8-ns1" in harness.netns_list(), "a stop in state mode keeps the virtual systems"
+
+
+def test_topology_replaces_the_saved_state_and_its_devices(daemon):
+    d = daemon
+    topology = TOPOLOGY
+    saved_state_with_one_port(d)
     for run in range(2):
         d.start(extra=["--topology", topology])
         assert "vsw8-ns1" not in harness.netns_list(), "the replaced state's namespace is left unowned"
@@ -127,11 +135,8 @@ def test_a_refused_topology_start_leaves_the_saved_state_devices(daemon):
     """--topology with a saved state removes that state's devices only once the start cannot be refused any more:
     a start refused by a later check (here a file in the control socket's way) destroys nothing."""
     d = daemon
-    topology = str(harness.REPO / "Tests" / "Integration" / "topologies" / "vswt-ping.xml")
-    d.start()
-    d.ctl("profile", "load", str(PROFILES))
-    add_port(d, "vsw8-p1")
-    assert d.stop() == 0
+    topology = TOPOLOGY
+    saved_state_with_one_port(d)
     with open(d.socket, "w") as f:
         f.write("in the way\n")
     assert d.start(extra=["--topology", topology], expect_ready=False) != 0
